@@ -1,0 +1,1 @@
+"""MultiColoredMNIST (paper appendix D.4): contrastive against supervised training on coloured digits."""

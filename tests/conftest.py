@@ -1,0 +1,20 @@
+"""Shared pytest set-up: markers that need real weights or data are skipped unless env vars point at them."""
+
+import os
+
+import pytest
+
+_NEEDS = {
+    "weights": ("SOBER_CLIP_WEIGHTS", "a local folder of pretrained weights"),
+    "data": ("SOBER_CLIP_DATA", "the root of a local CounterAnimal copy"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for marker, (var, what) in _NEEDS.items():
+        if os.environ.get(var):
+            continue
+        skip = pytest.mark.skip(reason=f"set {var} to {what} to run this test")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

@@ -1,0 +1,34 @@
+"""Exact population analysis of the paper's data model and linearised CLIP objective (section 6).
+
+Pure numpy/scipy; imports nothing from synthetic/ or realdata/.
+"""
+
+from theory.exact import (
+    GROUPS,
+    PROMPTS,
+    clip_optimum,
+    linear_rule_accuracy,
+    paper_bounds,
+    prompt_latent,
+    supervised_accuracy,
+    supervised_direction,
+    theorem_assumptions_hold,
+    zero_shot_accuracy,
+)
+from theory.model import CAPTIONS, GaussianSpuriousModel, caption_q
+
+__all__ = [
+    "CAPTIONS",
+    "GROUPS",
+    "PROMPTS",
+    "GaussianSpuriousModel",
+    "caption_q",
+    "clip_optimum",
+    "linear_rule_accuracy",
+    "paper_bounds",
+    "prompt_latent",
+    "supervised_accuracy",
+    "supervised_direction",
+    "theorem_assumptions_hold",
+    "zero_shot_accuracy",
+]

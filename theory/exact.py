@@ -1,0 +1,143 @@
+"""Exact population results for the linearised CLIP objective and the supervised baseline.
+
+All functions take a :class:`theory.GaussianSpuriousModel` whose fields may be arrays and broadcast
+over them (numpy), so a whole parameter grid is one call. The derivation is in ``docs/theory.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr  # standard normal CDF, vectorised
+
+from theory.model import GaussianSpuriousModel
+
+GROUPS = ("common", "counter", "balanced", "id")
+PROMPTS = ("class", "mean")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {list(allowed)}")
+
+
+def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.ndarray:
+    """Latent-coordinate optimum K of the linearised CLIP loss, shape (..., 2, 2).
+
+    At the population optimum W_I^T W_T = D_I K D_T^T / rho, with K = E[z z_T^T], the image-text
+    cross-covariance in latent coordinates (the empirical optimum is (n / (n-1)) C_hat / rho).
+    With captions that name the background with probability q, K's second column is scaled by q.
+
+    ``rank``: encoders of width h < 2 constrain W_I^T W_T to rank h; the constrained optimum is then
+    the rank-h truncated SVD of K (Eckart-Young; Nakada et al. 2023). ``None`` or h >= 2: unconstrained.
+    """
+    q = np.asarray(model.caption_q, float)
+    K = model.second_moment() * np.stack([np.ones_like(q), q], -1)[..., None, :]
+    if rank is None or rank >= 2:
+        return K
+    if rank < 1:
+        raise ValueError(f"rank={rank!r}: expected an integer >= 1 (the encoder width h)")
+    U, S, Vt = np.linalg.svd(K)
+    return (U[..., :, :rank] * S[..., None, :rank]) @ Vt[..., :rank, :]
+
+
+def linear_rule_accuracy(model: GaussianSpuriousModel, w: np.ndarray, group: str) -> np.ndarray:
+    """Accuracy of the rule y_hat = sign(w^T (D_I^T x_I)) on a test group, exactly.
+
+    Given y and a, y * w^T u with u = z + D_I^T xi is Gaussian with mean w_1 mu_inv + w_2 mu_spu (a y)
+    and variance w_1^2 (sigma_inv^2 + s) + w_2^2 (sigma_spu^2 + s), s = sigma_xi^2 / d_image, so the
+    accuracy is Phi(mean / sd). ``w`` has shape (..., 2). A zero rule (sd = 0) guesses: 1/2 or 0/1.
+    """
+    _check_choice("group", group, GROUPS)
+    if group == "balanced":
+        return 0.5 * (linear_rule_accuracy(model, w, "common") + linear_rule_accuracy(model, w, "counter"))
+    if group == "id":
+        p = np.asarray(model.p_spu, float)
+        common = linear_rule_accuracy(model, w, "common")
+        return p * common + (1 - p) * linear_rule_accuracy(model, w, "counter")
+    w = np.asarray(w, float)
+    s = model.noise_var_image
+    var = w[..., 0] ** 2 * (np.asarray(model.sigma_inv, float) ** 2 + s) + w[..., 1] ** 2 * (
+        np.asarray(model.sigma_spu, float) ** 2 + s
+    )
+    mean = np.sum(w * model.group_mean(group), axis=-1)
+    sd = np.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), np.sign(mean) * np.inf)
+    return np.where((sd == 0) & (mean == 0), 0.5, ndtr(ratio))
+
+
+def prompt_latent(model: GaussianSpuriousModel, prompt: str) -> np.ndarray:
+    """Latent e_{+1} of the class-(+1) prompt, shape (..., 2); e_{-1} = -e_{+1}.
+
+    "class": [1, 0], the prompt the paper's proof uses. "mean": E[z_T | y = +1] under the training
+    distribution, the prompt the paper's text names.
+    """
+    _check_choice("prompt", prompt, PROMPTS)
+    if prompt == "mean":
+        return model.text_class_mean()
+    shape = np.broadcast(*[np.asarray(v) for v in model.asdict().values()]).shape
+    return np.broadcast_to(np.array([1.0, 0.0]), shape + (2,))
+
+
+def zero_shot_accuracy(
+    model: GaussianSpuriousModel, group: str, prompt: str = "class", rank: int | None = None
+) -> np.ndarray:
+    """Exact zero-shot accuracy of the population CLIP optimum on ``group``.
+
+    group: "common" (a = y), "counter" (a != y), "balanced" (OOD test with p_spu = 1/2: the mean of the
+    two), or "id" (the training mixture). prompt: "class" or "mean" (see :func:`prompt_latent`).
+    The score of class c is g_I(x)^T g_T(D_T e_c) = (D_I^T x)^T K e_c / rho, so the rule is linear
+    with w = K e_{+1}; the image-noise term sigma_xi^2 / d_image is included.
+    """
+    _check_choice("group", group, GROUPS)
+    K = clip_optimum(model, rank)
+    w = np.einsum("...ij,...j->...i", K, prompt_latent(model, prompt))
+    return linear_rule_accuracy(model, w, group)
+
+
+def supervised_direction(model: GaussianSpuriousModel) -> np.ndarray:
+    """Population least-squares classifier on image features, in latent coordinates, shape (..., 2).
+
+    argmin_w E[(y - w^T x_I)^2] = Sigma_x^{-1} E[x_I y]; on span(D_I) this is
+    (E[z z^T] + sigma_xi^2/d_image I)^{-1} E[z y]. The orthogonal complement carries only noise and gets
+    weight 0, and the intercept is 0 because E[x_I] = 0 and E[y] = 0.
+    """
+    S = model.second_moment() + model.noise_var_image[..., None, None] * np.eye(2)
+    return np.linalg.solve(S, model.class_mean()[..., None])[..., 0]
+
+
+def supervised_accuracy(model: GaussianSpuriousModel, group: str) -> np.ndarray:
+    """Exact accuracy of the population least-squares linear classifier on ``group``."""
+    return linear_rule_accuracy(model, supervised_direction(model), group)
+
+
+def paper_bounds(model: GaussianSpuriousModel) -> dict[str, np.ndarray]:
+    """Theorem 6.2 exactly as printed (it assumes mu_inv = 1; mu_inv and sigma_xi do not enter).
+
+    den = sqrt((1 + s_inv^2)^2 s_inv^2 + (2 mu_spu p_spu - 1)^2 s_spu^2)
+    kappa1 = (s_inv^2 + 2 - 2 mu_spu p_spu) / den,  kappa2 = (-2 mu_spu p_spu - s_inv^2) / den
+    counter group: Err >= 1 - Phi(kappa1); common group: Acc >= 1 - Phi(kappa2) (both up to o(1)).
+    """
+    si2 = np.asarray(model.sigma_inv, float) ** 2
+    ss2 = np.asarray(model.sigma_spu, float) ** 2
+    mp = np.asarray(model.mu_spu, float) * np.asarray(model.p_spu, float)
+    den = np.sqrt((1 + si2) ** 2 * si2 + (2 * mp - 1) ** 2 * ss2)
+    k1 = (si2 + 2 - 2 * mp) / den
+    k2 = (-2 * mp - si2) / den
+    return {
+        "kappa1": k1,
+        "kappa2": k2,
+        "counter_error_lower_bound": 1 - ndtr(k1),
+        "common_accuracy_lower_bound": 1 - ndtr(k2),
+    }
+
+
+def theorem_assumptions_hold(model: GaussianSpuriousModel) -> np.ndarray:
+    """The theorem's parameter assumptions that can be checked at a point (not the asymptotic ones):
+    mu_inv = 1, sigma_inv > sigma_spu, mu_spu >= (sigma_inv^2 + 2) / 2."""
+    si = np.asarray(model.sigma_inv, float)
+    return (
+        np.isclose(model.mu_inv, 1.0)
+        & (si > np.asarray(model.sigma_spu, float))
+        & (np.asarray(model.mu_spu, float) >= (si**2 + 2) / 2)
+    )

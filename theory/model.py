@@ -1,0 +1,127 @@
+"""The paper's invariant + spurious Gaussian data model (Definition 6.1): one definition for the package.
+
+Label y is uniform on {-1, +1}; the spurious attribute a equals y with probability ``p_spu`` and -y
+otherwise. The latent is z = [z_inv, z_spu] with z_inv ~ N(mu_inv * y, sigma_inv^2) and
+z_spu ~ N(mu_spu * a, sigma_spu^2). Each modality M is x_M = D_M z_M + xi_M with D_M a d_M x 2 matrix
+with orthonormal columns and xi_M ~ N(0, sigma_xi^2 / d_M I).
+
+Captions: the paper's text latent is z itself. ``caption_q`` generalises that: the caption names the
+background (carries z_spu) with probability q, independently per pair, so z_T = [z_inv, B * z_spu] with
+B ~ Bernoulli(q). q = 1 is the paper ("both" features), q = 0 captions that never name the background
+("invariant" only).
+
+Every numeric field may be a numpy array; fields broadcast against each other, so a whole parameter
+grid is one model and every closed form in :mod:`theory.exact` is evaluated on it at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Named caption models -> probability that the caption names the background.
+CAPTIONS = {"both": 1.0, "invariant": 0.0}
+
+
+def caption_q(captions: str | float) -> float:
+    """Map a caption model ("both", "invariant", or a probability q in [0, 1]) to q."""
+    if isinstance(captions, str):
+        if captions not in CAPTIONS:
+            raise ValueError(f"captions={captions!r}: expected one of {sorted(CAPTIONS)} or a float q in [0, 1]")
+        return CAPTIONS[captions]
+    q = float(captions)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"captions={captions!r}: a probability q must lie in [0, 1]")
+    return q
+
+
+def _check(name: str, value, ok, expected: str) -> None:
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+@dataclass(frozen=True)
+class GaussianSpuriousModel:
+    """Parameters of the data model. Validated on construction; fields may be broadcastable arrays.
+
+    Args:
+        p_spu: P(a = y) in the training distribution, in [0, 1] (the paper uses [1/2, 1]).
+        mu_inv: mean magnitude of the invariant feature (the theorem fixes it to 1).
+        mu_spu: mean magnitude of the spurious feature.
+        sigma_inv: standard deviation of z_inv, > 0.
+        sigma_spu: standard deviation of z_spu, >= 0.
+        sigma_xi: total noise scale per modality (per-coordinate variance sigma_xi^2 / d_M), >= 0.
+        d_image, d_text: ambient dimensions, >= 2 (integers).
+        rho: weight of the ||W_I^T W_T||_F^2 regulariser in the linearised CLIP loss, > 0.
+        caption_q: probability that a caption names the background (1: the paper, 0: never).
+    """
+
+    p_spu: float
+    mu_inv: float = 1.0
+    mu_spu: float = 2.0
+    sigma_inv: float = 1.0
+    sigma_spu: float = 0.5
+    sigma_xi: float = 0.0
+    d_image: int = 64
+    d_text: int = 64
+    rho: float = 1.0
+    caption_q: float = 1.0
+
+    def __post_init__(self):
+        _check("p_spu", self.p_spu, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
+        _check("mu_inv", self.mu_inv, lambda v: v == v, "a finite number")
+        _check("mu_spu", self.mu_spu, lambda v: v == v, "a finite number")
+        _check("sigma_inv", self.sigma_inv, lambda v: v > 0, "a standard deviation > 0")
+        _check("sigma_spu", self.sigma_spu, lambda v: v >= 0, "a standard deviation >= 0")
+        _check("sigma_xi", self.sigma_xi, lambda v: v >= 0, "a standard deviation >= 0")
+        for name in ("d_image", "d_text"):
+            _check(name, getattr(self, name), lambda v: (v >= 2) & (v == np.round(v)), "an integer >= 2")
+        _check("rho", self.rho, lambda v: v > 0, "a regularisation weight > 0")
+        _check("caption_q", self.caption_q, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
+
+    def replace(self, **changes) -> GaussianSpuriousModel:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def asdict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    # ---- moments shared by every closed form (latent coordinates) ----
+    @property
+    def noise_var_image(self):
+        """Variance of the image noise projected on one latent direction: sigma_xi^2 / d_image."""
+        return np.asarray(self.sigma_xi, float) ** 2 / np.asarray(self.d_image, float)
+
+    def class_mean(self):
+        """E[z | y = +1] under the training distribution, shape (..., 2)."""
+        return _stack(np.asarray(self.mu_inv, float), np.asarray(self.mu_spu, float) * (2 * np.asarray(self.p_spu, float) - 1))
+
+    def text_class_mean(self):
+        """E[z_T | y = +1]: the caption latent's class mean (the paper's "mean" prompt), shape (..., 2)."""
+        m = self.class_mean()
+        return m * _stack(np.ones_like(np.asarray(self.caption_q, float)), np.asarray(self.caption_q, float))
+
+    def second_moment(self):
+        """E[z z^T] (= Cov z, since E z = 0), shape (..., 2, 2)."""
+        mi, ms = np.asarray(self.mu_inv, float), np.asarray(self.mu_spu, float)
+        off = mi * ms * (2 * np.asarray(self.p_spu, float) - 1)
+        return _mat(mi**2 + np.asarray(self.sigma_inv, float) ** 2, off, off, ms**2 + np.asarray(self.sigma_spu) ** 2)
+
+    def group_mean(self, group: str):
+        """E[z | y = +1] within a test group: common a = y, counter a = -y, shape (..., 2)."""
+        sign = {"common": 1.0, "counter": -1.0}[group]
+        mi, ms = np.broadcast_arrays(np.asarray(self.mu_inv, float), sign * np.asarray(self.mu_spu, float))
+        return _stack(mi, ms)
+
+
+def _stack(a, b):
+    a, b = np.broadcast_arrays(a, b)
+    return np.stack([a, b], axis=-1)
+
+
+def _mat(a, b, c, d):
+    a, b, c, d = np.broadcast_arrays(a, b, c, d)
+    return np.stack([np.stack([a, b], -1), np.stack([c, d], -1)], -2)
