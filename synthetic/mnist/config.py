@@ -5,10 +5,19 @@ from dataclasses import dataclass
 
 @dataclass
 class MNISTConfig:
-    k: int = 2  # number of classes
-    n: int = 10610  # training samples (the paper's count for k = 2)
-    p_inv: float = 0.9  # P(digit shape agrees with the label)
-    p_spu: float = 0.9  # P(classes 0/1 carry their colour red/green)
-    source: str = "offline"  # "offline": generated digits, no download; "idx": MNIST IDX files under root
-    root: str | None = None
-    objective: str = "contrastive"  # contrastive | two_tower | supervised
+    k: int = 2  # number of classes (digits 0..k-1), 2..10
+    n: int | None = None  # training samples; None: the paper's count for k (PAPER_N in digits.py)
+    n_test: int | None = None  # per test set; None: every MNIST test digit < k (idx) or 5000 (offline)
+    p_inv: float = 0.9  # P(digit shape agrees with the label); the rest is label noise
+    p_spu: float = 0.9  # P(a coupled class carries its own colour) in training
+    p_rev: float = 0.1  # the same probability in the Rev test set (Rand uses 1/k)
+    coupled: int = 2  # classes 0..coupled-1 have a designated colour (the paper: 0 red, 1 green)
+    source: str = "offline"  # "offline": digits rendered from matplotlib's fonts; "idx": MNIST IDX files
+    root: str | None = None  # folder with the four MNIST IDX files (source=idx)
+    data_seed: int = 0  # seed of the offline digit images (the colours and label noise use the run's seeds)
+    image_size: int = 28  # 28, or 14 (2x2 mean pooling, 4x cheaper)
+    objective: str = "contrastive"  # contrastive (a) | two_tower (b) | supervised (c)
+    encoder: str = "mlp"  # mlp | cnn
+    width: int = 256  # hidden width of the encoders
+    embed_dim: int = 64  # joint embedding size of two_tower
+    eval_batch: int = 1000  # images per evaluation chunk
