@@ -1,0 +1,375 @@
+"""Aggregate realdata ``results.json`` files into one CounterAnimal table beside the paper's reported numbers.
+
+    python -m paper_figs.aggregate results/realdata [MORE_PATHS...] [--out paper_figs/out]
+
+Each path is a results.json file or a folder searched recursively (a Hydra multirun directory). One row
+per (model, weights, label space, prompts), in percent like the paper: common, counter, drop and, where the
+paper reports the same model under the same protocol ("1 vs 1000", single prompt), its numbers and
+measured - reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from paper_figs.reference import (
+    LABEL_SPACES,
+    MODEL_KINDS,
+    PAPER_LABEL_SPACE,
+    PAPER_PROMPTS,
+    PROMPT_SETS,
+    UNKNOWN,
+    ClassDrop,
+    ModelPoint,
+    clip_arch,
+    data_from_tag,
+    is_finite_number,
+    paper_match,
+    paper_points,
+)
+
+RESULTS_NAME = "results.json"
+PER_CLASS_NAME = "per_class.csv"
+REQUIRED_KEYS = ("dataset", "model", "pretrained", "model_kind", "label_space", "prompts", "metrics")
+REQUIRED_METRICS = ("acc_common", "acc_counter", "drop")
+TABLE_STEM = "counteranimal_table"
+TABLE_COLUMNS = (
+    "kind",
+    "model",
+    "pretrained",
+    "backbone",
+    "pretrain_data",
+    "high_quality",
+    "label_space",
+    "prompts",
+    "source",
+    "common",
+    "counter",
+    "drop",
+    "paper_common",
+    "paper_counter",
+    "paper_drop",
+    "diff_common",
+    "diff_counter",
+    "diff_drop",
+    "n_common",
+    "n_counter",
+    "status",
+    "results_file",
+)
+
+
+class ResultsError(ValueError):
+    """A results file or folder that cannot be read as CounterAnimal results."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One parsed results.json: the point (percent) plus what the table shows beside it."""
+
+    point: ModelPoint
+    n_common: int | None
+    n_counter: int | None
+    status: str
+
+
+def find_results(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
+    """results.json files named directly or found recursively under folders; empty or absent paths fail."""
+    if not paths:
+        raise ResultsError("no results paths given: pass results.json files or folders holding them")
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = sorted(path.rglob(RESULTS_NAME))
+            if not inside:
+                raise ResultsError(
+                    f"no {RESULTS_NAME} under {path}: expected realdata run folders "
+                    "(each realdata run writes one results.json)"
+                )
+            found.extend(inside)
+        else:
+            raise ResultsError(f"results path {path} does not exist")
+    return sorted(dict.fromkeys(p.resolve() for p in found))
+
+
+def _model_fields(data: dict) -> dict:
+    config = data.get("config")
+    model = config.get("model") if isinstance(config, dict) else None
+    return model if isinstance(model, dict) else {}
+
+
+def _fraction(path: Path, metrics: dict, key: str, low: float = 0.0) -> float:
+    value = metrics.get(key)
+    if not is_finite_number(value) or not low <= value <= 1.0:
+        raise ResultsError(f"{path}: metrics.{key} = {value!r}, expected a fraction in [{low:g}, 1]")
+    return float(value)
+
+
+def load_result(path: Path) -> Measured:
+    """Parse one realdata results.json, checking its shape; metadata from the paper if it has the model."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultsError(
+            f"{path} is not a realdata CounterAnimal results file: missing keys {missing} "
+            f"(expected {list(REQUIRED_KEYS)})"
+        )
+    if data["dataset"] != "counteranimal":
+        raise ResultsError(f"{path}: dataset = {data['dataset']!r}, expected 'counteranimal'")
+    for key, allowed in (
+        ("model_kind", MODEL_KINDS),
+        ("label_space", LABEL_SPACES),
+        ("prompts", PROMPT_SETS),
+    ):
+        if data[key] not in allowed:
+            raise ResultsError(f"{path}: {key} = {data[key]!r}, expected one of {list(allowed)}")
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict):
+        raise ResultsError(f"{path}: metrics must be an object, got {type(metrics).__name__}")
+    common = _fraction(path, metrics, "acc_common")
+    counter = _fraction(path, metrics, "acc_counter")
+    drop = _fraction(path, metrics, "drop", low=-1.0)
+
+    kind, model, pretrained = data["model_kind"], str(data["model"]), str(data["pretrained"] or "")
+    ref = paper_match(kind, model, pretrained, paper_points())
+    fields = _model_fields(data)
+    if ref is not None:
+        backbone, pretrain_data, high_quality = ref.backbone, ref.pretrain_data, ref.high_quality
+    else:
+        # open_clip / torchvision names identify the architecture; the data set follows the weights tag.
+        default_data = data_from_tag(pretrained) if kind == "clip" else "ImageNet-1K"
+        backbone = str(fields.get("backbone") or (clip_arch(model) if kind == "clip" else model))
+        pretrain_data = str(fields.get("pretrain_data") or default_data)
+        hq = fields.get("high_quality")
+        high_quality = bool(hq) if hq is not None else None
+    point = ModelPoint(
+        kind=kind,
+        model=model,
+        pretrained=pretrained,
+        backbone=backbone,
+        pretrain_data=pretrain_data,
+        high_quality=high_quality,
+        label_space=data["label_space"],
+        prompts=data["prompts"],
+        common=100 * common,
+        counter=100 * counter,
+        drop=100 * drop,
+        source="measured",
+        path=path,
+    )
+    n_common, n_counter = metrics.get("n_common"), metrics.get("n_counter")
+    return Measured(
+        point=point,
+        n_common=int(n_common) if is_finite_number(n_common) else None,
+        n_counter=int(n_counter) if is_finite_number(n_counter) else None,
+        status=str(data.get("status", UNKNOWN)),
+    )
+
+
+def row_key(p: ModelPoint) -> tuple[str, ...]:
+    """One table row per (model, weights, label space, prompts)."""
+    return (p.kind, p.arch, p.pretrained, p.label_space, p.prompts)
+
+
+def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured], list[str]]:
+    """All results under paths, one per row key (the newest file wins); notes say what was superseded."""
+    chosen: dict[tuple, Measured] = {}
+    notes: list[str] = []
+    for file in find_results(paths):
+        m = load_result(file)
+        key = row_key(m.point)
+        old = chosen.get(key)
+        if old is not None:
+            newer, older = (m, old) if file.stat().st_mtime >= old.point.path.stat().st_mtime else (old, m)
+            notes.append(f"{key}: using {newer.point.path}, ignoring older {older.point.path}")
+            m = newer
+        chosen[key] = m
+    return list(chosen.values()), notes
+
+
+def missing_paper_models(points: list[ModelPoint]) -> list[ModelPoint]:
+    """The paper's models with no measured point under the paper's protocol."""
+    measured = {
+        p.identity for p in points if p.source == "measured" and p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS)
+    }
+    return [p for p in paper_points() if p.identity not in measured]
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _sort_key(p: ModelPoint, order: dict) -> tuple:
+    ref = order.get(p.identity)
+    return (p.kind != "clip", ref is None, ref if ref is not None else 0, p.arch, p.pretrained, p.panel)
+
+
+def table_rows(measured: list[Measured] | None = None) -> list[dict[str, str]]:
+    """Table rows as strings: the paper's rows when measured is None, else one row per measured result."""
+    papers = paper_points()
+    if measured is None:
+        return [_row(p, None, None, None, "") for p in papers]
+    order = {p.identity: i for i, p in enumerate(papers)}
+    rows = []
+    for m in sorted(measured, key=lambda m: _sort_key(m.point, order)):
+        p = m.point
+        on_protocol = p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS)
+        ref = paper_match(p.kind, p.model, p.pretrained, papers) if on_protocol else None
+        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status))
+    return rows
+
+
+def _row(p: ModelPoint, ref: ModelPoint | None, n_common, n_counter, status: str) -> dict[str, str]:
+    diff = (lambda a, b: _pct(a - b)) if ref is not None else (lambda a, b: "")
+    return {
+        "kind": p.kind,
+        "model": p.model,
+        "pretrained": p.pretrained,
+        "backbone": p.backbone,
+        "pretrain_data": p.pretrain_data,
+        "high_quality": "" if p.high_quality is None else str(int(p.high_quality)),
+        "label_space": p.label_space,
+        "prompts": p.prompts,
+        "source": p.source,
+        "common": _pct(p.common),
+        "counter": _pct(p.counter),
+        "drop": _pct(p.drop),
+        "paper_common": _pct(ref.common) if ref else "",
+        "paper_counter": _pct(ref.counter) if ref else "",
+        "paper_drop": _pct(ref.drop) if ref else "",
+        "diff_common": diff(p.common, ref.common) if ref else "",
+        "diff_counter": diff(p.counter, ref.counter) if ref else "",
+        "diff_drop": diff(p.drop, ref.drop) if ref else "",
+        "n_common": "" if n_common is None else str(n_common),
+        "n_counter": "" if n_counter is None else str(n_counter),
+        "status": status,
+        "results_file": str(p.path) if p.path else "",
+    }
+
+
+def to_markdown(rows: list[dict[str, str]], title: str) -> str:
+    compare = any(r["paper_common"] for r in rows) or any(r["source"] == "measured" for r in rows)
+    cols = [
+        ("model", "model"),
+        ("pretrained", "weights"),
+        ("backbone", "backbone"),
+        ("pretrain_data", "data"),
+    ]
+    cols += [("label_space", "labels"), ("prompts", "prompts"), ("common", "common"), ("counter", "counter")]
+    cols += [("drop", "drop")]
+    if compare:
+        cols += [
+            ("paper_common", "paper common"),
+            ("paper_counter", "paper counter"),
+            ("paper_drop", "paper drop"),
+        ]
+        cols += [("diff_common", "Δ common"), ("diff_counter", "Δ counter"), ("diff_drop", "Δ drop")]
+    lines = [f"# {title}", "", "Accuracies in percent, class-balanced over the 45 classes."]
+    if compare:
+        lines.append(
+            "Paper numbers are shown only for the paper's protocol (1v1000, single prompt); "
+            "Δ = measured - paper."
+        )
+    lines += ["", "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[k] for k, _ in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: list[dict[str, str]], out_dir: Path, title: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / f"{TABLE_STEM}.csv", out_dir / f"{TABLE_STEM}.md"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    md_path.write_text(to_markdown(rows, title))
+    return [csv_path, md_path]
+
+
+def load_per_class(results_json: Path) -> list[ClassDrop]:
+    """per_class.csv beside a results.json (fractions) as percentages."""
+    path = Path(results_json).parent / PER_CLASS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: realdata writes it beside {RESULTS_NAME}")
+    needed = ("imagenet_index", "class_name", "common_background", "counter_background")
+    needed += ("acc_common", "acc_counter", "drop")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        absent = [c for c in needed if c not in (reader.fieldnames or [])]
+        if absent:
+            raise ResultsError(f"{path}: missing columns {absent} (expected {list(needed)})")
+        rows = list(reader)
+    out = []
+    for i, r in enumerate(rows, start=2):
+        try:
+            out.append(
+                ClassDrop(
+                    class_name=r["class_name"],
+                    imagenet_index=int(r["imagenet_index"]),
+                    common_background=r["common_background"],
+                    counter_background=r["counter_background"],
+                    common=100 * float(r["acc_common"]),
+                    counter=100 * float(r["acc_counter"]),
+                    drop=100 * float(r["drop"]),
+                )
+            )
+        except ValueError as err:
+            raise ResultsError(f"{path} line {i}: {err}") from err
+    if not out:
+        raise ResultsError(f"{path} has no class rows")
+    return out
+
+
+def describe_missing(points: list[ModelPoint]) -> str:
+    missing = missing_paper_models(points)
+    if not missing:
+        return "every model of the paper's Tables 3 and 4 has a measured 1v1000/single result"
+    names = ", ".join(f"{p.model}/{p.pretrained}" if p.kind == "clip" else p.model for p in missing)
+    total = len(paper_points())
+    return f"{len(missing)} of the paper's {total} models not measured (1v1000, single prompt): {names}"
+
+
+def aggregate(paths: list[Path], out_dir: Path) -> tuple[list[Path], list[Measured], list[str]]:
+    """Write the measured-vs-paper table; returns its files, the parsed results and notes to print."""
+    measured, notes = load_measured(paths)
+    files = write_table(table_rows(measured), out_dir, "CounterAnimal: measured vs reported")
+    notes.append(describe_missing([m.point for m in measured]))
+    return files, measured, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_figs.aggregate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "paths", nargs="+", type=Path, help="results.json files or folders searched recursively"
+    )
+    parser.add_argument("--out", type=Path, default=Path("paper_figs/out"), help="output folder")
+    args = parser.parse_args(argv)
+    try:
+        files, measured, notes = aggregate(args.paths, args.out)
+    except (ResultsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(files[1].read_text())
+    for note in notes:
+        print(note)
+    print(f"{len(measured)} rows -> " + ", ".join(map(str, files)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
