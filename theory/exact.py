@@ -30,12 +30,13 @@ def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.nd
     ``rank``: encoders of width h < 2 constrain W_I^T W_T to rank h; the constrained optimum is then
     the rank-h truncated SVD of K (Eckart-Young; Nakada et al. 2023). ``None`` or h >= 2: unconstrained.
     """
-    q = np.asarray(model.caption_q, float)
-    K = model.second_moment() * np.stack([np.ones_like(q), q], -1)[..., None, :]
-    if rank is None or rank >= 2:
+    K = model.cross_moment()
+    if rank is None:
         return K
-    if rank < 1:
-        raise ValueError(f"rank={rank!r}: expected an integer >= 1 (the encoder width h)")
+    if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
+        raise ValueError(f"rank={rank!r}: expected None or an integer >= 1 (the encoder width h)")
+    if rank >= 2:
+        return K
     U, S, Vt = np.linalg.svd(K)
     return (U[..., :, :rank] * S[..., None, :rank]) @ Vt[..., :rank, :]
 
@@ -55,6 +56,8 @@ def linear_rule_accuracy(model: GaussianSpuriousModel, w: np.ndarray, group: str
         common = linear_rule_accuracy(model, w, "common")
         return p * common + (1 - p) * linear_rule_accuracy(model, w, "counter")
     w = np.asarray(w, float)
+    if w.ndim == 0 or w.shape[-1] != 2:
+        raise ValueError(f"w has shape {w.shape}: expected (..., 2), a rule in latent coordinates")
     s = model.noise_var_image
     var = w[..., 0] ** 2 * (np.asarray(model.sigma_inv, float) ** 2 + s) + w[..., 1] ** 2 * (
         np.asarray(model.sigma_spu, float) ** 2 + s
@@ -75,8 +78,7 @@ def prompt_latent(model: GaussianSpuriousModel, prompt: str) -> np.ndarray:
     _check_choice("prompt", prompt, PROMPTS)
     if prompt == "mean":
         return model.text_class_mean()
-    shape = np.broadcast(*[np.asarray(v) for v in model.asdict().values()]).shape
-    return np.broadcast_to(np.array([1.0, 0.0]), shape + (2,))
+    return np.broadcast_to(np.array([1.0, 0.0]), model.shape + (2,))
 
 
 def zero_shot_accuracy(
@@ -103,7 +105,9 @@ def supervised_direction(model: GaussianSpuriousModel) -> np.ndarray:
     weight 0, and the intercept is 0 because E[x_I] = 0 and E[y] = 0.
     """
     S = model.second_moment() + model.noise_var_image[..., None, None] * np.eye(2)
-    return np.linalg.solve(S, model.class_mean()[..., None])[..., 0]
+    # pinv, not solve: with sigma_spu = sigma_xi = mu_spu = 0 the second latent is identically 0 and S is
+    # singular; the minimum-norm minimiser (weight 0 on it) is what least squares on samples returns.
+    return np.einsum("...ij,...j->...i", np.linalg.pinv(S, hermitian=True), model.class_mean())
 
 
 def supervised_accuracy(model: GaussianSpuriousModel, group: str) -> np.ndarray:

@@ -29,7 +29,9 @@ def caption_q(captions: str | float) -> float:
     """Map a caption model ("both", "invariant", or a probability q in [0, 1]) to q."""
     if isinstance(captions, str):
         if captions not in CAPTIONS:
-            raise ValueError(f"captions={captions!r}: expected one of {sorted(CAPTIONS)} or a float q in [0, 1]")
+            raise ValueError(
+                f"captions={captions!r}: expected one of {sorted(CAPTIONS)} or a float q in [0, 1]"
+            )
         return CAPTIONS[captions]
     q = float(captions)
     if not 0.0 <= q <= 1.0:
@@ -39,8 +41,11 @@ def caption_q(captions: str | float) -> float:
 
 def _check(name: str, value, ok, expected: str) -> None:
     arr = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
-        raise ValueError(f"{name}={value!r}: expected {expected}")
+    good = np.isfinite(arr) & ok(arr)
+    if not good.all():
+        bad = arr[~good] if arr.ndim else arr
+        shown = value if arr.ndim == 0 else f"array with {bad.size} bad entries, e.g. {bad.flat[0]!r}"
+        raise ValueError(f"{name}={shown}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ class GaussianSpuriousModel:
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Broadcast shape of all fields: the shape of every scalar result (() for a single point)."""
+        return np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
     # ---- moments shared by every closed form (latent coordinates) ----
     @property
     def noise_var_image(self):
@@ -97,7 +107,10 @@ class GaussianSpuriousModel:
 
     def class_mean(self):
         """E[z | y = +1] under the training distribution, shape (..., 2)."""
-        return _stack(np.asarray(self.mu_inv, float), np.asarray(self.mu_spu, float) * (2 * np.asarray(self.p_spu, float) - 1))
+        return _stack(
+            np.asarray(self.mu_inv, float),
+            np.asarray(self.mu_spu, float) * (2 * np.asarray(self.p_spu, float) - 1),
+        )
 
     def text_class_mean(self):
         """E[z_T | y = +1]: the caption latent's class mean (the paper's "mean" prompt), shape (..., 2)."""
@@ -108,11 +121,28 @@ class GaussianSpuriousModel:
         """E[z z^T] (= Cov z, since E z = 0), shape (..., 2, 2)."""
         mi, ms = np.asarray(self.mu_inv, float), np.asarray(self.mu_spu, float)
         off = mi * ms * (2 * np.asarray(self.p_spu, float) - 1)
-        return _mat(mi**2 + np.asarray(self.sigma_inv, float) ** 2, off, off, ms**2 + np.asarray(self.sigma_spu) ** 2)
+        return _mat(
+            mi**2 + np.asarray(self.sigma_inv, float) ** 2,
+            off,
+            off,
+            ms**2 + np.asarray(self.sigma_spu, float) ** 2,
+        )
+
+    def cross_moment(self):
+        """E[z z_T^T], the image-text cross moment in latent coordinates, shape (..., 2, 2).
+
+        z_T = [z_inv, B z_spu] with B ~ Bernoulli(caption_q) independent of z, so the second column of
+        E[z z^T] is scaled by caption_q; caption_q = 1 gives E[z z^T] (the paper).
+        """
+        q = np.asarray(self.caption_q, float)
+        return self.second_moment() * _stack(np.ones_like(q), q)[..., None, :]
 
     def group_mean(self, group: str):
         """E[z | y = +1] within a test group: common a = y, counter a = -y, shape (..., 2)."""
-        sign = {"common": 1.0, "counter": -1.0}[group]
+        signs = {"common": 1.0, "counter": -1.0}
+        if group not in signs:
+            raise ValueError(f"group={group!r}: expected one of {list(signs)}")
+        sign = signs[group]
         mi, ms = np.broadcast_arrays(np.asarray(self.mu_inv, float), sign * np.asarray(self.mu_spu, float))
         return _stack(mi, ms)
 
