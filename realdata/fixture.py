@@ -1,0 +1,72 @@
+"""Generated CounterAnimal-layout folders and tiny checkpoints for tests and benchmarks (no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from realdata.dataset import reference_classes
+
+TINY_CONFIG = Path(__file__).parent / "model_configs" / "tiny-clip.json"
+
+
+def make_counteranimal(
+    root: str | Path,
+    n_classes: int = 3,
+    n_common: int | list[int] = 3,
+    n_counter: int | list[int] = 2,
+    size: int = 40,
+    wrap: str | None = None,
+    corrupt: bool = True,
+    stray: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Write random JPEG/PNG images in the released layout, for the first `n_classes` reference classes.
+
+    Extensions alternate in case (.jpg, .JPG, .jpeg, .png); with `corrupt` one .jpg holds garbage bytes, with
+    `stray` a notes.txt sits among the images. Returns the folder holding the class folders.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    base = Path(root) / wrap if wrap else Path(root)
+    classes = reference_classes()[:n_classes]
+    exts = (".jpg", ".JPG", ".jpeg", ".png")
+    for ci, c in enumerate(classes):
+        for group, bg, n in (
+            ("common", c.common_background, n_common),
+            ("counter", c.counter_background, n_counter),
+        ):
+            count = n[ci] if isinstance(n, list) else n
+            folder = base / f"{c.imagenet_index} {c.class_name}" / f"{group}-{bg}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (size, size + 8 * i % 17, 3), dtype=np.uint8)
+                ext = exts[(i + ci) % len(exts)]
+                Image.fromarray(pixels).save(
+                    folder / f"img_{i:03d}{ext}", format="PNG" if ext == ".png" else "JPEG"
+                )
+    first = (
+        base
+        / f"{classes[0].imagenet_index} {classes[0].class_name}"
+        / f"counter-{classes[0].counter_background}"
+    )
+    if corrupt:
+        (first / "broken.jpg").write_bytes(b"this is not a jpeg" * 10)
+    if stray:
+        (first / "notes.txt").write_text("not an image")
+    return base
+
+
+def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
+    """A random-weight tiny open_clip model (model_configs/tiny-clip.json) saved as a state_dict file."""
+    import open_clip
+    import torch
+
+    open_clip.add_model_config(TINY_CONFIG)
+    torch.manual_seed(seed)
+    model = open_clip.create_model("tiny-clip", pretrained=None)
+    path = Path(path)
+    torch.save(model.state_dict(), path)
+    return path

@@ -1,0 +1,91 @@
+"""Label spaces: which ImageNet classes compete for each image.
+
+1v1000: all 1000 ImageNet classes (the paper's default).
+45way:  the paper's 45 CounterAnimal classes.
+1v20:   the image's own class plus its k=20 most confusable labels under a reference CLIP, ranked by the mean
+        cosine similarity between that class's images (common and counter together) and each label's prompt.
+        Computed once, saved as JSON and reused for every model (CLIPs and ImageNet classifiers alike).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+N_IMAGENET = 1000
+
+
+def confusable_labels(mean_sim_CxK: np.ndarray, class_indices: list[int], k: int) -> dict[int, list[int]]:
+    """Per class: [class, then its k most similar other labels, most similar first].
+
+    mean_sim_CxK[c, j]: mean cosine similarity of class_indices[c]'s images to label j.
+    Ties go to the lower label index.
+    """
+    mean_sim_CxK = np.asarray(mean_sim_CxK, dtype=np.float64)
+    if mean_sim_CxK.shape[0] != len(class_indices):
+        raise ValueError(f"{mean_sim_CxK.shape[0]} rows of similarities for {len(class_indices)} classes")
+    if k >= mean_sim_CxK.shape[1]:
+        raise ValueError(f"k={k} must be smaller than the number of labels {mean_sim_CxK.shape[1]}")
+    out = {}
+    for row, cls in zip(mean_sim_CxK, class_indices, strict=True):
+        order = np.lexsort((np.arange(row.size), -row))  # by similarity descending, then index ascending
+        others = [int(j) for j in order if j != cls][:k]
+        out[int(cls)] = [int(cls), *others]
+    return out
+
+
+def class_mean_similarity(
+    scores_NxK: np.ndarray, labels_N: np.ndarray, class_indices: list[int]
+) -> np.ndarray:
+    """Mean of each class's image-to-label similarities: (C, K)."""
+    return np.stack([scores_NxK[labels_N == c].mean(axis=0) for c in class_indices])
+
+
+def save_confusable(path: Path, sets: dict[int, list[int]], meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**meta, "sets": {str(c): v for c, v in sorted(sets.items())}}, indent=1))
+
+
+def load_confusable(path: Path) -> tuple[dict[int, list[int]], dict]:
+    blob = json.loads(Path(path).read_text())
+    sets = {int(c): [int(j) for j in v] for c, v in blob.pop("sets").items()}
+    return sets, blob
+
+
+def candidate_mask(
+    label_space: str,
+    labels_N: np.ndarray,
+    reference_indices: list[int] | None = None,
+    one_vs_20: dict[int, list[int]] | None = None,
+) -> np.ndarray:
+    """Boolean (N, 1000): True where label j is a candidate for image n."""
+    labels_N = np.asarray(labels_N)
+    mask = np.zeros((labels_N.size, N_IMAGENET), dtype=bool)
+    if label_space == "1v1000":
+        mask[:] = True
+    elif label_space == "45way":
+        allowed = set(reference_indices or [])
+        outside = sorted(set(labels_N.tolist()) - allowed)
+        if outside:
+            raise ValueError(f"label_space=45way: classes {outside} are not among the paper's 45 classes")
+        mask[:, sorted(allowed)] = True
+    elif label_space == "1v20":
+        missing = sorted(set(labels_N.tolist()) - set(one_vs_20 or {}))
+        if missing:
+            raise ValueError(f"label_space=1v20: no candidate set saved for classes {missing}")
+        for c in np.unique(labels_N):
+            mask[np.ix_(labels_N == c, one_vs_20[int(c)])] = True
+    else:
+        raise ValueError(f"label_space={label_space!r} is not one of 1v1000, 1v20, 45way")
+    return mask
+
+
+def restricted_topk(scores_NxK: np.ndarray, mask_NxK: np.ndarray, k: int = 5) -> np.ndarray:
+    """Top-k label indices per image among its candidates, best first: (N, k)."""
+    masked = np.where(mask_NxK, scores_NxK, -np.inf)
+    k = min(k, int(mask_NxK.sum(axis=1).min()))
+    top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(masked, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
