@@ -1,4 +1,4 @@
-"""One MultiColoredMNIST run: build the data, train every seed at once (vmapped), evaluate on ID, Rand, Rev."""
+"""One MultiColoredMNIST run: build the data, train all seeds at once (vmapped), evaluate on ID, Rand, Rev."""
 
 import functools
 import math
