@@ -22,7 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from paper_figs import aggregate  # noqa: E402
@@ -116,7 +117,8 @@ def panel_title(panel: tuple[str, str]) -> str:
     return f"{LABEL_SPACE_TITLES.get(label_space, label_space)}, {PROMPT_TITLES.get(prompts, prompts)}"
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Write PNG and PDF, close the figure, return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
     for path in paths:
@@ -160,7 +162,7 @@ def _size_norm(points: Sequence[ModelPoint], kind: str) -> LogNorm:
     return LogNorm(vmin=min(sizes), vmax=max(sizes)) if sizes else LogNorm(vmin=1e6, vmax=1e10)
 
 
-def plot_fig2(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
+def draw_fig2(points: Sequence[ModelPoint]) -> Figure:
     keys = panels(points)
     fits = fig2_fits(points)
     norms = {kind: _size_norm(points, kind) for kind in KIND_CMAPS}
@@ -215,16 +217,14 @@ def plot_fig2(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
         bar.minorticks_off()
         bar.set_label("CLIP pre-training pairs (shade)")
     fig.suptitle(f"CounterAnimal, Figure 2: common vs counter accuracy — {_mode_note(points)}", fontsize=11)
-    return _save(fig, out_dir, FIGURE_STEMS["fig2"])
+    return fig
 
 
 def _padded(values: Sequence[float], pad: float = 3.0) -> tuple[float, float]:
     return (float(np.min(values)) - pad, float(np.max(values)) + pad)
 
 
-def _truncated(name: str):
-    from matplotlib.colors import ListedColormap
-
+def _truncated(name: str) -> ListedColormap:
     return ListedColormap(plt.get_cmap(name)(np.linspace(0.35, 0.95, 256)))
 
 
@@ -247,7 +247,7 @@ def _fig2_key_handles(points: Sequence[ModelPoint]) -> list[Line2D]:
 
 
 # ---------------------------------------------------------------------------------------------- scaling
-def plot_scaling(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
+def draw_scaling(points: Sequence[ModelPoint]) -> Figure:
     """Drop against image-encoder size: every model a marker, a trend line per (pre-training set, family)."""
     usable = [p for p in points if p.params_m is not None]
     if not usable:
@@ -308,7 +308,7 @@ def plot_scaling(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
             ]
         ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper right")
     fig.suptitle(f"CounterAnimal: drop vs backbone size — {_mode_note(usable)}", fontsize=11)
-    return _save(fig, out_dir, FIGURE_STEMS["scaling"])
+    return fig
 
 
 def size_trend(group: Sequence[ModelPoint], rel_tol: float = 0.05) -> tuple[list[float], list[float]]:
@@ -340,7 +340,7 @@ def quality_groups(points: Sequence[ModelPoint]) -> dict[str, list[str]]:
     }
 
 
-def plot_quality(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
+def draw_quality(points: Sequence[ModelPoint]) -> Figure:
     """Drop per pre-training set for each backbone seen with several sets; high-quality sets hatched."""
     keys = [k for k in panels(points) if quality_groups([p for p in points if p.panel == k])]
     if not keys:
@@ -400,7 +400,7 @@ def plot_quality(points: Sequence[ModelPoint], out_dir: Path) -> list[Path]:
         ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper right")
         ax.set_ylim(0, max(p.drop for p in here if p.arch in groups) * 1.35)
     fig.suptitle(f"CounterAnimal: drop by pre-training data — {_mode_note(points)}", fontsize=11)
-    return _save(fig, out_dir, FIGURE_STEMS["quality"])
+    return fig
 
 
 def _data_label(data: str) -> str:
@@ -408,12 +408,9 @@ def _data_label(data: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- per class
-def plot_per_class(
-    classes: Sequence[ClassDrop],
-    title: str,
-    out_dir: Path,
-    reference: Sequence[ClassDrop] | None = None,
-) -> list[Path]:
+def draw_per_class(
+    classes: Sequence[ClassDrop], title: str, reference: Sequence[ClassDrop] | None = None
+) -> Figure:
     """Horizontal bars of per-class drop, sorted; each label names the class and its two backgrounds.
 
     reference: the paper's per-class numbers drawn as markers beside measured bars (same model only)."""
@@ -438,7 +435,7 @@ def plot_per_class(
     ax.set_xlabel("drop = common − counter accuracy (%)   [label: class (common → counter background)]")
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(title, fontsize=10)
-    return _save(fig, out_dir, FIGURE_STEMS["per_class"])
+    return fig
 
 
 def choose_per_class_model(measured: Sequence[ModelPoint], model: str | None = None) -> ModelPoint | None:
@@ -466,30 +463,26 @@ def choose_per_class_model(measured: Sequence[ModelPoint], model: str | None = N
     return ranked[0] if ranked else None
 
 
-def make_per_class(mode: str, measured: Sequence[ModelPoint], out_dir: Path, model: str | None = None):
-    """Per-class figure for a mode; returns (paths, note)."""
+def per_class_figure(
+    mode: str, measured: Sequence[ModelPoint], model: str | None = None
+) -> tuple[Figure, str]:
+    """Per-class figure for a mode and a note saying where its numbers came from."""
     arch, tag = PER_CLASS_REFERENCE_MODEL
     ref_title = f"CLIP {arch} ({tag}), 1 vs 1000: per-class drop — reported (paper)"
     if mode == "reference":
-        return plot_per_class(paper_per_class(), ref_title, out_dir), ""
+        return draw_per_class(paper_per_class(), ref_title), ""
     chosen = choose_per_class_model(measured, model)
     if chosen is None:
         if mode == "measured":
             raise FileNotFoundError(
                 f"no measured result has a {aggregate.PER_CLASS_NAME} beside its results.json"
             )
-        return plot_per_class(
-            paper_per_class(), ref_title, out_dir
-        ), "no measured per-class numbers: drew the paper's"
+        return draw_per_class(paper_per_class(), ref_title), "no measured per-class numbers: drew the paper's"
     classes = aggregate.load_per_class(chosen.path)
-    same = (
-        chosen.arch == arch
-        and chosen.pretrained == tag
-        and chosen.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS)
-    )
+    same = (chosen.arch, chosen.pretrained, chosen.panel) == (arch, tag, (PAPER_LABEL_SPACE, PAPER_PROMPTS))
     reference = paper_per_class() if mode == "mixed" and same else None
     title = f"{chosen.model} ({chosen.pretrained}), {panel_title(chosen.panel)}: per-class drop — measured"
-    return plot_per_class(classes, title, out_dir, reference), f"per-class figure from {chosen.path}"
+    return draw_per_class(classes, title, reference), f"per-class figure from {chosen.path}"
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -518,14 +511,14 @@ def make_counteranimal(
         files += aggregate.write_table(rows, out_dir, title or "CounterAnimal: measured vs reported")
     if mode != "reference":
         notes.append(aggregate.describe_missing(points))
-    drawers = {"fig2": plot_fig2, "scaling": plot_scaling, "quality": plot_quality}
+    drawers = {"fig2": draw_fig2, "scaling": draw_scaling, "quality": draw_quality}
     for name in figures:
         if name == "per_class":
-            paths, note = make_per_class(mode, [m.point for m in measured], out_dir, per_class_model)
+            fig, note = per_class_figure(mode, [m.point for m in measured], per_class_model)
             notes += [note] if note else []
         else:
-            paths = drawers[name](points, out_dir)
-        files += paths
+            fig = drawers[name](points)
+        files += save_figure(fig, out_dir, FIGURE_STEMS[name])
     return files, notes
 
 
