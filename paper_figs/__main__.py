@@ -18,6 +18,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
+
 from paper_figs import aggregate
 from paper_figs.counteranimal import make_counteranimal
 
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # files only, no windows
     if args.reference and args.results is not None:
         parser.error("--reference draws the paper's numbers alone; drop --results")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,10 @@ class ResultsError(ValueError):
     """A results file or folder that cannot be read as CounterAnimal results."""
 
 
+class FailedRun(ResultsError):
+    """A realdata run that failed: its results.json says why and holds no metrics."""
+
+
 @dataclass(frozen=True)
 class Measured:
     """One parsed results.json: the point (percent) plus what the table shows beside it."""
@@ -121,6 +125,10 @@ def load_result(path: Path) -> Measured:
         raise ResultsError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    if data.get("status") == "failed" and data.get("dataset") == "counteranimal":
+        raise FailedRun(
+            f"{path}: failed run of {data.get('model')} {data.get('pretrained')}: {data.get('error')}"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise ResultsError(
@@ -153,7 +161,7 @@ def load_result(path: Path) -> Measured:
         default_data = data_from_tag(pretrained) if kind == "clip" else "ImageNet-1K"
         backbone = str(fields.get("backbone") or (clip_arch(model) if kind == "clip" else model))
         pretrain_data = str(fields.get("pretrain_data") or default_data)
-        hq = fields.get("high_quality")
+        hq = fields.get("high_quality_data")
         high_quality = bool(hq) if hq is not None else None
     point = ModelPoint(
         kind=kind,
@@ -185,11 +193,17 @@ def row_key(p: ModelPoint) -> tuple[str, ...]:
 
 
 def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured], list[str]]:
-    """All results under paths, one per row key (the newest file wins); notes say what was superseded."""
+    """All results under paths, one per row key (the newest file wins); failed runs are skipped.
+
+    Notes say which runs were skipped or superseded. No usable result at all is an error."""
     chosen: dict[tuple, Measured] = {}
     notes: list[str] = []
     for file in find_results(paths):
-        m = load_result(file)
+        try:
+            m = load_result(file)
+        except FailedRun as err:
+            notes.append(f"skipped {err}")
+            continue
         key = row_key(m.point)
         old = chosen.get(key)
         if old is not None:
@@ -197,6 +211,8 @@ def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured],
             notes.append(f"{key}: using {newer.point.path}, ignoring older {older.point.path}")
             m = newer
         chosen[key] = m
+    if not chosen:
+        raise ResultsError("no usable results (every run failed):\n" + "\n".join(notes))
     return list(chosen.values()), notes
 
 

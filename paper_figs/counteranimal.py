@@ -18,16 +18,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap, LogNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from paper_figs import aggregate  # noqa: E402
-from paper_figs.reference import (  # noqa: E402
+from paper_figs import aggregate
+from paper_figs.reference import (
     DATA_SIZE,
     LABEL_SPACE_TITLES,
     PAPER_LABEL_SPACE,
@@ -413,9 +411,14 @@ def draw_per_class(
 ) -> Figure:
     """Horizontal bars of per-class drop, sorted; each label names the class and its two backgrounds.
 
-    reference: the paper's per-class numbers drawn as markers beside measured bars (same model only)."""
-    if not classes:
-        raise ValueError("no classes to plot")
+    reference: the paper's per-class numbers drawn as markers beside measured bars (same model only).
+    Classes without a drop (no image in one group: NaN) are left out and counted in the title."""
+    usable = [c for c in classes if np.isfinite(c.drop)]
+    if not usable:
+        raise ValueError("no class has a finite drop to plot")
+    if len(usable) < len(classes):
+        title += f"\n({len(classes) - len(usable)} classes without images in one group left out)"
+    classes = usable
     ordered = sorted(classes, key=lambda c: c.drop)
     ref = {c.imagenet_index: c.drop for c in reference or ()}
     y = np.arange(len(ordered))
@@ -534,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class-model", help="MODEL[:PRETRAINED] for the per-class figure")
     parser.add_argument("--out", type=Path, default=Path("paper_figs/out"))
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # files only, no windows
     if args.mode != "reference" and not args.results:
         parser.error(f"--mode {args.mode} needs results paths (e.g. results/realdata)")
     figures = FIGURES if args.figure == "all" else (args.figure,)

@@ -149,7 +149,12 @@ def test_aggregator_rows_and_differences(tmp_path, capsys):
 
 
 def test_config_metadata_used_for_models_outside_the_paper(tmp_path):
-    cfg = {"name": "ViT-B-32", "backbone": "ViT-B/32", "pretrain_data": "CommonPool-L", "high_quality": True}
+    cfg = {
+        "name": "ViT-B-32",
+        "backbone": "ViT-B/32",
+        "pretrain_data": "CommonPool-L",
+        "high_quality_data": True,
+    }
     path = write_result(tmp_path, "ViT-B-32", "commonpool_l_s1b_b8k", 0.6, 0.4, config_model=cfg)
     p = aggregate.load_result(path).point
     assert (p.backbone, p.pretrain_data, p.high_quality) == ("ViT-B/32", "CommonPool-L", True)
@@ -214,3 +219,29 @@ def test_empty_or_absent_paths_are_errors(tmp_path, capsys):
     assert aggregate.main([str(empty), "--out", str(tmp_path / "out")]) == 2
     assert f"error: no results.json under {empty}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_failed_runs_are_skipped_and_reported(tmp_path):
+    """A failed realdata run (status 'failed', no metrics) is skipped and named; the rest still counts."""
+    write_result(tmp_path / "ok", "RN50", "openai", 0.6, 0.4)
+    failed = tmp_path / "bad" / "results.json"
+    failed.parent.mkdir()
+    failed.write_text(
+        json.dumps(
+            {
+                "dataset": "counteranimal",
+                "model": "RN101-quickgelu",
+                "pretrained": "openai",
+                "model_kind": "clip",
+                "label_space": "1v1000",
+                "prompts": "single",
+                "status": "failed",
+                "error": "RuntimeError: out of memory",
+            }
+        )
+    )
+    measured, notes = aggregate.load_measured([tmp_path])
+    assert [m.point.model for m in measured] == ["RN50"]
+    assert any("failed run of RN101-quickgelu" in n and "out of memory" in n for n in notes)
+    with pytest.raises(aggregate.ResultsError, match="every run failed"):
+        aggregate.load_measured([failed])
