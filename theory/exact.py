@@ -105,9 +105,12 @@ def supervised_direction(model: GaussianSpuriousModel) -> np.ndarray:
     weight 0, and the intercept is 0 because E[x_I] = 0 and E[y] = 0.
     """
     S = model.second_moment() + model.noise_var_image[..., None, None] * np.eye(2)
-    # pinv, not solve: with sigma_spu = sigma_xi = mu_spu = 0 the second latent is identically 0 and S is
-    # singular; the minimum-norm minimiser (weight 0 on it) is what least squares on samples returns.
-    return np.einsum("...ij,...j->...i", np.linalg.pinv(S, hermitian=True), model.class_mean())
+    # S[1, 1] = 0 only when z_spu is identically 0 and there is no noise (mu_spu = sigma_spu = sigma_xi = 0);
+    # then S[0, 1] = E[z_inv z_spu] = 0 and E[z_spu y] = 0 too, and the minimum-norm minimiser (what least
+    # squares on samples returns) gives z_spu weight 0. Setting S[1, 1] = 1 there keeps the solve regular
+    # and yields exactly that weight.
+    S[..., 1, 1] = np.where(S[..., 1, 1] == 0, 1.0, S[..., 1, 1])
+    return np.linalg.solve(S, model.class_mean()[..., None])[..., 0]
 
 
 def supervised_accuracy(model: GaussianSpuriousModel, group: str) -> np.ndarray:
