@@ -181,7 +181,7 @@ def evaluate(cfg, out_dir: str | Path) -> dict:
         "task": "zeroshot_classification",
         "model_kind": cfg.model.kind,
         "label_space": cfg.label_space,
-        "prompts": cfg.prompts if cfg.model.kind == "clip" else None,
+        "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
         "metrics": metrics,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "status": "ok",

@@ -1,0 +1,317 @@
+"""realdata: CounterAnimal layout, evaluator vs open_clip/torchvision called directly, metrics, 1v20, cache.
+
+Offline and CPU-only: a generated CounterAnimal-layout fixture and tiny random-weight checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from realdata import cache as cache_mod
+from realdata.check import differences
+from realdata.check import main as check_main
+from realdata.config import RealdataConfig, register
+from realdata.dataset import DatasetLayoutError, reference_classes, resolve_root, scan
+from realdata.evaluate import evaluate
+from realdata.features import extract_features
+from realdata.fixture import TINY_CONFIG, make_counteranimal, save_tiny_clip
+from realdata.labels import candidate_mask, class_mean_similarity, confusable_labels
+from realdata.metrics import group_metrics, per_class_table
+from realdata.models import load_encoder, templates
+
+register()
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory) -> Path:
+    """3 classes, unequal groups, a corrupt .jpg and a stray .txt, wrapped in LAION-final/."""
+    top = tmp_path_factory.mktemp("counteranimal")
+    make_counteranimal(top, n_classes=3, n_common=[4, 3, 2], n_counter=[2, 1, 3], wrap="LAION-final")
+    return top
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    return save_tiny_clip(tmp_path_factory.mktemp("ckpt") / "tiny.pt", seed=1)
+
+
+def make_cfg(root, cache_dir, **over):
+    model = {"name": "tiny-clip", "config_file": str(TINY_CONFIG), "kind": "clip"}
+    model.update(over.pop("model", {}))
+    base = OmegaConf.structured(RealdataConfig)
+    cfg = OmegaConf.merge(
+        base,
+        {
+            "data": {"root": str(root)},
+            "model": model,
+            "batch_size": 4,
+            "num_workers": 0,
+            "device": "cpu",
+            "cache_dir": str(cache_dir),
+            "progress": False,
+        },
+        over,
+    )
+    return cfg
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_scan_lists_images_skips_non_images_and_accepts_wrapped_root(fixture_root):
+    data = scan(fixture_root)  # one level above the class folders
+    assert data.root == fixture_root / "LAION-final"
+    assert scan(fixture_root / "LAION-final").fingerprint() == data.fingerprint()
+    ref = reference_classes()[:3]
+    assert data.classes() == {c.imagenet_index: c.class_name for c in ref}
+    # 4+3+2 common, 2+1+3 counter, plus the corrupt .jpg listed as an image (it fails only when opened)
+    groups = [r.group for r in data.records]
+    assert groups.count("common") == 9 and groups.count("counter") == 7
+    assert {Path(r.path).suffix for r in data.records} == {".jpg", ".JPG", ".jpeg", ".png"}
+    assert [s.path for s in data.skipped] == [
+        f"{ref[0].imagenet_index} {ref[0].class_name}/counter-water/notes.txt"
+    ]
+    first = data.records[0]
+    assert not Path(first.path).is_absolute() and (data.root / first.path).is_file()
+
+
+def test_missing_and_empty_roots_fail_naming_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.*expected"):
+        resolve_root(tmp_path / "nope")
+    (tmp_path / "empty" / "some folder").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match="empty.*<imagenet index> <class name>"):
+        scan(tmp_path / "empty")
+    (tmp_path / "noimg" / "9 ostrich" / "common-ground").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match="no images"):
+        scan(tmp_path / "noimg")
+
+
+def test_check_reports_differences_as_warning(fixture_root, tmp_path, capsys):
+    diffs = differences(scan(fixture_root))
+    assert "missing class 360 otter" in diffs
+    assert any("ostrich: 4 common images, paper 206" in d for d in diffs)
+    with pytest.warns(UserWarning, match="differs from the paper"):
+        assert check_main([str(fixture_root)]) == 0
+    out = capsys.readouterr().out
+    assert "3 classes" in out and "9 common, 7 counter" in out
+    assert check_main([str(tmp_path / "absent")]) == 2
+
+
+# ---------------------------------------------------------------- metrics and label spaces
+
+
+def test_metrics_balanced_vs_unbalanced_on_hand_made_predictions():
+    # class 1: 4 common (3 right), 1 counter (0 right); class 2: 1 common (1 right), 4 counter (4 right)
+    labels = np.array([1, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+    groups = np.array(["common"] * 4 + ["counter"] + ["common"] + ["counter"] * 4)
+    correct = np.array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1], bool)
+    top5 = correct | (np.arange(10) == 4)
+    m = group_metrics(labels, groups, correct, top5)
+    assert m["acc_common"] == pytest.approx((3 / 4 + 1) / 2)  # class-balanced
+    assert m["acc_counter"] == pytest.approx((0 + 4 / 4) / 2)
+    assert m["acc_common_unbalanced"] == pytest.approx(4 / 5)  # per image
+    assert m["acc_counter_unbalanced"] == pytest.approx(4 / 5)
+    assert m["acc_common"] != m["acc_common_unbalanced"]
+    assert m["drop"] == pytest.approx(m["acc_common"] - m["acc_counter"])
+    assert m["top5_counter"] == pytest.approx(1.0)
+    assert (m["n_common"], m["n_counter"]) == (5, 5)
+    rows = {r["imagenet_index"]: r for r in per_class_table(labels, groups, correct)}
+    assert rows[1]["acc_common"] == 0.75 and rows[1]["acc_counter"] == 0.0 and rows[1]["drop"] == 0.75
+    assert np.mean([r["drop"] for r in rows.values()]) == pytest.approx(m["drop"])
+
+
+def test_one_vs_20_from_a_known_similarity_matrix():
+    # 2 classes (labels 1 and 4) over 6 labels; k=3 confusers, ranked by mean similarity, own label first
+    scores = np.array(
+        [
+            [0.1, 0.9, 0.2, 0.5, 0.3, 0.0],
+            [0.3, 0.7, 0.2, 0.1, 0.5, 0.0],  # class 1 mean: [.2, .8, .2, .3, .4, 0]
+            [0.9, 0.0, 0.6, 0.2, 0.8, 0.1],  # class 4: [.9, 0, .6, .2, .8, .1]
+        ]
+    )
+    labels = np.array([1, 1, 4])
+    mean = class_mean_similarity(scores, labels, [1, 4])
+    np.testing.assert_allclose(mean[0], [0.2, 0.8, 0.2, 0.3, 0.4, 0.0])
+    sets = confusable_labels(mean, [1, 4], k=3)
+    assert sets[1] == [1, 4, 3, 0]  # 0.4, 0.3, then the tie 0.2/0.2 goes to the lower index 0
+    assert sets[4] == [4, 0, 2, 3]  # own label excluded from the ranking even though it scores 0.8
+    mask = candidate_mask("1v20", np.array([4, 1]), one_vs_20=sets)
+    assert mask.shape == (2, 1000)
+    assert sorted(np.flatnonzero(mask[0])) == [0, 2, 3, 4] and sorted(np.flatnonzero(mask[1])) == [0, 1, 3, 4]
+    with pytest.raises(ValueError, match="no candidate set saved for classes \\[7\\]"):
+        candidate_mask("1v20", np.array([7]), one_vs_20=sets)
+    ref45 = [c.imagenet_index for c in reference_classes()]
+    assert candidate_mask("45way", np.array([9]), ref45).sum() == 45
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_unknown_model_names_fail_clearly(tmp_path, tiny_ckpt):
+    cpu = torch.device("cpu")
+    bad = OmegaConf.merge(OmegaConf.structured(RealdataConfig().model), {"name": "ViT-B-33", "kind": "clip"})
+    with pytest.raises(ValueError, match="unknown open_clip model name 'ViT-B-33'.*ViT-B-32"):
+        load_encoder(bad, cpu)
+    bad_tv = OmegaConf.merge(bad, {"name": "resnet51", "kind": "imagenet"})
+    with pytest.raises(ValueError, match="unknown torchvision model name 'resnet51'"):
+        load_encoder(bad_tv, cpu)
+    bad_tag = OmegaConf.merge(bad, {"name": "ViT-B-32", "pretrained": "laion400m_e99"})
+    with pytest.raises(ValueError, match="laion400m_e99.*tags"):
+        load_encoder(bad_tag, cpu)
+    no_file = OmegaConf.merge(bad, {"name": "ViT-B-32", "pretrained": str(tmp_path / "w.pt")})
+    with pytest.raises(FileNotFoundError, match="w.pt"):
+        load_encoder(no_file, cpu)
+
+
+def test_prompt_sets_are_the_papers_and_open_clips():
+    assert templates("single") == ("A photo of {}.",)
+    assert templates("openai80") is open_clip.OPENAI_IMAGENET_TEMPLATES and len(templates("openai80")) == 80
+    with pytest.raises(ValueError, match="prompts='simple'"):
+        templates("simple")
+
+
+def test_quick_gelu_follows_the_weights_tag():
+    from open_clip.pretrained import get_pretrained_cfg
+
+    # OpenAI and LAION-400M ViT-B/32 weights were trained with QuickGELU; DataComp without
+    assert get_pretrained_cfg("ViT-B-32", "laion400m_e31")["quick_gelu"]
+    assert not get_pretrained_cfg("ViT-B-32", "datacomp_xl_s13b_b90k").get("quick_gelu", False)
+
+
+def _direct_open_clip_predictions(ckpt: Path, root: Path, paths: list[str]) -> np.ndarray:
+    """The zero-shot protocol written out with open_clip's model calls only."""
+    from PIL import Image
+
+    open_clip.add_model_config(TINY_CONFIG)
+    model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=str(ckpt))
+    model.eval()
+    tok = open_clip.get_tokenizer("tiny-clip")
+    with torch.no_grad():
+        text = model.encode_text(tok([f"A photo of {c}." for c in open_clip.IMAGENET_CLASSNAMES]))
+        text = text / text.norm(dim=-1, keepdim=True)
+        images = torch.stack([preprocess(Image.open(root / p).convert("RGB")) for p in paths])
+        feats = model.encode_image(images)
+        feats = feats / feats.norm(dim=-1, keepdim=True)
+    return (feats @ text.T).argmax(dim=1).numpy()
+
+
+def test_evaluator_matches_open_clip_called_directly(fixture_root, tiny_ckpt, tmp_path):
+    cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)})
+    res = evaluate(cfg, tmp_path / "out")
+    preds = read_csv(tmp_path / "out" / "predictions.csv")
+    data_root = fixture_root / "LAION-final"
+    expected = _direct_open_clip_predictions(tiny_ckpt, data_root, [r["path"] for r in preds])
+    assert [int(r["pred"]) for r in preds] == expected.tolist()
+    assert len(preds) == 15  # 16 listed images minus the corrupt one
+    skipped = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in res["metrics"]["skipped_files"]}
+    assert set(skipped) == {"notes.txt", "broken.jpg"} and "unreadable" in skipped["broken.jpg"]
+    assert res["metrics"]["n_skipped"] == 2
+    correct = np.array([int(r["pred"]) == int(r["label"]) for r in preds])
+    assert [int(r["correct"]) for r in preds] == correct.astype(int).tolist()
+    per_class = read_csv(tmp_path / "out" / "per_class.csv")
+    assert [(int(r["n_common"]), int(r["n_counter"])) for r in per_class] == [(4, 2), (3, 1), (2, 3)]
+
+
+def test_second_run_hits_the_cache_and_opens_no_image(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
+    cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)})
+    first = evaluate(cfg, tmp_path / "a")
+    import PIL.Image
+
+    def no_open(*a, **k):
+        raise AssertionError("an image was opened although the features are cached")
+
+    monkeypatch.setattr(PIL.Image, "open", no_open)
+    second = evaluate(OmegaConf.merge(cfg, {"label_space": "45way"}), tmp_path / "b")
+    assert second["feature_cache"] == first["feature_cache"]
+    assert second["metrics"]["n_skipped"] == 2  # unreadable images are remembered by the cache
+    preds = read_csv(tmp_path / "b" / "predictions.csv")
+    ref45 = {c.imagenet_index for c in reference_classes()}
+    assert all(int(r["pred"]) in ref45 for r in preds)
+
+
+def test_interrupted_extraction_resumes(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "CHUNK_SIZE", 4)
+    cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)}, batch_size=2)
+    encoder = load_encoder(cfg.model, torch.device("cpu"))
+    data = scan(fixture_root)
+    calls = {"n": 0}
+    real_encode = encoder.encode
+
+    def flaky(images):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the user stops the run during the 4th batch
+        return real_encode(images)
+
+    monkeypatch.setattr(encoder, "encode", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(encoder, data, cfg.cache_dir, batch_size=2, progress=False)
+    written = sorted(p.name for p in next((tmp_path / "cache" / "features").iterdir()).glob("chunk-*.npz"))
+    assert written == ["chunk-00000.npz"]  # 3 batches of 2 images: chunk 0 (4 images) complete
+    calls["n"] = -100
+    feats, readable, errors, _ = extract_features(encoder, data, cfg.cache_dir, batch_size=2, progress=False)
+    assert calls["n"] == -100 + 6  # 12 remaining images (one unreadable) in 3 chunks of 4 -> 6 batches of 2
+    fresh, fresh_ok, _, _ = extract_features(encoder, data, tmp_path / "fresh", batch_size=2, progress=False)
+    np.testing.assert_allclose(feats, fresh, atol=1e-6)
+    assert (readable == fresh_ok).all() and len(errors) == 1
+
+
+def test_one_vs_20_is_computed_once_and_reused(fixture_root, tiny_ckpt, tmp_path):
+    ref = {"name": "tiny-clip", "pretrained": str(tiny_ckpt), "config_file": str(TINY_CONFIG), "kind": "clip"}
+    saved = tmp_path / "sets.json"
+    over = {"label_space": "1v20", "one_vs_20": {"reference": ref, "file": str(saved)}}
+    cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)}, **over)
+    evaluate(cfg, tmp_path / "a")
+    sets = {int(c): v for c, v in json.loads(saved.read_text())["sets"].items()}
+    assert set(sets) == {9, 10, 16} and all(len(v) == 21 and v[0] == c for c, v in sets.items())
+    preds = read_csv(tmp_path / "a" / "predictions.csv")
+    assert all(int(r["pred"]) in sets[int(r["label"])] for r in preds)
+    stamp = saved.stat().st_mtime_ns
+    evaluate(OmegaConf.merge(cfg, {"prompts": "single"}), tmp_path / "b")
+    assert saved.stat().st_mtime_ns == stamp
+
+
+def test_imagenet_classifier_path_matches_torchvision(fixture_root, tmp_path):
+    import torchvision
+    from PIL import Image
+
+    torch.manual_seed(3)
+    net = torchvision.models.get_model("mobilenet_v3_small", weights=None).eval()
+    weights_file = tmp_path / "mnv3.pt"
+    torch.save(net.state_dict(), weights_file)
+    cfg = make_cfg(
+        fixture_root,
+        tmp_path / "cache",
+        model={
+            "name": "mobilenet_v3_small",
+            "pretrained": str(weights_file),
+            "kind": "imagenet",
+            "config_file": None,
+        },
+        label_space="45way",
+    )
+    res = evaluate(cfg, tmp_path / "out")
+    assert res["model_kind"] == "imagenet"
+    preds = read_csv(tmp_path / "out" / "predictions.csv")
+    transform = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1.transforms()
+    root = fixture_root / "LAION-final"
+    with torch.no_grad():
+        x = torch.stack([transform(Image.open(root / r["path"]).convert("RGB")) for r in preds])
+        logits = net(x)
+    ref45 = sorted(c.imagenet_index for c in reference_classes())
+    expected = np.array(ref45)[logits[:, ref45].argmax(dim=1).numpy()]
+    assert [int(r["pred"]) for r in preds] == expected.tolist()
