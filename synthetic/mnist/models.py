@@ -140,7 +140,7 @@ class TwoTower(nnx.Module):
         self.log_scale = nnx.Param(jnp.log(1.0 / 0.07))
 
     def loss(self, x, y, c):
-        return clip_loss(self.image(x), self.text(y, c), self.log_scale.value)
+        return clip_loss(self.image(x), self.text(y, c), self.log_scale[...])
 
     def scores(self, x):
         y_C = jnp.repeat(jnp.arange(self.k), self.n_colours)

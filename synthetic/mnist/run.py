@@ -10,6 +10,7 @@ import optax
 from flax import nnx
 
 from synthetic.mnist import data, digits, models
+from synthetic.train import seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
 TEST_SETS = ("id", "rand", "rev")
@@ -74,12 +75,28 @@ def _train_n(mc) -> int | None:
     return digits.PAPER_N[mc.k]
 
 
-def make_train_eval(mc, steps: int, batch_size: int, lr: float):
+def make_optimiser(train) -> optax.GradientTransformation:
+    """``train.optimizer`` (sgd | adam | adamw) at ``train.lr`` with a constant or cosine schedule."""
+    if train.schedule == "constant":
+        lr = float(train.lr)
+    elif train.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(float(train.lr), int(train.steps))
+    else:
+        raise ValueError(f"train.schedule={train.schedule!r}; expected 'constant' or 'cosine'")
+    if train.optimizer == "sgd":
+        return optax.sgd(lr)
+    if train.optimizer == "adam":
+        return optax.adam(lr)
+    if train.optimizer == "adamw":
+        return optax.adamw(lr, weight_decay=float(train.weight_decay))
+    raise ValueError(f"train.optimizer={train.optimizer!r}; expected sgd, adam or adamw")
+
+
+def make_train_eval(mc, steps: int, batch_size: int, optimiser: optax.GradientTransformation):
     """A function of (seed key, train grey, train digits, test grey, test digits) -> (losses, accuracies)."""
     palette_Kx3 = jnp.asarray(data.PALETTE[: mc.k])
     k = mc.k
     test_p = {t: data.test_p_spu(t, k, mc.p_spu, mc.p_rev) for t in TEST_SETS}
-    optimiser = optax.adam(lr)
 
     def build(key):
         model = models.make_model(
@@ -111,11 +128,16 @@ def make_train_eval(mc, steps: int, batch_size: int, lr: float):
             grey, c = grey_c
             return jnp.argmax(model.scores(data.colourise(grey[None], c[None], palette_Kx3))[0])
 
-        accs = {}
-        for t, k_t in zip(TEST_SETS, jax.random.split(k_test, len(TEST_SETS)), strict=True):
-            y_t, c_t = data.sample_labels_colours(k_t, test_digit, k, mc.p_inv, test_p[t], mc.coupled)
-            pred = jax.lax.map(predict, (test_grey, c_t), batch_size=mc.eval_batch)
-            accs[f"acc_{t}"] = jnp.mean(pred == y_t)
+        # the three test sets share the digits and differ in labels/colours: one compiled pass over all
+        keys = jax.random.split(k_test, len(TEST_SETS))
+        y_t, c_t = jax.vmap(
+            lambda kk, p: data.sample_labels_colours(kk, test_digit, k, mc.p_inv, p, mc.coupled)
+        )(keys, jnp.array([test_p[t] for t in TEST_SETS]))
+        n_t = test_digit.shape[0]
+        grey_all = jnp.tile(test_grey, (len(TEST_SETS), 1, 1))
+        pred = jax.lax.map(predict, (grey_all, c_t.reshape(-1)), batch_size=mc.eval_batch)
+        correct = (pred == y_t.reshape(-1)).reshape(len(TEST_SETS), n_t).mean(axis=1)
+        accs = {f"acc_{t}": correct[i] for i, t in enumerate(TEST_SETS)}
         return losses, accs
 
     return train_eval
@@ -129,10 +151,10 @@ def first_nonfinite_step(losses_SxT: np.ndarray) -> int | None:
 def run(cfg) -> dict:
     """Train ``cfg.seeds`` seeds of ``cfg.mnist.objective`` on MultiColoredMNIST and evaluate them.
 
-    Reads ``cfg.mnist`` (an MNISTConfig), ``cfg.seeds`` (how many seeds: 0..seeds-1), ``cfg.train.steps``,
-    ``cfg.train.batch_size`` and ``cfg.train.lr``. Seed s draws the label noise, the colours, the
-    initialisation and the batches; the digit images are shared (MNIST, or the offline digits of
-    ``mnist.data_seed``).
+    Reads ``cfg.mnist`` (an MNISTConfig), ``cfg.seeds`` (how many), ``cfg.seed`` (base seed; seed i uses
+    ``fold_in(key(seed), i)`` like the Gaussian runs) and ``cfg.train`` (steps, batch_size, lr, optimizer,
+    schedule, weight_decay). Seed i draws the label noise, the colours, the initialisation and the batches;
+    the digit images are shared (MNIST, or the offline digits of ``mnist.data_seed``).
 
     Returns ``{"per_seed": {metric: [float per seed]}, "status": "ok" | "diverged",
     "diverged_step": int | None, "extra": {...}}`` with metrics ``acc_id``, ``acc_rand``, ``acc_rev``
@@ -141,9 +163,12 @@ def run(cfg) -> dict:
     """
     mc = cfg.mnist
     validate(mc)
-    seeds, steps = int(cfg.seeds), int(cfg.train.steps)
-    if seeds < 1 or steps < 1:
-        raise ValueError(f"seeds={seeds}, train.steps={steps}; expected both >= 1")
+    seeds, steps, batch_size = int(cfg.seeds), int(cfg.train.steps), int(cfg.train.batch_size)
+    if seeds < 1 or steps < 1 or batch_size < 1:
+        raise ValueError(
+            f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
+            "(MultiColoredMNIST trains on minibatches)"
+        )
     train_grey, train_digit = load_split(
         mc.source, mc.root, mc.k, _train_n(mc), "train", mc.data_seed, mc.image_size
     )
@@ -151,9 +176,9 @@ def run(cfg) -> dict:
         mc.source, mc.root, mc.k, mc.n_test, "test", mc.data_seed, mc.image_size
     )
 
-    train_eval = make_train_eval(mc, steps, int(cfg.train.batch_size), float(cfg.train.lr))
+    train_eval = make_train_eval(mc, steps, batch_size, make_optimiser(cfg.train))
     run_all = jax.jit(jax.vmap(train_eval, in_axes=(0, None, None, None, None)))
-    keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
+    keys = seed_keys(int(cfg.seed), 0, seeds)
     losses, accs = run_all(keys, train_grey, train_digit, test_grey, test_digit)
     losses = np.asarray(losses)
 
