@@ -22,19 +22,23 @@ def orthonormal(rng, d):
 
 
 def sample(rng, prm, D_I, D_T, n, group=None):
-    """n draws of (y, x_I, x_T, z_T). group None: training mixture; "common": a = y; "counter": a = -y."""
-    y = rng.choice([-1.0, 1.0], size=n)
+    """n draws of (y, x_I, x_T, z_T). group None: training mixture; "common": a = y; "counter": a = -y.
+    D_T None: images only (x_T, z_T are None), for test sets."""
+    y = 2.0 * rng.integers(0, 2, size=n) - 1.0
     if group is None:
         a = np.where(rng.random(n) < prm["p_spu"], y, -y)
     else:
         a = y if group == "common" else -y
     z_inv = prm["mu_inv"] * y + prm["sigma_inv"] * rng.standard_normal(n)
     z_spu = prm["mu_spu"] * a + prm["sigma_spu"] * rng.standard_normal(n)
+    d_I = D_I.shape[0]
+    x_I = np.outer(z_inv, D_I[:, 0]) + np.outer(z_spu, D_I[:, 1])
+    x_I += prm["sigma_xi"] / math.sqrt(d_I) * rng.standard_normal((n, d_I))
+    if D_T is None:
+        return y, x_I, None, None
     names_background = rng.random(n) < prm["caption_q"]
-    z = np.stack([z_inv, z_spu], 1)
     z_T = np.stack([z_inv, np.where(names_background, z_spu, 0.0)], 1)
-    d_I, d_T = D_I.shape[0], D_T.shape[0]
-    x_I = z @ D_I.T + prm["sigma_xi"] / math.sqrt(d_I) * rng.standard_normal((n, d_I))
+    d_T = D_T.shape[0]
     x_T = z_T @ D_T.T + prm["sigma_xi"] / math.sqrt(d_T) * rng.standard_normal((n, d_T))
     return y, x_I, x_T, z_T
 
@@ -48,7 +52,7 @@ def empirical_clip_optimum(x_I, x_T, rho):
 
 def zero_shot_predict(x_I, M, D_T, prompts):
     """argmax_c x_I^T M D_T e_c over the classes c = (+1, -1); prompts[c] is the latent e_c."""
-    scores = np.stack([x_I @ M @ D_T @ prompts[c] for c in (1.0, -1.0)], 1)
+    scores = np.stack([x_I @ (M @ (D_T @ prompts[c])) for c in (1.0, -1.0)], 1)
     return np.where(scores.argmax(1) == 0, 1.0, -1.0)
 
 
@@ -101,7 +105,7 @@ def test_monte_carlo_clip_and_supervised(point):
     w_ls = np.linalg.lstsq(X, y, rcond=None)[0]
 
     for group in ("common", "counter", None):
-        y_t, x_t, _, _ = sample(rng, prm, D_I, D_T, N_TEST, group)
+        y_t, x_t, _, _ = sample(rng, prm, D_I, None, N_TEST, group)
         name = group or "id"
         for prompt, e in prompts.items():
             acc = float(np.mean(zero_shot_predict(x_t, M, D_T, e) == y_t))
@@ -124,7 +128,7 @@ def test_monte_carlo_rank_one_optimum():
     M1 = S[0] * np.outer(U[:, 0], Vt[0])
     prompts = {c: np.array([c, 0.0]) for c in (1.0, -1.0)}
     for group in ("common", "counter"):
-        y_t, x_t, _, _ = sample(rng, prm, D_I, D_T, N_TEST, group)
+        y_t, x_t, _, _ = sample(rng, prm, D_I, None, N_TEST, group)
         acc = float(np.mean(zero_shot_predict(x_t, M1, D_T, prompts) == y_t))
         assert_close_mc(acc, float(T.zero_shot_accuracy(model, group, "class", rank=1)), N_TEST, group)
 
