@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from paper_figs import aggregate
 from paper_figs.reference import (
@@ -252,7 +253,7 @@ def draw_scaling(points: Sequence[ModelPoint]) -> Figure:
         raise ValueError("no point has a known backbone size; cannot draw the scaling figure")
     keys = panels(usable)
     mixed = {p.source for p in usable} == {"paper", "measured"}
-    fig, axes = _subplots(len(keys), 7.0, 5.0)
+    fig, axes = _subplots(len(keys), 7.0, 6.0)
     for ax, key in zip(axes, keys, strict=True):
         here = [p for p in usable if p.panel == key]
         lines: dict[tuple[str, str, str], list[ModelPoint]] = {}
@@ -275,6 +276,9 @@ def draw_scaling(points: Sequence[ModelPoint]) -> Figure:
             sizes, drops = size_trend(group)
             ax.plot(sizes, drops, ls=":" if faded else "-", lw=1.2 if faded else 1.8, **style)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([10, 25, 50, 100, 250, 500, 1000, 2000]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="image-encoder parameters (millions, log scale)", ylabel="drop = common − counter (%)")
         ax.set_title(panel_title(key), fontsize=10)
         ax.grid(alpha=0.3, which="both")
@@ -290,7 +294,7 @@ def draw_scaling(points: Sequence[ModelPoint]) -> Figure:
             for f in sorted({p.family for p in here})
         ]
         handles.append(Line2D([], [], color="0.3", ls="-", label="line: mean drop per size"))
-        if mixed:
+        if {p.source for p in here} == {"paper", "measured"}:
             handles += [
                 Line2D([], [], color="0.3", ls="", marker="o", label="measured (filled, solid)"),
                 Line2D(
@@ -304,7 +308,7 @@ def draw_scaling(points: Sequence[ModelPoint]) -> Figure:
                     label="paper (hollow, dotted)",
                 ),
             ]
-        ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper right")
+        ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.suptitle(f"CounterAnimal: drop vs backbone size — {_mode_note(usable)}", fontsize=11)
     return fig
 
@@ -343,14 +347,15 @@ def draw_quality(points: Sequence[ModelPoint]) -> Figure:
     keys = [k for k in panels(points) if quality_groups([p for p in points if p.panel == k])]
     if not keys:
         raise ValueError("no CLIP backbone appears with two or more pre-training sets; nothing to compare")
-    mixed = {p.source for p in points} == {"paper", "measured"}
-    primary = "measured" if any(p.source == "measured" for p in points) else "paper"
     fig, axes = _subplots(len(keys), 7.5, 4.8)
     for ax, key in zip(axes, keys, strict=True):
         here = [p for p in points if p.panel == key and p.kind == "clip"]
         groups = quality_groups(here)
+        # bars: the paper where this panel has both sources (measured drawn as diamonds), else what there is
+        mixed = {p.source for p in here} == {"paper", "measured"}
+        bar_source = "paper" if mixed else here[0].source
         arch_order = sorted(groups, key=lambda a: (min(p.params_m or 0 for p in here if p.arch == a), a))
-        width = 0.8 / max(len(d) for d in groups.values())
+        width = 0.8 / max(3, *(len(d) for d in groups.values()))  # no fat bars when few sets
         xticks, xlabels = [], []
         for gi, arch in enumerate(arch_order):
             datas = groups[arch]
@@ -359,7 +364,7 @@ def draw_quality(points: Sequence[ModelPoint]) -> Figure:
                 color = SOURCE_COLORS.get(data, "0.5")
                 for p in (q for q in here if q.arch == arch and q.pretrain_data == data):
                     hq = bool(p.high_quality)
-                    if p.source == ("paper" if mixed else primary):
+                    if p.source == bar_source:
                         ax.bar(
                             x,
                             p.drop,
@@ -378,6 +383,7 @@ def draw_quality(points: Sequence[ModelPoint]) -> Figure:
             backbone = next(p.backbone for p in here if p.arch == arch)
             xlabels.append(backbone if backbone != arch else clip_arch(arch))
         ax.set_xticks(xticks, xlabels)
+        ax.set_xlim(-0.6, len(arch_order) - 0.4)
         ax.set(ylabel="drop = common − counter (%)", xlabel="backbone (pre-training sets ordered by size)")
         ax.set_title(panel_title(key), fontsize=10)
         ax.grid(alpha=0.3, axis="y")
@@ -388,9 +394,11 @@ def draw_quality(points: Sequence[ModelPoint]) -> Figure:
             plt.Rectangle((0, 0), 1, 1, color=SOURCE_COLORS.get(d, "0.5"), label=_data_label(d))
             for d in datas
         ]
-        handles.append(
-            plt.Rectangle((0, 0), 1, 1, fc="white", ec="k", hatch="//", label="high-quality data (HQ)")
-        )
+        if any(p.high_quality for p in here if p.arch in groups):
+            hatch = plt.Rectangle(
+                (0, 0), 1, 1, fc="white", ec="k", hatch="//", label="high-quality data (HQ)"
+            )
+            handles.append(hatch)
         if mixed:
             handles.append(
                 Line2D([], [], ls="", marker="D", color="0.4", mec="k", label="measured (bars: paper)")
