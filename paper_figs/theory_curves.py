@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from scipy.special import ndtr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from scipy.special import ndtr  # noqa: E402
-
-import theory  # noqa: E402
+import theory
 
 NAME = "theory_curves"
 MU_SPU = (1.0, 1.5, 2.0, 3.0)  # 1.0: the printed lemma is exact there (outside the theorem's mu_spu >= 1.5)

@@ -1,6 +1,7 @@
 """Exact population analysis of the paper's data model and linearised CLIP objective (section 6).
 
-Pure numpy/scipy; imports nothing from synthetic/ or realdata/.
+Pure numpy/scipy; imports nothing from synthetic/ or realdata/. Derivation and the comparison with the
+printed Theorem 6.2: docs/theory.md. ``python -m theory.bound_map`` tabulates where the printed bound holds.
 """
 
 from theory.exact import (
