@@ -38,6 +38,8 @@ PER_CLASS_NAME = "per_class.csv"
 REQUIRED_KEYS = ("dataset", "model", "pretrained", "model_kind", "label_space", "prompts", "metrics")
 REQUIRED_METRICS = ("acc_common", "acc_counter", "drop")
 TABLE_STEM = "counteranimal_table"
+MEASURED_TITLE = "CounterAnimal: measured vs reported"
+REFERENCE_TITLE = "CounterAnimal: reported numbers (paper Tables 3-4)"
 TABLE_COLUMNS = (
     "kind",
     "model",
@@ -304,14 +306,15 @@ def to_markdown(rows: list[dict[str, str]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict[str, str]], out_dir: Path, title: str) -> list[Path]:
+def write_table(rows: list[dict[str, str]], out_dir: Path, title: str, footer: str = "") -> list[Path]:
+    """CSV + Markdown of the rows; footer (e.g. the models not yet measured) goes under the Markdown table."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / f"{TABLE_STEM}.csv", out_dir / f"{TABLE_STEM}.md"
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    md_path.write_text(to_markdown(rows, title))
+    md_path.write_text(to_markdown(rows, title) + (f"\n{footer}\n" if footer else ""))
     return [csv_path, md_path]
 
 
@@ -361,8 +364,9 @@ def describe_missing(points: list[ModelPoint]) -> str:
 def aggregate(paths: list[Path], out_dir: Path) -> tuple[list[Path], list[Measured], list[str]]:
     """Write the measured-vs-paper table; returns its files, the parsed results and notes to print."""
     measured, notes = load_measured(paths)
-    files = write_table(table_rows(measured), out_dir, "CounterAnimal: measured vs reported")
-    notes.append(describe_missing([m.point for m in measured]))
+    missing = describe_missing([m.point for m in measured])
+    files = write_table(table_rows(measured), out_dir, MEASURED_TITLE, footer=missing)
+    notes.append(missing)
     return files, measured, notes
 
 

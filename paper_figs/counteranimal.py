@@ -516,12 +516,14 @@ def make_counteranimal(
         measured, notes = aggregate.load_measured(list(results))
     points = select_points(mode, [m.point for m in measured])
     files: list[Path] = []
-    if write_table:
-        rows = aggregate.table_rows(measured if mode != "reference" else None)
-        title = "CounterAnimal: reported numbers (paper Tables 3-4)" if mode == "reference" else None
-        files += aggregate.write_table(rows, out_dir, title or "CounterAnimal: measured vs reported")
     if mode != "reference":
         notes.append(aggregate.describe_missing(points))
+    if write_table:
+        if mode == "reference":
+            files += aggregate.write_table(aggregate.table_rows(), out_dir, aggregate.REFERENCE_TITLE)
+        else:
+            rows = aggregate.table_rows(measured)
+            files += aggregate.write_table(rows, out_dir, aggregate.MEASURED_TITLE, footer=notes[-1])
     drawers = {"fig2": draw_fig2, "scaling": draw_scaling, "quality": draw_quality}
     for name in figures:
         if name == "per_class":

@@ -146,6 +146,7 @@ def test_aggregator_rows_and_differences(tmp_path, capsys):
     assert "ViT-L-14/openai" in text and "resnet50," not in text
     md = (out / "counteranimal_table.md").read_text()
     assert "| ViT-B-32-quickgelu | laion400m_e31 |" in md and "Δ drop" in md
+    assert f"{n_paper - 2} of the paper's {n_paper} models not measured" in md
 
 
 def test_config_metadata_used_for_models_outside_the_paper(tmp_path):
