@@ -162,6 +162,8 @@ def _size_norm(points: Sequence[ModelPoint], kind: str) -> LogNorm:
 
 
 def draw_fig2(points: Sequence[ModelPoint]) -> Figure:
+    """The paper's Figure 2, one panel per (label space, prompts): common vs counter accuracy, y = x, and
+    a least-squares line per (model kind, source); marker area = backbone size, shade = data-set size."""
     keys = panels(points)
     fits = fig2_fits(points)
     norms = {kind: _size_norm(points, kind) for kind in KIND_CMAPS}

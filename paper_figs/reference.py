@@ -133,7 +133,7 @@ def data_from_tag(pretrained: str) -> str:
     return UNKNOWN
 
 
-def family(kind: str, model: str) -> str:
+def family(model: str) -> str:
     """Architecture family, used for marker shapes and for scaling lines."""
     name = model.lower()
     if name.startswith(("rn", "resnet")):
@@ -187,7 +187,7 @@ class ModelPoint:
 
     @property
     def family(self) -> str:
-        return family(self.kind, self.arch)
+        return family(self.arch)
 
     @property
     def panel(self) -> tuple[str, str]:
