@@ -30,7 +30,7 @@ def test_training_correlations_match_p_inv_and_p_spu(k, p_inv, p_spu):
     # label noise goes uniformly to the other classes: P(y = d + j mod k | flipped) = 1/(k-1)
     flipped = y != d
     shift = (y[flipped] - d[flipped]) % k
-    assert shift.min() >= 1
+    assert shift.min() >= 1 and shift.max() <= k - 1
     for j in range(1, k if k > 2 else 1):
         assert _z((shift == j).sum(), flipped.sum(), 1 / (k - 1)) < 4.5
     # coupled classes 0 (red) and 1 (green) carry their colour w.p. p_spu, else a uniform other colour

@@ -160,9 +160,20 @@ def render_digits(
         ],
         axis=1,
     ).astype(np.float32)
-    chunks = []
-    for start in range(0, n, 8192):  # bounded memory for the gather
-        sl = slice(start, start + 8192)
-        chunks.append(np.asarray(_warp(templates, digit[sl], style[sl], params[sl], size)))
-    images = np.concatenate(chunks) if chunks else np.zeros((0, size, size), np.float32)
+    # fixed-size chunks (the last one padded) bound the memory and compile _warp once
+    chunk = 2048
+    pad = -n % chunk
+    digit_p, style_p = np.pad(digit, (0, pad)), np.pad(style, (0, pad))
+    params_p = np.pad(params, ((0, pad), (0, 0)), constant_values=1.0)
+    images = np.concatenate(
+        [
+            np.asarray(
+                _warp(
+                    templates, digit_p[s : s + chunk], style_p[s : s + chunk], params_p[s : s + chunk], size
+                )
+            )
+            for s in range(0, n + pad, chunk)
+        ]
+        or [np.zeros((0, size, size), np.float32)]
+    )[:n]
     return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8), digit

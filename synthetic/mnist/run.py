@@ -2,6 +2,7 @@
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,72 +76,97 @@ def _train_n(mc) -> int | None:
     return digits.PAPER_N[mc.k]
 
 
-def make_optimiser(train) -> optax.GradientTransformation:
-    """``train.optimizer`` (sgd | adam | adamw) at ``train.lr`` with a constant or cosine schedule."""
-    if train.schedule == "constant":
-        lr = float(train.lr)
-    elif train.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(float(train.lr), int(train.steps))
+class Spec(NamedTuple):
+    """The static (shape- and graph-determining) settings of a run: one compilation per distinct Spec.
+
+    The probabilities and the learning rate are traced instead (``hyper``), so the cells of a sweep that
+    share k and the objective share one compiled program.
+    """
+
+    k: int
+    coupled: int
+    objective: str
+    encoder: str
+    image_size: int
+    width: int
+    embed_dim: int
+    eval_batch: int
+    steps: int
+    batch_size: int
+    optimizer: str
+    schedule: str
+    weight_decay: float
+
+
+def make_optimiser(spec: Spec, base_lr) -> optax.GradientTransformation:
+    """``train.optimizer`` (sgd | adam | adamw) at ``base_lr`` with a constant or cosine schedule."""
+    if spec.schedule == "constant":
+        lr = base_lr
+    elif spec.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(base_lr, spec.steps)
     else:
-        raise ValueError(f"train.schedule={train.schedule!r}; expected 'constant' or 'cosine'")
-    if train.optimizer == "sgd":
+        raise ValueError(f"train.schedule={spec.schedule!r}; expected 'constant' or 'cosine'")
+    if spec.optimizer == "sgd":
         return optax.sgd(lr)
-    if train.optimizer == "adam":
+    if spec.optimizer == "adam":
         return optax.adam(lr)
-    if train.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=float(train.weight_decay))
-    raise ValueError(f"train.optimizer={train.optimizer!r}; expected sgd, adam or adamw")
+    if spec.optimizer == "adamw":
+        return optax.adamw(lr, weight_decay=spec.weight_decay)
+    raise ValueError(f"train.optimizer={spec.optimizer!r}; expected sgd, adam or adamw")
 
 
-def make_train_eval(mc, steps: int, batch_size: int, optimiser: optax.GradientTransformation):
-    """A function of (seed key, train grey, train digits, test grey, test digits) -> (losses, accuracies)."""
-    palette_Kx3 = jnp.asarray(data.PALETTE[: mc.k])
-    k = mc.k
-    test_p = {t: data.test_p_spu(t, k, mc.p_spu, mc.p_rev) for t in TEST_SETS}
+def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
+    """One seed: sample labels/colours, train ``spec.steps`` minibatch steps, evaluate on ID, Rand, Rev.
 
-    def build(key):
-        model = models.make_model(
-            mc.objective, mc.encoder, mc.image_size, mc.width, k, mc.embed_dim, nnx.Rngs(key)
-        )
-        return nnx.split(model)
+    ``hyper`` = (p_inv, p_spu, p_rand, p_rev, lr) as an array. Returns (losses (steps,), {acc_<set>: ()}).
+    """
+    p_inv, p_spu = hyper[0], hyper[1]
+    k, palette_Kx3 = spec.k, jnp.asarray(data.PALETTE[: spec.k])
+    optimiser = make_optimiser(spec, hyper[4])
+    k_data, k_init, k_steps, k_test = jax.random.split(key, 4)
+    y_N, c_N = data.sample_labels_colours(k_data, train_digit, k, p_inv, p_spu, spec.coupled)
+    model = models.make_model(
+        spec.objective, spec.encoder, spec.image_size, spec.width, k, spec.embed_dim, nnx.Rngs(k_init)
+    )
+    graphdef, params = nnx.split(model)
 
-    def train_eval(key, train_grey, train_digit, test_grey, test_digit):
-        k_data, k_init, k_steps, k_test = jax.random.split(key, 4)
-        y_N, c_N = data.sample_labels_colours(k_data, train_digit, k, mc.p_inv, mc.p_spu, mc.coupled)
-        graphdef, params = build(k_init)
+    def loss_fn(params, x, y, c):
+        return nnx.merge(graphdef, params).loss(x, y, c)
 
-        def loss_fn(params, x, y, c):
-            return nnx.merge(graphdef, params).loss(x, y, c)
+    def step(carry, k_step):
+        params, opt_state = carry
+        idx_B = jax.random.randint(k_step, (spec.batch_size,), 0, y_N.shape[0])
+        x_B = data.colourise(train_grey[idx_B], c_N[idx_B], palette_Kx3)
+        loss, grads = jax.value_and_grad(loss_fn)(params, x_B, y_N[idx_B], c_N[idx_B])
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
 
-        def step(carry, k_step):
-            params, opt_state = carry
-            idx_B = jax.random.randint(k_step, (batch_size,), 0, y_N.shape[0])
-            x_B = data.colourise(train_grey[idx_B], c_N[idx_B], palette_Kx3)
-            loss, grads = jax.value_and_grad(loss_fn)(params, x_B, y_N[idx_B], c_N[idx_B])
-            updates, opt_state = optimiser.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+    init = (params, optimiser.init(params))
+    (params, _), losses = jax.lax.scan(step, init, jax.random.split(k_steps, spec.steps))
+    model = nnx.merge(graphdef, params)
 
-        init = (params, optimiser.init(params))
-        (params, _), losses = jax.lax.scan(step, init, jax.random.split(k_steps, steps))
-        model = nnx.merge(graphdef, params)
+    def predict(grey_c):
+        grey, c = grey_c
+        return jnp.argmax(model.scores(data.colourise(grey[None], c[None], palette_Kx3))[0])
 
-        def predict(grey_c):
-            grey, c = grey_c
-            return jnp.argmax(model.scores(data.colourise(grey[None], c[None], palette_Kx3))[0])
+    # the three test sets share the digits and differ in labels/colours: one pass over all of them
+    test_p = jnp.stack([p_spu, hyper[2], hyper[3]])  # TEST_SETS order: id, rand, rev
+    y_t, c_t = jax.vmap(lambda kk, p: data.sample_labels_colours(kk, test_digit, k, p_inv, p, spec.coupled))(
+        jax.random.split(k_test, len(TEST_SETS)), test_p
+    )
+    grey_all = jnp.tile(test_grey, (len(TEST_SETS), 1, 1))
+    pred = jax.lax.map(predict, (grey_all, c_t.reshape(-1)), batch_size=spec.eval_batch)
+    correct = (pred == y_t.reshape(-1)).reshape(len(TEST_SETS), -1).mean(axis=1)
+    return losses, {f"acc_{t}": correct[i] for i, t in enumerate(TEST_SETS)}
 
-        # the three test sets share the digits and differ in labels/colours: one compiled pass over all
-        keys = jax.random.split(k_test, len(TEST_SETS))
-        y_t, c_t = jax.vmap(
-            lambda kk, p: data.sample_labels_colours(kk, test_digit, k, mc.p_inv, p, mc.coupled)
-        )(keys, jnp.array([test_p[t] for t in TEST_SETS]))
-        n_t = test_digit.shape[0]
-        grey_all = jnp.tile(test_grey, (len(TEST_SETS), 1, 1))
-        pred = jax.lax.map(predict, (grey_all, c_t.reshape(-1)), batch_size=mc.eval_batch)
-        correct = (pred == y_t.reshape(-1)).reshape(len(TEST_SETS), n_t).mean(axis=1)
-        accs = {f"acc_{t}": correct[i] for i, t in enumerate(TEST_SETS)}
-        return losses, accs
 
-    return train_eval
+@functools.partial(jax.jit, static_argnames="spec")
+def train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
+    """:func:`train_eval` vmapped over the seeds' keys (data and hyper-parameters shared)."""
+    one = functools.partial(train_eval, spec=spec)
+    return jax.vmap(one, in_axes=(0, None, None, None, None, None))(
+        keys, hyper, train_grey, train_digit, test_grey, test_digit
+    )
 
 
 def first_nonfinite_step(losses_SxT: np.ndarray) -> int | None:
@@ -176,10 +202,25 @@ def run(cfg) -> dict:
         mc.source, mc.root, mc.k, mc.n_test, "test", mc.data_seed, mc.image_size
     )
 
-    train_eval = make_train_eval(mc, steps, batch_size, make_optimiser(cfg.train))
-    run_all = jax.jit(jax.vmap(train_eval, in_axes=(0, None, None, None, None)))
+    spec = Spec(
+        k=mc.k,
+        coupled=mc.coupled,
+        objective=mc.objective,
+        encoder=mc.encoder,
+        image_size=mc.image_size,
+        width=mc.width,
+        embed_dim=mc.embed_dim,
+        eval_batch=mc.eval_batch,
+        steps=steps,
+        batch_size=batch_size,
+        optimizer=cfg.train.optimizer,
+        schedule=cfg.train.schedule,
+        weight_decay=float(cfg.train.weight_decay),
+    )
+    make_optimiser(spec, float(cfg.train.lr))  # a bad optimizer/schedule name stops here, before compiling
+    hyper = jnp.array([mc.p_inv, mc.p_spu, 1.0 / mc.k, mc.p_rev, cfg.train.lr], jnp.float32)
     keys = seed_keys(int(cfg.seed), 0, seeds)
-    losses, accs = run_all(keys, train_grey, train_digit, test_grey, test_digit)
+    losses, accs = train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec)
     losses = np.asarray(losses)
 
     tail = max(1, math.ceil(0.1 * steps))

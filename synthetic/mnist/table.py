@@ -1,0 +1,179 @@
+"""Table of a MultiColoredMNIST multirun: Rand and Rev accuracy (mean +- std over seeds) beside the paper.
+
+    python -m synthetic.mnist.table DIR [--out OUT_DIR]
+
+DIR is searched recursively for the ``results.json`` files of ``python -m synthetic -m
+experiment=multicolored_mnist``; one row per (k, p_inv, p_spu, objective). Writes
+``mnist_table.csv`` and ``mnist_table.md`` into OUT_DIR (default DIR). Accuracies are in percent; the
+Bayes columns are the exact accuracy of the rule that is optimal for the training law
+(:func:`synthetic.mnist.data.bayes_accuracy`).
+"""
+
+import argparse
+import csv
+import json
+import pathlib
+import sys
+
+from synthetic.mnist import data
+
+RESULTS_NAME = "results.json"
+DEFAULT_ROOT = pathlib.Path("results/synthetic/multicolored_mnist")
+SWEEP_COMMAND = "python -m synthetic -m experiment=multicolored_mnist"
+
+# The paper's Table 8 cells quoted in SPEC section 1: (k, p_inv, p_spu, objective) -> Rand, Rev (mean, std).
+PAPER = {
+    (2, 0.9, 0.9, "contrastive"): ((71.56, 1.79), (50.08, 3.97)),
+    (2, 0.9, 0.9, "supervised"): ((71.62, 1.58), (50.13, 3.24)),
+    (10, 0.75, 0.9, "contrastive"): ((48.03, 1.56), (5.53, 1.25)),
+    (10, 0.75, 0.9, "supervised"): ((46.83, 1.33), (5.72, 1.35)),
+}
+OBJECTIVE_ORDER = ("contrastive", "two_tower", "supervised")
+COLUMNS = (
+    "k",
+    "n",
+    "p_inv",
+    "p_spu",
+    "objective",
+    "seeds",
+    "status",
+    "id_mean",
+    "id_std",
+    "rand_mean",
+    "rand_std",
+    "rev_mean",
+    "rev_std",
+    "bayes_rand",
+    "bayes_rev",
+    "paper_rand_mean",
+    "paper_rand_std",
+    "paper_rev_mean",
+    "paper_rev_std",
+)
+
+
+def find_results(root: pathlib.Path) -> list[pathlib.Path]:
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory; create results with `{SWEEP_COMMAND}`")
+    paths = sorted(root.rglob(RESULTS_NAME))
+    if not paths:
+        raise FileNotFoundError(f"no {RESULTS_NAME} under {root}; create them with `{SWEEP_COMMAND}`")
+    return paths
+
+
+def latest_sweep(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
+    """The newest sweep folder (Hydra names them by time) under ``root`` that holds results."""
+    root = pathlib.Path(root)
+    sweeps = (
+        sorted(p for p in root.iterdir() if p.is_dir() and any(p.rglob(RESULTS_NAME)))
+        if root.is_dir()
+        else []
+    )
+    if not sweeps:
+        raise FileNotFoundError(
+            f"no MultiColoredMNIST sweep with {RESULTS_NAME} under {root}; run `{SWEEP_COMMAND}`"
+        )
+    return sweeps[-1]
+
+
+def _row(path: pathlib.Path) -> dict:
+    res = json.loads(path.read_text())
+    for key in ("config", "metrics"):
+        if key not in res:
+            raise ValueError(f"{path}: no '{key}' key; expected a results.json of `{SWEEP_COMMAND}`")
+    cfg = res["config"]
+    if cfg.get("task") != "multicolored_mnist":
+        raise ValueError(f"{path}: task={cfg.get('task')!r}; expected 'multicolored_mnist'")
+    mc, metrics = cfg["mnist"], res["metrics"]
+    k, p_inv, p_spu, p_rev, coupled = mc["k"], mc["p_inv"], mc["p_spu"], mc["p_rev"], mc["coupled"]
+    paper = PAPER.get((k, p_inv, p_spu, mc["objective"]))
+
+    def pct(name, stat):
+        return 100.0 * metrics[name][stat]
+
+    return {
+        "k": k,
+        "n": res.get("extra", {}).get("n_train", mc["n"]),
+        "p_inv": p_inv,
+        "p_spu": p_spu,
+        "objective": mc["objective"],
+        "seeds": len(metrics["acc_rand"]["per_seed"]),
+        "status": res.get("status", "ok"),
+        "id_mean": pct("acc_id", "mean"),
+        "id_std": pct("acc_id", "std"),
+        "rand_mean": pct("acc_rand", "mean"),
+        "rand_std": pct("acc_rand", "std"),
+        "rev_mean": pct("acc_rev", "mean"),
+        "rev_std": pct("acc_rev", "std"),
+        "bayes_rand": 100.0 * data.bayes_accuracy(k, p_inv, p_spu, 1.0 / k, coupled),
+        "bayes_rev": 100.0 * data.bayes_accuracy(k, p_inv, p_spu, p_rev, coupled),
+        "paper_rand_mean": paper[0][0] if paper else None,
+        "paper_rand_std": paper[0][1] if paper else None,
+        "paper_rev_mean": paper[1][0] if paper else None,
+        "paper_rev_std": paper[1][1] if paper else None,
+        "_path": str(path),
+    }
+
+
+def collect(root: pathlib.Path) -> list[dict]:
+    """One row per cell and objective, sorted by k, p_inv (descending), p_spu, objective."""
+    rows: dict[tuple, dict] = {}
+    for path in find_results(root):
+        row = _row(path)
+        key = (row["k"], row["p_inv"], row["p_spu"], row["objective"])
+        if key in rows:
+            raise ValueError(
+                f"two runs of cell {key}: {rows[key]['_path']} and {path}; point the table at a single sweep"
+            )
+        rows[key] = row
+    order = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
+    return sorted(rows.values(), key=lambda r: (r["k"], -r["p_inv"], r["p_spu"], order[r["objective"]]))
+
+
+def _pm(mean, std) -> str:
+    return "" if mean is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def write(rows: list[dict], out_dir: pathlib.Path) -> list[pathlib.Path]:
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "mnist_table.csv", out_dir / "mnist_table.md"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "| k | n | p_inv | p_spu | objective | seeds | ID | Rand | Rev | Bayes Rand / Rev "
+        "| paper Rand | paper Rev |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        status = "" if r["status"] == "ok" else f" ({r['status']})"
+        lines.append(
+            f"| {r['k']} | {r['n']} | {r['p_inv']} | {r['p_spu']} | {r['objective']}{status} | {r['seeds']} "
+            f"| {_pm(r['id_mean'], r['id_std'])} | {_pm(r['rand_mean'], r['rand_std'])} "
+            f"| {_pm(r['rev_mean'], r['rev_std'])} | {r['bayes_rand']:.1f} / {r['bayes_rev']:.1f} "
+            f"| {_pm(r['paper_rand_mean'], r['paper_rand_std'])} "
+            f"| {_pm(r['paper_rev_mean'], r['paper_rev_std'])} |"
+        )
+    md_path.write_text("\n".join(lines) + "\n")
+    return [csv_path, md_path]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dir", type=pathlib.Path, help="a multirun directory (searched recursively)")
+    parser.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: DIR)")
+    args = parser.parse_args(argv)
+    rows = collect(args.dir)
+    for path in write(rows, args.out or args.dir):
+        print(path)
+    print((args.out or args.dir).joinpath("mnist_table.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

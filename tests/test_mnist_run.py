@@ -1,0 +1,144 @@
+"""MultiColoredMNIST end to end: run(cfg) on a tiny grid, divergence, validation, the IDX path, the table."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from synthetic.config import SyntheticConfig
+from synthetic.mnist import data, digits, table
+from synthetic.mnist.run import first_nonfinite_step, run
+
+TINY = {"n": 300, "n_test": 200, "image_size": 14, "width": 32, "embed_dim": 16, "k": 3}
+
+
+def _cfg(seeds=2, lr=3e-3, optimizer="adam", **mnist):
+    """A config shaped like the app's (its structured schema), tiny sizes."""
+    return OmegaConf.merge(
+        OmegaConf.structured(SyntheticConfig),
+        {
+            "task": "multicolored_mnist",
+            "seeds": seeds,
+            "train": {
+                "steps": 40,
+                "batch_size": 32,
+                "lr": lr,
+                "optimizer": optimizer,
+                "schedule": "constant",
+            },
+            "mnist": {**TINY, **mnist},
+        },
+    )
+
+
+def _write_results(folder, cfg, out):
+    """results.json as the app writes it: config, metrics.<name> = {mean, std, per_seed}, status, extra."""
+    folder.mkdir(parents=True)
+    metrics = {
+        m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v}
+        for m, v in out["per_seed"].items()
+    }
+    res = {"config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics, **out}
+    (folder / "results.json").write_text(json.dumps(res))
+
+
+@pytest.mark.slow
+def test_tiny_grid_end_to_end_and_table(tmp_path):
+    cells = [(0.9, 0.9), (0.75, 0.9)]
+    job = 0
+    for p_inv, p_spu in cells:
+        for objective in ("contrastive", "two_tower", "supervised"):
+            cfg = _cfg(p_inv=p_inv, p_spu=p_spu, objective=objective)
+            out = run(cfg)
+            assert out["status"] == "ok" and out["diverged_step"] is None
+            assert set(out["per_seed"]) == {"acc_id", "acc_rand", "acc_rev", "loss_final"}
+            for values in out["per_seed"].values():
+                assert len(values) == 2 and all(np.isfinite(values))
+            # 40 steps already beat chance (1/3) in distribution
+            assert np.mean(out["per_seed"]["acc_id"]) > 0.5
+            assert out["extra"]["bayes"]["acc_rev"] == pytest.approx(
+                data.bayes_accuracy(3, p_inv, p_spu, 0.1)
+            )
+            assert out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
+            _write_results(tmp_path / "sweep" / str(job), cfg, out)
+            job += 1
+
+    rows = table.collect(tmp_path / "sweep")
+    assert [(r["p_inv"], r["objective"]) for r in rows] == [
+        (p, o) for p in (0.9, 0.75) for o in ("contrastive", "two_tower", "supervised")
+    ]
+    first = json.loads((tmp_path / "sweep" / "0" / "results.json").read_text())
+    assert rows[0]["rand_mean"] == pytest.approx(100 * np.mean(first["metrics"]["acc_rand"]["per_seed"]))
+    assert rows[0]["paper_rand_mean"] is None  # the paper quotes k = 2 and k = 10 only
+    assert table.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    with (tmp_path / "out" / "mnist_table.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 6
+    md = (tmp_path / "out" / "mnist_table.md").read_text().splitlines()
+    assert len(md) == 2 + 6 and "| 3 | 300 | 0.9 | 0.9 | contrastive | 2 |" in md[2]
+    # a second sweep's results under the same folder would make two rows for one cell: refused
+    _write_results(tmp_path / "sweep" / "again", cfg, out)
+    with pytest.raises(ValueError, match="two runs of cell"):
+        table.collect(tmp_path / "sweep")
+
+
+@pytest.mark.slow
+def test_divergence_is_reported_with_its_step():
+    # same compiled program as the tiny grid's supervised runs (the learning rate is traced)
+    out = run(_cfg(lr=1e12, objective="supervised"))
+    assert out["status"] == "diverged"
+    assert 0 <= out["diverged_step"] < 40
+    assert np.isnan(out["per_seed"]["loss_final"]).any()
+
+
+def test_first_nonfinite_step():
+    losses = np.ones((3, 10))
+    assert first_nonfinite_step(losses) is None
+    losses[1, 7] = np.inf
+    losses[2, 4] = np.nan
+    assert first_nonfinite_step(losses) == 4
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.slow
+def test_idx_source_filters_digits_below_k(tmp_path):
+    # fake MNIST files from the offline renderer: 10 classes, so filtering to k = 3 keeps about 30%
+    for img_name, lab_name, n in [
+        (*digits.IDX_FILES["train"], 1200),
+        (*digits.IDX_FILES["test"], 800),
+    ]:
+        images, labels = digits.render_digits(n, 10, seed=(5, n))
+        _write_idx(tmp_path / f"{img_name}.gz", images)
+        _write_idx(tmp_path / f"{lab_name}.gz", labels)
+    out = run(_cfg(objective="supervised", source="idx", root=str(tmp_path)))
+    assert out["status"] == "ok" and out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
+    with pytest.raises(ValueError, match="mnist.n=5000 but MNIST train has only"):
+        run(_cfg(source="idx", root=str(tmp_path), n=5000))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"k": 11}, "mnist.k=11"),
+        ({"objective": "clip"}, "mnist.objective='clip'"),
+        ({"encoder": "vit"}, "mnist.encoder='vit'"),
+        ({"p_spu": 1.5}, "mnist.p_spu=1.5"),
+        ({"image_size": 20}, "mnist.image_size=20"),
+        ({"source": "idx"}, "needs mnist.root"),
+    ],
+)
+def test_bad_config_is_named(override, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        run(_cfg(**override))
+
+
+def test_missing_idx_files_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        run(_cfg(source="idx", root=str(tmp_path)))
