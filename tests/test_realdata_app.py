@@ -137,3 +137,35 @@ def test_python_m_realdata_missing_root_fails_and_records_it(tmp_path):
     assert "absent" in proc.stderr and "expected" in proc.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "failed" and "absent" in results["error"]
+
+
+@pytest.mark.data
+def test_real_counteranimal_matches_the_paper():
+    from realdata.check import differences
+    from realdata.dataset import scan
+
+    assert differences(scan(os.environ["SOBER_CLIP_DATA"])) == []
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_curating_clip_reproduces_the_paper(tmp_path):
+    """ViT-B/32 LAION-400M from its released file (vit_b_32-quickgelu-laion400m_e31-*.pt) within 3 points."""
+    from omegaconf import OmegaConf
+
+    from realdata.config import RealdataConfig
+    from realdata.evaluate import evaluate
+
+    files = sorted(Path(os.environ["SOBER_CLIP_WEIGHTS"]).glob("vit_b_32-quickgelu-laion400m_e31*"))
+    assert files, "put vit_b_32-quickgelu-laion400m_e31-d867053b.pt in $SOBER_CLIP_WEIGHTS"
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(RealdataConfig),
+        {
+            "data": {"root": os.environ["SOBER_CLIP_DATA"]},
+            "model": {"name": "ViT-B-32-quickgelu", "pretrained": str(files[0])},
+            "cache_dir": str(tmp_path / "cache"),
+            "progress": False,
+        },
+    )
+    m = evaluate(cfg, tmp_path / "out")["metrics"]
+    assert abs(100 * m["acc_common"] - 67.13) < 3 and abs(100 * m["acc_counter"] - 36.95) < 3
