@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 import theory
 from synthetic import train as T
 from synthetic.config import SyntheticConfig
+from synthetic.results import json_safe
 
 #: Per-seed outputs of the compiled run that are arrays, not scalar metrics (kept in "extra").
 ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step")
@@ -99,7 +100,7 @@ def _collect(raws: list[dict[str, np.ndarray]], cfg: SyntheticConfig) -> dict:
         else None,
     }
     if "latent_product" in raw:
-        extra["latent_product_per_seed"] = raw["latent_product"].tolist()
+        extra["latent_product_per_seed"] = json_safe(raw["latent_product"])  # None where a seed diverged
     return {
         "per_seed": seed_metrics(raw, cfg),
         "status": "diverged" if diverged.size else "ok",

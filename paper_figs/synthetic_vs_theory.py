@@ -1,0 +1,193 @@
+"""Simulation against the exact theory: ``experiment=theorem62`` and ``experiment=objectives`` sweeps.
+
+    python -m paper_figs.synthetic_vs_theory [--results results/synthetic] [--out paper_figs/out]
+
+Reads the latest sweep of each experiment under ``results_dir`` (``<results_dir>/<name>/<time>/*/``, where
+``python -m synthetic -m experiment=<name>`` and ``make demo`` write results.json). Three panels over p_spu:
+(a) linearised CLIP (theorem62): simulated accuracy per test group, mean and std over seeds, on the exact
+population curves, with Theorem 6.2's printed bounds drawn as accuracies (common >= 1 - Phi(kappa2),
+counter <= Phi(kappa1)); (b) counter and (c) common accuracy of every objective against the CLIP optimum
+(zero-shot, class prompt) and the population least-squares classifier. Also writes the numbers behind
+panel (a), simulation minus theory, to synthetic_vs_theory.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.special import ndtr
+
+import theory
+from synthetic.aggregate import collect
+
+NAME = "synthetic_vs_theory"
+DEFAULT_RESULTS = Path("results/synthetic")
+EXPERIMENTS = ("theorem62", "objectives")
+GROUP_COLOURS = {"common": "tab:blue", "counter": "tab:red", "balanced": "tab:gray"}
+OBJECTIVE_STYLE = {  # objective -> (colour, marker)
+    "linear_clip": ("tab:blue", "o"),
+    "clip": ("tab:orange", "s"),
+    "siglip": ("tab:purple", "^"),
+    "supervised": ("tab:green", "D"),
+}
+MODEL_KEYS = ("mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "d_image", "d_text", "caption_q")
+
+
+def latest_sweep(results_dir: Path, name: str) -> Path:
+    """The newest sweep directory of experiment ``name`` (directory names are timestamps)."""
+    base = Path(results_dir) / name
+    sweeps = sorted(p for p in base.glob("*") if p.is_dir() and any(p.rglob("results.json")))
+    if not sweeps:
+        raise FileNotFoundError(
+            f"{base}: no sweep with results.json; create it with `python -m synthetic -m experiment={name}` "
+            f"(or `make demo` for a CPU-size run)"
+        )
+    return sweeps[-1]
+
+
+def _ok_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["status"] == "ok"]
+
+
+def _model(row: dict, p_spu) -> theory.GaussianSpuriousModel:
+    kw = {k: float(row[f"data.{k}"]) for k in MODEL_KEYS}
+    return theory.GaussianSpuriousModel(p_spu=p_spu, rho=float(row["objective.rho"]), **kw)
+
+
+def _series(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = sorted(rows, key=lambda r: float(r["data.p_spu"]))
+    p = np.array([float(r["data.p_spu"]) for r in rows])
+    mean = np.array([float(r[f"{metric}_mean"]) for r in rows])
+    std = np.array([float(r[f"{metric}_std"]) for r in rows])
+    return p, mean, std
+
+
+def theorem62_table(rows: list[dict]) -> list[dict]:
+    """Per sweep point and group: simulation mean/std, exact theory, difference, and the printed bound."""
+    out = []
+    for r in sorted(_ok_rows(rows), key=lambda r: float(r["data.p_spu"])):
+        for g in ("common", "counter", "balanced", "id"):
+            sim, th = float(r[f"acc_{g}_mean"]), float(r[f"theory.acc_{g}"])
+            out.append(
+                {
+                    "p_spu": float(r["data.p_spu"]),
+                    "group": g,
+                    "sim_mean": sim,
+                    "sim_std": float(r[f"acc_{g}_std"]),
+                    "seeds": int(r[f"acc_{g}_n"]),
+                    "theory": th,
+                    "sim_minus_theory": sim - th,
+                    "dist_optimum_mean": float(r["dist_optimum_mean"])
+                    if r.get("dist_optimum_mean")
+                    else None,
+                    "printed_bound": {
+                        "common": float(r["theory.common_accuracy_lower_bound"]),
+                        "counter": float(r["theory.counter_accuracy_upper_bound"]),
+                    }.get(g),
+                }
+            )
+    return out
+
+
+def _panel_theorem62(ax, rows: list[dict]) -> None:
+    ref = rows[0]
+    rank = int(ref["encoder.h"]) if ref["encoder.name"] == "linear" else None
+    grid = np.linspace(0.5, 1.0, 201)
+    model = _model(ref, grid)
+    bounds = theory.paper_bounds(model)
+    for g, colour in GROUP_COLOURS.items():
+        ax.plot(
+            grid,
+            theory.zero_shot_accuracy(model, g, "class", rank=rank),
+            color=colour,
+            lw=1.6,
+            label=f"exact, {g}",
+        )
+        p, mean, std = _series(rows, f"acc_{g}")
+        ax.errorbar(p, mean, yerr=std, fmt="o", ms=4, color=colour, capsize=2, label=f"simulation, {g}")
+    ax.plot(grid, bounds["common_accuracy_lower_bound"], "k--", lw=1.2, label="printed bound, common (>=)")
+    ax.plot(grid, ndtr(bounds["kappa1"]), "k:", lw=1.4, label="printed bound, counter (<=)")
+    n, d = int(ref["data.n"]), int(ref["data.d_image"])
+    ax.set_title(f"(a) linearised CLIP, linear encoders (n={n}, d={d}, h={ref['encoder.h']})", fontsize=9)
+
+
+def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, letter: str) -> None:
+    ref = next(iter(by_objective.values()))[0]
+    grid = np.linspace(0.5, 1.0, 201)
+    model = _model(ref, grid)
+    ax.plot(
+        grid,
+        theory.zero_shot_accuracy(model, group, "class"),
+        color="tab:blue",
+        lw=1.4,
+        label="exact CLIP optimum",
+    )
+    ax.plot(
+        grid,
+        theory.supervised_accuracy(model, group),
+        color="tab:green",
+        lw=1.4,
+        ls="--",
+        label="least squares",
+    )
+    for objective, rows in by_objective.items():
+        colour, marker = OBJECTIVE_STYLE.get(objective, ("black", "x"))
+        p, mean, std = _series(rows, f"acc_{group}")
+        ax.errorbar(p, mean, yerr=std, fmt=marker, ms=4, color=colour, capsize=2, alpha=0.85, label=objective)
+    ax.set_title(f"({letter}) {group} accuracy by objective", fontsize=9)
+
+
+def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
+    """Write synthetic_vs_theory.png/.pdf (and the panel-(a) numbers as .csv) into out_dir."""
+    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
+    rows = {name: _ok_rows(collect(latest_sweep(results_dir, name))) for name in EXPERIMENTS}
+    for name, r in rows.items():
+        if not r:
+            raise FileNotFoundError(f"{latest_sweep(results_dir, name)}: no run finished with status ok")
+    by_objective: dict[str, list[dict]] = {"linear_clip": rows["theorem62"]}
+    for r in rows["objectives"]:
+        by_objective.setdefault(r["objective.name"], []).append(r)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
+    _panel_theorem62(axes[0], rows["theorem62"])
+    _panel_objectives(axes[1], by_objective, "counter", "b")
+    _panel_objectives(axes[2], by_objective, "common", "c")
+    for ax in axes:
+        ax.set_xlabel("p_spu (training P(background = class))")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel("accuracy (mean +- std over seeds)")
+    fig.tight_layout()
+    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    table = theorem62_table(rows["theorem62"])
+    csv_path = out_dir / f"{NAME}.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    return paths + [csv_path]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m paper_figs.synthetic_vs_theory")
+    parser.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS, help="root holding <experiment>/<time>/"
+    )
+    parser.add_argument("--out", type=Path, default=Path("paper_figs/out"))
+    args = parser.parse_args(argv)
+    for path in make(args.out, args.results):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Each synthetic objective against a naive numpy implementation (and open_clip's losses where installed)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from synthetic import objectives as O
+from synthetic.config import EncoderConfig, ObjectiveConfig
+from synthetic.data import Batch
+
+RNG = np.random.default_rng(0)
+B, H = 6, 3
+
+
+def _emb(normalize=False):
+    x = RNG.normal(size=(B, H)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize else x
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_linear_clip_loss_matches_paper_double_sum():
+    ei, et = _emb(), _emb()
+    s = ei.astype(float) @ et.T.astype(float)
+    total = 0.0
+    for i in range(B):
+        for j in range(B):
+            if j != i:
+                total += (s[i, j] - s[i, i]) + (s[j, i] - s[i, i])
+    naive = total / (2 * B * (B - 1))
+    np.testing.assert_allclose(O.linear_clip_loss(ei, et), naive, rtol=1e-5, atol=1e-6)
+
+
+def test_product_frobenius_matches_numpy():
+    wi, wt = RNG.normal(size=(H, 7)), RNG.normal(size=(H, 5))
+    np.testing.assert_allclose(O.product_frobenius_sq(wi, wt), np.sum((wi.T @ wt) ** 2), rtol=1e-6)
+
+
+def test_linear_clip_objective_is_covariance_form():
+    """Full objective = -(n/(n-1)) <M, C_hat> + rho/2 ||M||^2, C_hat the centred cross-covariance."""
+    d_i, d_t, rho = 5, 4, 0.7
+    model = O.DualEncoder(d_i, d_t, 2, EncoderConfig(name="linear", h=H), ObjectiveConfig(), nnx.Rngs(1))
+    xi, xt = RNG.normal(size=(B, d_i)).astype(np.float32), RNG.normal(size=(B, d_t)).astype(np.float32)
+    batch = Batch(jnp.asarray(xi), jnp.asarray(xt), jnp.zeros(B, int), jnp.zeros(B, int))
+    got = O.linear_clip_objective(model, batch, {"rho": rho}, ObjectiveConfig())
+    m = np.asarray(model.image.matrix()).T @ np.asarray(model.text.matrix())  # W_I^T W_T, (d_i, d_t)
+    c_hat = (xi - xi.mean(0)).T @ (xt - xt.mean(0)) / B
+    expected = -B / (B - 1) * np.sum(m * c_hat) + rho / 2 * np.sum(m**2)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_clip_loss_matches_numpy():
+    ei, et, scale = _emb(True), _emb(True), 14.3
+    logits = scale * ei.astype(float) @ et.T
+    naive = -0.5 * (np.trace(_log_softmax(logits)) + np.trace(_log_softmax(logits.T))) / B
+    np.testing.assert_allclose(O.clip_loss(ei, et, scale), naive, rtol=1e-5)
+
+
+def test_siglip_loss_matches_numpy():
+    ei, et, t, b = _emb(True), _emb(True), 10.0, -10.0
+    logits = t * ei.astype(float) @ et.T + b
+    labels = 2 * np.eye(B) - 1
+    naive = np.sum(np.log1p(np.exp(-labels * logits))) / B
+    np.testing.assert_allclose(O.siglip_loss(ei, et, t, b), naive, rtol=1e-5)
+
+
+def test_supervised_loss_matches_numpy():
+    logits, y = RNG.normal(size=(B, 3)), RNG.integers(0, 3, B)
+    naive = -np.mean(_log_softmax(logits)[np.arange(B), y])
+    np.testing.assert_allclose(O.supervised_loss(jnp.asarray(logits), jnp.asarray(y)), naive, rtol=1e-5)
+
+
+def test_clip_objective_clamps_scale_at_max_and_inits_like_open_clip():
+    cfg = ObjectiveConfig(name="clip")
+    model = O.DualEncoder(4, 4, 2, EncoderConfig(h=H), cfg, nnx.Rngs(0))
+    np.testing.assert_allclose(np.exp(model.extra["logit_scale"][...]), 1 / 0.07, rtol=1e-6)
+    model.extra["logit_scale"][...] = jnp.float32(np.log(1e4))  # beyond the clamp
+    x = jnp.asarray(RNG.normal(size=(B, 4)), jnp.float32)
+    batch = Batch(x, x, jnp.zeros(B, int), jnp.zeros(B, int))
+    ei = np.asarray(O.l2_normalize(model.image(x)))
+    et = np.asarray(O.l2_normalize(model.text(x)))
+    got = O.clip_objective(model, batch, {}, cfg)
+    np.testing.assert_allclose(got, O.clip_loss(ei, et, 100.0), rtol=1e-5)
+
+
+def test_siglip_init_values():
+    model = O.DualEncoder(4, 4, 2, EncoderConfig(h=H), ObjectiveConfig(name="siglip"), nnx.Rngs(0))
+    np.testing.assert_allclose(np.exp(model.extra["t_prime"][...]), 10.0, rtol=1e-6)
+    assert float(model.extra["bias"][...]) == -10.0
+
+
+def test_losses_match_open_clip():
+    torch = pytest.importorskip("torch")
+    loss_mod = pytest.importorskip("open_clip.loss")
+    ei, et = _emb(True), _emb(True)
+    ti, tt = torch.tensor(ei), torch.tensor(et)
+    ref_clip = loss_mod.ClipLoss()(ti, tt, torch.tensor(14.3)).item()
+    np.testing.assert_allclose(O.clip_loss(ei, et, 14.3), ref_clip, rtol=1e-5)
+    ref_sig = loss_mod.SigLipLoss()(ti, tt, torch.tensor(10.0), torch.tensor(-10.0)).item()
+    np.testing.assert_allclose(O.siglip_loss(ei, et, 10.0, -10.0), ref_sig, rtol=1e-5)
+
+
+def test_unknown_objective_and_mlp_matrix_fail_clearly():
+    with pytest.raises(ValueError, match="objective.name='nope'"):
+        O.get_objective("nope")
+    enc = O.make_encoder(4, EncoderConfig(name="mlp", h=2, width=8, depth=1), nnx.Rngs(0))
+    with pytest.raises(ValueError, match="encoder=linear"):
+        enc.matrix()
+    assert enc(jax.numpy.ones((3, 4))).shape == (3, 2)

@@ -1,0 +1,122 @@
+"""Training held against the exact theory, divergence, the k-class/rendered path, and seed sharding."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import theory
+from synthetic import run as R
+from synthetic import train as T
+from synthetic.config import (
+    DataConfig,
+    EncoderConfig,
+    EvalConfig,
+    ObjectiveConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
+
+# Seconds-size point where the finite-sample optimum is within ~2% of the population one (n large, d small).
+SMALL = SyntheticConfig(
+    seeds=3,
+    data=DataConfig(p_spu=0.9, sigma_xi=0.5, n=4096, d_image=8, d_text=8),
+    encoder=EncoderConfig(name="linear", h=4, init_scale=0.1),
+    objective=ObjectiveConfig(name="linear_clip", rho=1.0),
+    train=TrainConfig(steps=400, batch_size=0, lr=0.05, optimizer="sgd", schedule="cosine"),
+    eval=EvalConfig(n_test=10000),
+)
+
+
+@pytest.fixture(scope="module")
+def small_raw():
+    spec, hp = T.split_config(SMALL)
+    return T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 0, SMALL.seeds))
+
+
+def test_linear_clip_reaches_theory_optimum(small_raw):
+    model = T.data_model(SMALL)
+    K = theory.clip_optimum(model, rank=SMALL.encoder.h)
+    dist = np.linalg.norm(small_raw["latent_product"] - K, axis=(1, 2)) / np.linalg.norm(K)
+    assert np.all(dist < 0.05), dist
+    # Optimisation itself converged to the finite-sample minimiser (n/(n-1)) C_hat / rho.
+    assert np.all(small_raw["dist_empirical_optimum"] < 0.01), small_raw["dist_empirical_optimum"]
+    assert np.all(small_raw["first_bad_step"] == -1)
+
+
+def test_counter_accuracy_matches_theory_within_sampling_error(small_raw):
+    model = T.data_model(SMALL)
+    n, s = SMALL.eval.n_test, SMALL.seeds
+    for group in ("common", "counter", "balanced", "id"):
+        acc = small_raw[f"acc_{group}"]
+        exact = float(theory.zero_shot_accuracy(model, group, "class", rank=SMALL.encoder.h))
+        se = max(acc.std(ddof=1) / np.sqrt(s), np.sqrt(exact * (1 - exact) / (n * s)))
+        assert abs(acc.mean() - exact) < 4 * se + 1e-3, (group, acc, exact)
+    # Each seed's counter accuracy equals the exact accuracy of the rule it learned (test noise only).
+    for lp, acc in zip(small_raw["latent_product"], small_raw["acc_counter"], strict=True):
+        exact = float(theory.linear_rule_accuracy(model, lp @ np.array([1.0, 0.0]), "counter"))
+        assert abs(acc - exact) < 4 * np.sqrt(exact * (1 - exact) / n) + 1e-3, (acc, exact)
+    # The "mean" prompt (E[z_T | y]) is also checked against theory.
+    exact_mean = float(theory.zero_shot_accuracy(model, "counter", "mean", rank=SMALL.encoder.h))
+    assert abs(small_raw["acc_counter_prompt_mean"].mean() - exact_mean) < 0.02
+
+
+def test_absurd_learning_rate_is_reported_as_diverged():
+    cfg = SyntheticConfig(**{**SMALL.__dict__, "train": TrainConfig(**{**SMALL.train.__dict__, "lr": 1e6})})
+    result = R.run(cfg)
+    assert result["status"] == "diverged"
+    assert isinstance(result["diverged_step"], int) and 0 <= result["diverged_step"] < SMALL.train.steps
+    assert all(v is None for v in result["per_seed"]["acc_counter"])  # never a silent NaN
+    json.dumps(result, allow_nan=False)
+
+
+def test_same_key_same_result_and_seeds_differ(small_raw):
+    spec, hp = T.split_config(SMALL)
+    again = T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 0, SMALL.seeds))
+    np.testing.assert_array_equal(again["latent_product"], small_raw["latent_product"])
+    assert len(set(small_raw["acc_counter"].tolist())) == SMALL.seeds
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"encoder": EncoderConfig(name="mlp")}, "encoder='mlp'"),
+        ({"data": DataConfig(p_spu=1.5)}, "p_spu=1.5"),
+        ({"train": TrainConfig(optimizer="lbfgs")}, "train.optimizer='lbfgs'"),
+        ({"data": DataConfig(n=0), "train": TrainConfig(batch_size=0)}, "train.batch_size=0"),
+    ],
+)
+def test_bad_configs_name_the_key(change, match):
+    with pytest.raises(ValueError, match=match.replace("(", r"\(")):
+        T.split_config(SyntheticConfig(**change))
+
+
+SHARDED = """
+import json, jax
+from synthetic import train as T
+from tests.test_synthetic_train import SMALL
+spec, hp = T.split_config(SMALL)
+keys = T.seed_keys(SMALL.seed, 0, SMALL.seeds)
+sharded, n_dev = T._shard_seeds(keys)
+out = T.run_seeds(spec, hp, keys)
+print(json.dumps({"n_dev": n_dev, "n_shards": len(sharded.sharding.device_set),
+                  "latent_product": out["latent_product"].tolist(),
+                  "acc_counter": out["acc_counter"].tolist()}))
+"""
+
+
+def test_two_host_devices_give_the_same_result(small_raw):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SHARDED)], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["n_dev"] == 2 and got["n_shards"] == 2
+    np.testing.assert_allclose(got["latent_product"], small_raw["latent_product"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["acc_counter"], small_raw["acc_counter"], atol=1e-4)
