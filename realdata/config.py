@@ -68,7 +68,6 @@ class RealdataConfig:
 
 def register() -> None:
     ConfigStore.instance().store(name="realdata_schema", node=RealdataConfig)
-    ConfigStore.instance().store(group="model", name="model_schema", node=ModelConfig)
     if not OmegaConf.has_resolver("realdata_dir"):
         # lets bundled configs (the tiny test model) point at files shipped inside the package
         OmegaConf.register_new_resolver("realdata_dir", lambda: str(PACKAGE_DIR))
