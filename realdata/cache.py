@@ -27,8 +27,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[-60:]
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel sweep jobs share caches
     write(tmp)
     os.replace(tmp, path)
 
@@ -57,7 +57,7 @@ class FeatureCache:
                 "n": self.n,
                 "paths": paths,
             }
-            _atomic_write(manifest, lambda p: p.write_text(json.dumps(meta, indent=1)))
+            atomic_write(manifest, lambda p: p.write_text(json.dumps(meta, indent=1)))
 
     @property
     def n_chunks(self) -> int:
@@ -80,7 +80,7 @@ class FeatureCache:
             with open(p, "wb") as f:
                 np.savez(f, features=features.astype(np.float32), readable=readable, errors=err)
 
-        _atomic_write(self.chunk_path(c), write)
+        atomic_write(self.chunk_path(c), write)
 
     def load(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """All features (N, D), the readable mask (N,) and the unreadable images' errors by position."""
@@ -118,5 +118,5 @@ class ArrayCache:
             with open(p, "wb") as f:
                 np.save(f, value)
 
-        _atomic_write(path, write)
+        atomic_write(path, write)
         return value

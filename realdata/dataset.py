@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GROUPS = ("common", "counter")
@@ -54,6 +54,7 @@ class CounterAnimal:
     root: Path  # the folder holding the class folders
     records: list[ImageRecord]
     skipped: list[Skipped]  # files that are not images, found at listing time
+    ignored: list[str] = field(default_factory=list)  # folders inside class folders that are not groups
 
     def fingerprint(self) -> str:
         """Hash of the sorted image list (path, group, label, size): keys the feature cache."""
@@ -105,12 +106,14 @@ def scan(root: str | Path) -> CounterAnimal:
     base = resolve_root(root)
     records: list[ImageRecord] = []
     skipped: list[Skipped] = []
+    ignored: list[str] = []
     for class_dir in _class_dirs(base):
         index, class_name = CLASS_DIR_RE.match(class_dir.name).groups()
         for group_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
             m = GROUP_DIR_RE.match(group_dir.name)
             if m is None:
-                continue  # reported by `python -m realdata.check`
+                ignored.append(group_dir.relative_to(base).as_posix())
+                continue
             group, background = m.groups()
             for f in sorted(group_dir.rglob("*")):
                 if not f.is_file():
@@ -122,7 +125,7 @@ def scan(root: str | Path) -> CounterAnimal:
                 records.append(ImageRecord(rel, group, int(index), class_name, background, f.stat().st_size))
     if not records:
         raise DatasetLayoutError(f"no images found under {str(base)!r}; expected {EXPECTED_LAYOUT}")
-    return CounterAnimal(base, records, skipped)
+    return CounterAnimal(base, records, skipped, ignored)
 
 
 @dataclass(frozen=True)

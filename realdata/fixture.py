@@ -56,6 +56,7 @@ def make_counteranimal(
         (first / "broken.jpg").write_bytes(b"this is not a jpeg" * 10)
     if stray:
         (first / "notes.txt").write_text("not an image")
+        (base / "imagenet_names.txt").write_text("some copies ship this beside the class folders\n")
     return base
 
 

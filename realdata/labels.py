@@ -44,8 +44,11 @@ def class_mean_similarity(
 
 
 def save_confusable(path: Path, sets: dict[int, list[int]], meta: dict) -> None:
+    from realdata.cache import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**meta, "sets": {str(c): v for c, v in sorted(sets.items())}}, indent=1))
+    text = json.dumps({**meta, "sets": {str(c): v for c, v in sorted(sets.items())}}, indent=1)
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def load_confusable(path: Path) -> tuple[dict[int, list[int]], dict]:

@@ -102,6 +102,7 @@ def test_missing_and_empty_roots_fail_naming_the_path(tmp_path):
 
 def test_check_reports_differences_as_warning(fixture_root, tmp_path, capsys):
     diffs = differences(scan(fixture_root))
+    assert not any("folder" in d for d in diffs)
     assert "missing class 360 otter" in diffs
     assert any("ostrich: 4 common images, paper 206" in d for d in diffs)
     with pytest.warns(UserWarning, match="differs from the paper"):
@@ -109,6 +110,15 @@ def test_check_reports_differences_as_warning(fixture_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 classes" in out and "9 common, 7 counter" in out
     assert check_main([str(tmp_path / "absent")]) == 2
+
+
+def test_check_lists_folders_that_are_not_groups(tmp_path):
+    base = make_counteranimal(tmp_path, n_classes=1, n_common=1, n_counter=1, corrupt=False, stray=False)
+    (base / "9 ostrich" / "misc").mkdir()
+    data = scan(base)
+    assert data.ignored == ["9 ostrich/misc"] and len(data.records) == 2
+    expected = "folder '9 ostrich/misc' is neither common-<background> nor counter-<background>"
+    assert expected in differences(data)
 
 
 # ---------------------------------------------------------------- metrics and label spaces
