@@ -65,7 +65,9 @@ def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
     import open_clip
     import torch
 
-    open_clip.add_model_config(TINY_CONFIG)
+    from realdata.models import register_config_file
+
+    register_config_file(TINY_CONFIG, "tiny-clip")
     torch.manual_seed(seed)
     model = open_clip.create_model("tiny-clip", pretrained=None)
     path = Path(path)

@@ -109,6 +109,9 @@ class Encoder:
         return features_NxD @ w
 
 
+_REGISTERED: set[Path] = set()
+
+
 def register_config_file(config_file: str | Path, name: str) -> None:
     """Register an open_clip model config JSON; its file stem is the model name open_clip gives it."""
     import open_clip
@@ -121,7 +124,9 @@ def register_config_file(config_file: str | Path, name: str) -> None:
             f"model.config_file {str(path)!r} registers the model {path.stem!r}, but model.name is {name!r}; "
             f"open_clip names a config by its file stem"
         )
-    open_clip.add_model_config(path)
+    if path.resolve() not in _REGISTERED:  # add_model_config appends to open_clip's search path each call
+        open_clip.add_model_config(path)
+        _REGISTERED.add(path.resolve())
 
 
 def resolve_device(device: str) -> torch.device:
