@@ -3,6 +3,11 @@
 import csv
 import gzip
 import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -34,54 +39,67 @@ def _cfg(seeds=2, lr=3e-3, optimizer="adam", **mnist):
     )
 
 
-def _write_results(folder, cfg, out):
-    """results.json as the app writes it: config, metrics.<name> = {mean, std, per_seed}, status, extra."""
-    folder.mkdir(parents=True)
-    metrics = {
-        m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v}
-        for m, v in out["per_seed"].items()
-    }
-    res = {"config": OmegaConf.to_container(cfg, resolve=True), "metrics": metrics, **out}
-    (folder / "results.json").write_text(json.dumps(res))
+SWEEP_OVERRIDES = [
+    "mnist.k=3",
+    "mnist.p_inv=0.9,0.75",
+    "mnist.p_spu=0.9",
+    "seeds=2",
+    "train.steps=40",
+    "train.batch_size=32",
+    "train.lr=0.003",
+    *(f"mnist.{key}={value}" for key, value in TINY.items() if key != "k"),
+]
 
 
 @pytest.mark.slow
-def test_tiny_grid_end_to_end_and_table(tmp_path):
-    cells = [(0.9, 0.9), (0.75, 0.9)]
-    job = 0
-    for p_inv, p_spu in cells:
-        for objective in ("contrastive", "two_tower", "supervised"):
-            cfg = _cfg(p_inv=p_inv, p_spu=p_spu, objective=objective)
-            out = run(cfg)
-            assert out["status"] == "ok" and out["diverged_step"] is None
-            assert set(out["per_seed"]) == {"acc_id", "acc_rand", "acc_rev", "loss_final"}
-            for values in out["per_seed"].values():
-                assert len(values) == 2 and all(np.isfinite(values))
-            # 40 steps already beat chance (1/3) in distribution
-            assert np.mean(out["per_seed"]["acc_id"]) > 0.5
-            assert out["extra"]["bayes"]["acc_rev"] == pytest.approx(
-                data.bayes_accuracy(3, p_inv, p_spu, 0.1)
-            )
-            assert out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
-            _write_results(tmp_path / "sweep" / str(job), cfg, out)
-            job += 1
+def test_tiny_grid_through_the_app_and_table(tmp_path):
+    """`python -m synthetic -m experiment=multicolored_mnist` on 2 cells x 3 objectives, then the table."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
+    cmd = [sys.executable, "-m", "synthetic", "-m", "experiment=multicolored_mnist", *SWEEP_OVERRIDES]
+    proc = subprocess.run(
+        [*cmd, f"hydra.sweep.dir={sweep}"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
-    rows = table.collect(tmp_path / "sweep")
+    rows = table.collect(sweep)
+    # one row per cell and objective, ordered by k, p_inv (descending), p_spu, objective
     assert [(r["p_inv"], r["objective"]) for r in rows] == [
         (p, o) for p in (0.9, 0.75) for o in ("contrastive", "two_tower", "supervised")
     ]
-    first = json.loads((tmp_path / "sweep" / "0" / "results.json").read_text())
-    assert rows[0]["rand_mean"] == pytest.approx(100 * np.mean(first["metrics"]["acc_rand"]["per_seed"]))
-    assert rows[0]["paper_rand_mean"] is None  # the paper quotes k = 2 and k = 10 only
-    assert table.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    for r in rows:
+        assert r["status"] == "ok" and r["seeds"] == 2 and r["n"] == 300
+        assert r["id_mean"] > 50  # 40 steps beat chance (1/3) in distribution
+        assert r["bayes_rev"] == pytest.approx(100 * data.bayes_accuracy(3, r["p_inv"], 0.9, 0.1))
+        assert r["paper_rand_mean"] is None  # the paper quotes k = 2 and k = 10 only
+        res = json.loads(pathlib.Path(r["_path"]).read_text())
+        assert res["config"]["mnist"]["objective"] == r["objective"]
+        per_seed = res["metrics"]["acc_rand"]["per_seed"]
+        assert len(per_seed) == 2 and r["rand_mean"] == pytest.approx(100 * np.mean(per_seed))
+
+    assert table.main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     with (tmp_path / "out" / "mnist_table.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 6
     md = (tmp_path / "out" / "mnist_table.md").read_text().splitlines()
     assert len(md) == 2 + 6 and "| 3 | 300 | 0.9 | 0.9 | contrastive | 2 |" in md[2]
-    # a second sweep's results under the same folder would make two rows for one cell: refused
-    _write_results(tmp_path / "sweep" / "again", cfg, out)
+    # a second copy of a run under the same folder would make two rows for one cell: refused
+    shutil.copytree(sweep / "0", sweep / "copy")
     with pytest.raises(ValueError, match="two runs of cell"):
-        table.collect(tmp_path / "sweep")
+        table.collect(sweep)
+
+
+@pytest.mark.slow
+def test_run_direct_returns_the_app_contract():
+    out = run(_cfg(objective="supervised", p_inv=0.75))
+    assert out["status"] == "ok" and out["diverged_step"] is None
+    assert set(out["per_seed"]) == {"acc_id", "acc_rand", "acc_rev", "loss_final"}
+    for values in out["per_seed"].values():
+        assert len(values) == 2 and all(np.isfinite(values))
+    assert out["extra"]["bayes"]["acc_rand"] == pytest.approx(data.bayes_accuracy(3, 0.75, 0.9, 1 / 3))
+    assert out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
+    # deterministic in the seeds
+    again = run(_cfg(objective="supervised", p_inv=0.75))
+    assert again["per_seed"] == out["per_seed"]
 
 
 @pytest.mark.slow
