@@ -89,8 +89,9 @@ def _row(path: pathlib.Path) -> dict:
     k, p_inv, p_spu, p_rev, coupled = mc["k"], mc["p_inv"], mc["p_spu"], mc["p_rev"], mc["coupled"]
     paper = PAPER.get((k, p_inv, p_spu, mc["objective"]))
 
-    def pct(name, stat):
-        return 100.0 * metrics[name][stat]
+    def pct(name, stat):  # the app writes non-finite values (a diverged seed) as null
+        value = metrics[name][stat]
+        return None if value is None else 100.0 * value
 
     return {
         "k": k,
@@ -132,7 +133,9 @@ def collect(root: pathlib.Path) -> list[dict]:
 
 
 def _pm(mean, std) -> str:
-    return "" if mean is None else f"{mean:.2f} ± {std:.2f}"
+    if mean is None:
+        return ""
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def write(rows: list[dict], out_dir: pathlib.Path) -> list[pathlib.Path]:

@@ -1,0 +1,85 @@
+"""The MultiColoredMNIST table and figure from results.json files written by the app's own writer."""
+
+import csv
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from paper_figs import mnist as fig
+from synthetic.config import SyntheticConfig
+from synthetic.mnist import data, table
+from synthetic.results import write_results
+
+CELLS = [(k, p_inv, 0.9) for k in (2, 10) for p_inv in (0.9, 0.75)]
+
+
+def _fake_sweep(root, diverged_seed=False):
+    """One job folder per (cell, objective) with made-up per-seed accuracies, written like the app does."""
+    rng = np.random.default_rng(0)
+    job = 0
+    for k, p_inv, p_spu in CELLS:
+        for objective in ("contrastive", "two_tower", "supervised"):
+            cfg = OmegaConf.merge(
+                OmegaConf.structured(SyntheticConfig),
+                {
+                    "task": "multicolored_mnist",
+                    "mnist": {"k": k, "p_inv": p_inv, "p_spu": p_spu, "objective": objective},
+                },
+            )
+            per_seed = {m: rng.uniform(0.3, 0.9, 3).tolist() for m in ("acc_id", "acc_rand", "acc_rev")}
+            if diverged_seed and job == 0:
+                per_seed["acc_rev"][1] = float("nan")
+            folder = root / str(job)
+            folder.mkdir(parents=True)
+            result = {
+                "per_seed": per_seed,
+                "status": "ok",
+                "diverged_step": None,
+                "extra": {"n_train": 100 * k},
+            }
+            write_results(folder, OmegaConf.to_container(cfg, resolve=True), result, None, 1.0)
+            job += 1
+
+
+def test_table_reads_the_app_results_and_places_the_paper(tmp_path):
+    _fake_sweep(tmp_path / "sweep")
+    rows = table.collect(tmp_path / "sweep")
+    assert len(rows) == len(CELLS) * 3
+    paper = {(r["k"], r["p_inv"], r["objective"]): r for r in rows if r["paper_rand_mean"] is not None}
+    # SPEC section 1 quotes exactly these four
+    assert set(paper) == {
+        (2, 0.9, "contrastive"),
+        (2, 0.9, "supervised"),
+        (10, 0.75, "contrastive"),
+        (10, 0.75, "supervised"),
+    }
+    assert paper[(10, 0.75, "supervised")]["paper_rev_mean"] == 5.72
+    r = rows[0]
+    assert (r["k"], r["p_inv"], r["objective"], r["n"]) == (2, 0.9, "contrastive", 200)
+    assert r["bayes_rand"] == pytest.approx(70.0) and r["bayes_rev"] == pytest.approx(50.0)
+    assert r["bayes_rev"] == pytest.approx(100 * data.bayes_accuracy(2, 0.9, 0.9, 0.1))
+    paths = table.write(rows, tmp_path / "out")
+    with paths[0].open() as f:
+        got = list(csv.DictReader(f))
+    assert float(got[0]["rand_mean"]) == pytest.approx(r["rand_mean"])
+    assert "71.56 ± 1.79" in paths[1].read_text()
+
+
+def test_figure_writes_png_and_pdf_and_tolerates_a_diverged_seed(tmp_path):
+    _fake_sweep(tmp_path / "sweep", diverged_seed=True)
+    rows = table.collect(tmp_path / "sweep")
+    assert rows[0]["rev_mean"] is None  # NaN is stored as null by the app
+    paths = fig.make(tmp_path / "figs", tmp_path / "sweep")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_missing_results_name_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="experiment=multicolored_mnist"):
+        fig.make(tmp_path / "figs", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="experiment=multicolored_mnist"):
+        table.latest_sweep(tmp_path)
+    (tmp_path / "old").mkdir()
+    _fake_sweep(tmp_path / "new")
+    assert table.latest_sweep(tmp_path) == tmp_path / "new"
