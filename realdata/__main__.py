@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from realdata.config import register
-from realdata.evaluate import evaluate
+from realdata.evaluate import evaluate, run_header
 
 register()
 log = logging.getLogger("realdata")
@@ -32,13 +32,7 @@ def main(cfg: DictConfig) -> float:
     except Exception as e:
         # a failed run still leaves a results.json saying why, so sweeps can be audited
         failed = {
-            "dataset": "counteranimal",
-            "model": cfg.model.name,
-            "pretrained": cfg.model.pretrained,
-            "task": "zeroshot_classification",
-            "model_kind": cfg.model.kind,
-            "label_space": cfg.label_space,
-            "prompts": cfg.prompts,
+            **run_header(cfg),
             "status": "failed",
             "error": f"{type(e).__name__}: {e}",
             "traceback": traceback.format_exc(),

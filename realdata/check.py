@@ -50,7 +50,10 @@ def differences(data: CounterAnimal) -> list[str]:
                 )
             if r[f"n_{g}"] != n:
                 diffs.append(f"class {idx} {c.class_name}: {r[f'n_{g}']} {g} images, paper {n}")
-    diffs += [f"folder {d!r} is neither common-<background> nor counter-<background>" for d in data.ignored]
+    diffs += [
+        f"folder {d!r} is not read: neither '<index> <class name>' nor common-/counter-<background>"
+        for d in data.ignored
+    ]
     for g in GROUPS:
         n = sum(r[f"n_{g}"] for r in rows.values())
         if n != REFERENCE_TOTALS[g]:

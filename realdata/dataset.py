@@ -54,7 +54,8 @@ class CounterAnimal:
     root: Path  # the folder holding the class folders
     records: list[ImageRecord]
     skipped: list[Skipped]  # files that are not images, found at listing time
-    ignored: list[str] = field(default_factory=list)  # folders inside class folders that are not groups
+    # folders that are neither classes (beside the class folders) nor groups (inside them)
+    ignored: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> str:
         """Hash of the sorted image list (path, group, label, size): keys the feature cache."""
@@ -107,8 +108,13 @@ def scan(root: str | Path) -> CounterAnimal:
     records: list[ImageRecord] = []
     skipped: list[Skipped] = []
     ignored: list[str] = []
+    # folders beside the class folders that are not classes (e.g. __MACOSX/ from unzipping): listed, not read
+    ignored += [p.name for p in sorted(base.iterdir()) if p.is_dir() and not CLASS_DIR_RE.match(p.name)]
     for class_dir in _class_dirs(base):
         index, class_name = CLASS_DIR_RE.match(class_dir.name).groups()
+        for entry in sorted(class_dir.iterdir()):
+            if entry.is_file():  # outside common-/counter-: no group, so it cannot be evaluated
+                skipped.append(Skipped(entry.relative_to(base).as_posix(), "not inside a group folder"))
         for group_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
             m = GROUP_DIR_RE.match(group_dir.name)
             if m is None:

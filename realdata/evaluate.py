@@ -135,6 +135,20 @@ def device_name(device) -> str:
     return "cpu"
 
 
+def run_header(cfg) -> dict:
+    """The keys every results.json starts with, a failed run's too: CLIP_benchmark's flat shape
+    (dataset, model, pretrained, task) plus what tells sweep runs apart."""
+    return {
+        "dataset": "counteranimal",
+        "model": cfg.model.name,
+        "pretrained": cfg.model.pretrained,
+        "task": "zeroshot_classification",
+        "model_kind": cfg.model.kind,
+        "label_space": cfg.label_space,
+        "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
+    }
+
+
 def predict(scores_NxK: np.ndarray, mask_NxK: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 (first maximum, as torch/numpy argmax) and top-5 among each image's candidate labels."""
     pred = np.argmax(np.where(mask_NxK, scores_NxK, -np.inf), axis=1)
@@ -175,13 +189,7 @@ def evaluate(cfg, out_dir: str | Path) -> dict:
     _write_predictions(out_dir / "predictions.csv", records, pred, correct, top5)
     _write_per_class(out_dir / "per_class.csv", data, labels, groups, correct)
     results = {
-        "dataset": "counteranimal",
-        "model": cfg.model.name,
-        "pretrained": cfg.model.pretrained,
-        "task": "zeroshot_classification",
-        "model_kind": cfg.model.kind,
-        "label_space": cfg.label_space,
-        "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
+        **run_header(cfg),
         "metrics": metrics,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "status": "ok",

@@ -109,6 +109,11 @@ class Encoder:
         return features_NxD @ w
 
 
+def _precision_id(autocast: bool) -> str:
+    """Part of the cache key: fp16-autocast features (CUDA) are not the fp32 ones (CPU)."""
+    return "fp16-autocast" if autocast else "fp32"
+
+
 _REGISTERED: set[Path] = set()
 
 
@@ -139,6 +144,30 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+# open_clip looks for weights in a local-dir: folder with these patterns and, finding none, only logs a
+# warning and builds random weights; we stop instead.
+LOCAL_DIR_WEIGHTS = ("*.safetensors", "*.bin", "*.pth")
+
+
+def _local_dir(name: str, pretrained: str | None) -> Path:
+    """The folder of a 'local-dir:FOLDER' model, checked to hold open_clip_config.json and weights."""
+    folder = Path(name[len("local-dir:") :]).expanduser()
+    if pretrained:
+        raise ValueError(
+            f"model.pretrained={pretrained!r} with model.name={name!r}: a local-dir: folder brings its own "
+            "weights; leave model.pretrained empty"
+        )
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model.name {name!r}: folder {str(folder)!r} does not exist")
+    if not (folder / "open_clip_config.json").is_file():
+        raise FileNotFoundError(f"model.name {name!r}: {str(folder)!r} holds no open_clip_config.json")
+    if not any(any(folder.glob(pattern)) for pattern in LOCAL_DIR_WEIGHTS):
+        raise FileNotFoundError(
+            f"model.name {name!r}: {str(folder)!r} holds no weights file ({', '.join(LOCAL_DIR_WEIGHTS)})"
+        )
+    return folder
+
+
 def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
     """Any open_clip model: (name, tag), (name, weights file), 'local-dir:FOLDER', or random weights."""
     import open_clip
@@ -153,11 +182,8 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
 
     quick_gelu = mcfg.force_quick_gelu
     if local_dir:
-        folder = Path(name[len("local-dir:") :])
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model.name {name!r}: folder {str(folder)!r} does not exist")
+        folder = _local_dir(name, pretrained)
         weights_id = {p.name: file_fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file()}
-        pretrained = None
     elif pretrained is None:
         weights_id = f"random:seed{seed}"
     elif os.path.isfile(pretrained):
@@ -183,6 +209,7 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
     )
     model.eval()
     model_cfg = open_clip.get_model_config(name) or {}
+    autocast = device.type == "cuda" and precision == "auto"
     identity = {
         "kind": "clip",
         "name": name,
@@ -190,6 +217,7 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
         "quick_gelu": bool(quick_gelu) or bool(model_cfg.get("quick_gelu", False)),
         "model_cfg": json.dumps(model_cfg, sort_keys=True),
         "transform": repr(preprocess),
+        "precision": _precision_id(autocast),
     }
     return Encoder(
         "clip",
@@ -198,7 +226,7 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
         device,
         identity,
         tokenizer=open_clip.get_tokenizer(name),
-        autocast=device.type == "cuda" and precision == "auto",
+        autocast=autocast,
     )
 
 
@@ -238,10 +266,10 @@ def load_imagenet(mcfg, device: torch.device, seed: int = 0, precision: str = "a
         model, weights_id = torchvision.models.get_model(name, weights=weights), f"tag:{weights.name}"
     model.eval().to(device)
     transform = weights.transforms()
+    autocast = device.type == "cuda" and precision == "auto"
     identity = {"kind": "imagenet", "name": name, "weights": weights_id, "transform": repr(transform)}
-    return Encoder(
-        "imagenet", model, transform, device, identity, autocast=device.type == "cuda" and precision == "auto"
-    )
+    identity["precision"] = _precision_id(autocast)
+    return Encoder("imagenet", model, transform, device, identity, autocast=autocast)
 
 
 def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:

@@ -112,13 +112,22 @@ def test_check_reports_differences_as_warning(fixture_root, tmp_path, capsys):
     assert check_main([str(tmp_path / "absent")]) == 2
 
 
-def test_check_lists_folders_that_are_not_groups(tmp_path):
+def test_check_lists_what_is_not_read(tmp_path):
     base = make_counteranimal(tmp_path, n_classes=1, n_common=1, n_counter=1, corrupt=False, stray=False)
     (base / "9 ostrich" / "misc").mkdir()
+    (base / "__MACOSX").mkdir()  # left by unzipping on a Mac: not a class folder
+    (base / "9 ostrich" / "loose.jpg").write_bytes(b"")  # an image outside both groups
     data = scan(base)
-    assert data.ignored == ["9 ostrich/misc"] and len(data.records) == 2
-    expected = "folder '9 ostrich/misc' is neither common-<background> nor counter-<background>"
-    assert expected in differences(data)
+    assert data.ignored == ["__MACOSX", "9 ostrich/misc"] and len(data.records) == 2
+    assert [(s.path, s.reason) for s in data.skipped] == [
+        ("9 ostrich/loose.jpg", "not inside a group folder")
+    ]
+    diffs = differences(data)
+    assert (
+        "folder '9 ostrich/misc' is not read: neither '<index> <class name>' nor common-/counter-<background>"
+        in diffs
+    )
+    assert any(d.startswith("folder '__MACOSX' is not read") for d in diffs)
 
 
 # ---------------------------------------------------------------- metrics and label spaces
@@ -291,8 +300,37 @@ def test_one_vs_20_is_computed_once_and_reused(fixture_root, tiny_ckpt, tmp_path
     preds = read_csv(tmp_path / "a" / "predictions.csv")
     assert all(int(r["pred"]) in sets[int(r["label"])] for r in preds)
     stamp = saved.stat().st_mtime_ns
-    evaluate(OmegaConf.merge(cfg, {"prompts": "single"}), tmp_path / "b")
+    # another model (random weights) reuses the saved sets: the file is not rewritten, its sets apply
+    other = OmegaConf.merge(cfg, {"model": {"pretrained": ""}, "seed": 5})
+    evaluate(other, tmp_path / "b")
     assert saved.stat().st_mtime_ns == stamp
+    preds_b = read_csv(tmp_path / "b" / "predictions.csv")
+    assert [r["pred"] for r in preds_b] != [r["pred"] for r in preds]  # really another model
+    assert all(int(r["pred"]) in sets[int(r["label"])] for r in preds_b)
+
+
+def test_local_dir_model_matches_the_weights_file(fixture_root, tiny_ckpt, tmp_path):
+    """'local-dir:FOLDER' (open_clip_config.json + weights, as Hugging Face ships them) = the same weights."""
+    folder = tmp_path / "tiny-dir"
+    folder.mkdir()
+    cfg_json = {"model_cfg": json.loads(TINY_CONFIG.read_text()), "preprocess_cfg": {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg_json))
+    cfg = make_cfg(
+        fixture_root, tmp_path / "cache", model={"name": f"local-dir:{folder}", "config_file": None}
+    )
+    with pytest.raises(FileNotFoundError, match="holds no weights file"):
+        load_encoder(
+            cfg.model, torch.device("cpu")
+        )  # open_clip itself would only warn and use random weights
+    (folder / "open_clip_pytorch_model.bin").write_bytes(tiny_ckpt.read_bytes())
+    with pytest.raises(ValueError, match="brings its own weights"):
+        load_encoder(OmegaConf.merge(cfg.model, {"pretrained": str(tiny_ckpt)}), torch.device("cpu"))
+    evaluate(cfg, tmp_path / "out")
+    preds = read_csv(tmp_path / "out" / "predictions.csv")
+    expected = _direct_open_clip_predictions(
+        tiny_ckpt, fixture_root / "LAION-final", [r["path"] for r in preds]
+    )
+    assert [int(r["pred"]) for r in preds] == expected.tolist()
 
 
 def test_imagenet_classifier_path_matches_torchvision(fixture_root, tmp_path):
