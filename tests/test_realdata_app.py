@@ -11,12 +11,26 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from realdata import zoo
 from realdata.config import register
 from realdata.fixture import make_counteranimal, save_tiny_clip
 
 REPO = Path(__file__).resolve().parent.parent
+# the keys issue 5 names for `python -m realdata`
+REQUIRED_KEYS = (
+    "data.root",
+    "model.name",
+    "model.pretrained",
+    "model.config_file",
+    "label_space",
+    "prompts",
+    "batch_size",
+    "num_workers",
+    "device",
+    "cache_dir",
+)
 CONF = REPO / "conf"
 register()
 
@@ -59,6 +73,9 @@ def test_every_model_config_composes_and_validates():
     names = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
     assert "tiny" in names
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("realdata", overrides=["data.root=/x"])
+        absent = [k for k in REQUIRED_KEYS if OmegaConf.select(cfg, k, default=KeyError) is KeyError]
+        assert absent == [], f"conf/realdata.yaml lacks the keys {absent}"
         for name in names:
             cfg = compose("realdata", overrides=[f"model={name}", "data.root=/x"])
             validate(cfg)
@@ -71,27 +88,36 @@ def test_every_model_config_composes_and_validates():
             validate(compose("realdata", overrides=["label_space=1v5", "data.root=/x"]))
 
 
-def test_python_m_realdata_end_to_end(tmp_path):
+def test_python_m_realdata_multirun_end_to_end(tmp_path):
+    """A Hydra multirun of `python -m realdata` over two label spaces: both runs write their outputs where
+    paper_figs looks, the second reads the first one's feature cache, and paper_figs reads both."""
+    from paper_figs.aggregate import load_measured
+
     root = make_counteranimal(tmp_path / "data", n_classes=2, n_common=3, n_counter=2)
     ckpt = save_tiny_clip(tmp_path / "tiny.pt")
-    out = tmp_path / "run"
+    out = tmp_path / "sweep"
     cmd = [
         sys.executable,
         "-m",
         "realdata",
+        "-m",
         f"data.root={root}",
         "model=tiny",
         f"model.pretrained={ckpt}",
+        "label_space=1v1000,45way",
         "num_workers=1",
         "batch_size=4",
         "device=cpu",
         f"cache_dir={tmp_path / 'cache'}",
-        f"hydra.run.dir={out}",
+        f"hydra.sweep.dir={out}",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    runs = {ls: out / f"{ls}_single" / "tiny" for ls in ("1v1000", "45way")}
+    results = {ls: json.loads((d / "results.json").read_text()) for ls, d in runs.items()}
+    assert results["1v1000"]["feature_cache"] == results["45way"]["feature_cache"]
+    results = results["1v1000"]
     for key in ("dataset", "model", "pretrained", "task", "model_kind", "label_space", "prompts", "metrics"):
         assert key in results
     for key in ("config", "status", "wall_time_s", "versions", "device"):
@@ -105,10 +131,10 @@ def test_python_m_realdata_end_to_end(tmp_path):
     assert (m["n_common"], m["n_counter"], m["n_skipped"]) == (6, 4, 2)
     assert 0.0 <= m["acc_common"] <= 1.0 and m["drop"] == pytest.approx(m["acc_common"] - m["acc_counter"])
     assert results["config"]["model"]["name"] == "tiny-clip"
-    with open(out / "predictions.csv", newline="") as f:
+    with open(runs["1v1000"] / "predictions.csv", newline="") as f:
         preds = list(csv.DictReader(f))
     assert len(preds) == 10 and {"path", "group", "label", "pred"} <= set(preds[0])
-    with open(out / "per_class.csv", newline="") as f:
+    with open(runs["1v1000"] / "per_class.csv", newline="") as f:
         header = next(csv.reader(f))
     assert header == [
         "imagenet_index",
@@ -121,6 +147,10 @@ def test_python_m_realdata_end_to_end(tmp_path):
         "acc_counter",
         "drop",
     ]
+    measured, _ = load_measured([out])
+    by_space = {x.point.label_space: x.point for x in measured}
+    assert set(by_space) == {"1v1000", "45way"}
+    assert by_space["1v1000"].common == pytest.approx(100 * m["acc_common"])
 
 
 def test_python_m_realdata_missing_root_fails_and_records_it(tmp_path):
