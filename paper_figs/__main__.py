@@ -24,7 +24,7 @@ from paper_figs import aggregate
 from paper_figs.counteranimal import make_counteranimal
 
 DEFAULT_OUT = Path("paper_figs/out")
-DEFAULT_RESULTS = Path("results/realdata")
+DEFAULT_RESULTS = aggregate.DEFAULT_RESULTS
 # Figure modules written to the shared contract: make(out_dir, results_dir=None) -> list[Path].
 FIGURE_MODULES = ("theory_curves", "synthetic_vs_theory", "mnist")
 

@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paper_figs.reference import (
-    LABEL_SPACES,
-    MODEL_KINDS,
     PAPER_LABEL_SPACE,
     PAPER_PROMPTS,
-    PROMPT_SETS,
     UNKNOWN,
     ClassDrop,
     ModelPoint,
@@ -32,11 +29,12 @@ from paper_figs.reference import (
     paper_match,
     paper_points,
 )
+from realdata.config import LABEL_SPACES, MODEL_KINDS, PROMPT_SETS  # the names realdata writes
 
 RESULTS_NAME = "results.json"
+DEFAULT_RESULTS = Path("results/realdata")  # where `python -m realdata` writes (conf/realdata.yaml)
 PER_CLASS_NAME = "per_class.csv"
 REQUIRED_KEYS = ("dataset", "model", "pretrained", "model_kind", "label_space", "prompts", "metrics")
-REQUIRED_METRICS = ("acc_common", "acc_counter", "drop")
 TABLE_STEM = "counteranimal_table"
 MEASURED_TITLE = "CounterAnimal: measured vs reported"
 REFERENCE_TITLE = "CounterAnimal: reported numbers (paper Tables 3-4)"

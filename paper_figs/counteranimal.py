@@ -537,6 +537,20 @@ def make_counteranimal(
     return files, notes
 
 
+def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
+    """Figure contract of paper_figs: every CounterAnimal figure and the table, measured results (under
+    results_dir, default results/realdata) drawn over the paper's numbers. Reference mode needs no results:
+    ``make_counteranimal("reference", out_dir)``."""
+    where = Path(results_dir) if results_dir is not None else aggregate.DEFAULT_RESULTS
+    if not where.is_dir() or not any(where.rglob(aggregate.RESULTS_NAME)):
+        raise FileNotFoundError(
+            f"no realdata {aggregate.RESULTS_NAME} under {where}: run `python -m realdata data.root=...` "
+            "first (or draw the paper's numbers alone with `python -m paper_figs --reference`)"
+        )
+    files, _ = make_counteranimal("mixed", Path(out_dir), [where], figures=FIGURES)
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m paper_figs.counteranimal", description=__doc__.split("\n")[0]

@@ -1,8 +1,7 @@
 """The paper's reported CounterAnimal numbers and the model metadata the figures need.
 
 The reported numbers live in ``realdata/reference/*.csv`` (percentages, class-balanced, "1 vs 1000", prompt
-"A photo of <class name>."). They are read in place, relative to the installed ``realdata`` package, without
-importing it (realdata pulls in torch; paper_figs only reads files).
+"A photo of <class name>."). They are read in place from realdata (``realdata.dataset`` imports no torch).
 
 ``ModelPoint`` is the one record every table and figure is drawn from, whether its numbers were reported
 by the paper or measured by ``realdata``. All accuracies in it are percentages.
@@ -11,17 +10,15 @@ by the paper or measured by ``realdata``. All accuracies in it are percentages.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from realdata.dataset import REFERENCE_DIR
+
 # Protocol of the paper's tables: the only one a measured row can be compared against.
 PAPER_LABEL_SPACE = "1v1000"
 PAPER_PROMPTS = "single"
-LABEL_SPACES = ("1v1000", "1v20", "45way")
-PROMPT_SETS = ("single", "openai80")
-MODEL_KINDS = ("clip", "imagenet")
 LABEL_SPACE_TITLES = {"1v1000": "1 vs 1000", "1v20": "1 vs 20", "45way": "45-way"}
 PROMPT_TITLES = {"single": '"A photo of <class>."', "openai80": "80 OpenAI templates"}
 
@@ -102,20 +99,9 @@ PRETRAINED_TAG_DATA = (
 )
 
 
-def reference_dir() -> Path:
-    """Folder of the shipped reference CSVs, found from the realdata package's location (not importing it)."""
-    spec = importlib.util.find_spec("realdata")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("cannot locate the 'realdata' package, which ships the reference CSVs")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "reference"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"reference data folder {folder} is missing")
-    return folder
-
-
 def read_reference_csv(name: str) -> list[dict[str, str]]:
-    """Rows of one reference CSV as strings, exactly as shipped."""
-    path = reference_dir() / name
+    """Rows of one reference CSV (realdata/reference/) as strings, exactly as shipped."""
+    path = REFERENCE_DIR / name
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 

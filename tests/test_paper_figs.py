@@ -57,7 +57,7 @@ def write_result(
             "skipped_files": [],
         },
         "config": {"model": config_model or {"name": model, "pretrained": pretrained}},
-        "status": "completed",
+        "status": "ok",  # as realdata writes it
         "wall_time_s": 1.0,
         "versions": {},
         "device": "cpu",

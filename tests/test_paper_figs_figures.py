@@ -166,6 +166,23 @@ def test_every_figure_renders(tmp_path, results_dir, mode, figures):
         assert any("per-class figure from" in n and "clip0" in n for n in notes)
 
 
+def test_make_follows_the_figure_contract(tmp_path, results_dir, monkeypatch):
+    """make(out_dir, results_dir=None): mixed mode over the results; none there: FileNotFoundError naming the
+    folder and the command that fills it."""
+    monkeypatch.setattr(ca, "FIGURES", ("fig2",))  # every figure is rendered above; the contract is the point
+    files = ca.make(tmp_path / "out", results_dir)
+    assert {f.name for f in files} == {
+        "counteranimal_table.csv",
+        "counteranimal_table.md",
+        "counteranimal_fig2_common_vs_counter.png",
+        "counteranimal_fig2_common_vs_counter.pdf",
+    }
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the default folder, results/realdata, does not exist here
+    with pytest.raises(FileNotFoundError, match=r"results/realdata: run `python -m realdata"):
+        ca.make(tmp_path / "out")
+
+
 def test_per_class_sorted_with_backgrounds_and_paper_markers(results_dir):
     measured = [m.point for m in load_measured([results_dir])[0]]
     fig, note = ca.per_class_figure("mixed", measured)
