@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from paper_figs import aggregate
-from paper_figs.reference import CLIP_IMAGE_PARAMS_M, DATA_SIZE, HIGH_QUALITY_DATA, paper_points
+from paper_figs.reference import (
+    CLIP_IMAGE_PARAMS_M,
+    DATA_SIZE,
+    HIGH_QUALITY_DATA,
+    IMAGENET_PARAMS_M,
+    paper_points,
+)
 
 REF_DIR = Path(__file__).resolve().parents[1] / "realdata" / "reference"
 
@@ -101,6 +107,15 @@ def test_metadata_tables_cover_the_paper():
     assert (
         CLIP_IMAGE_PARAMS_M["ViT-bigG-14"] > CLIP_IMAGE_PARAMS_M["ViT-H-14"] > CLIP_IMAGE_PARAMS_M["ViT-B-16"]
     )
+
+
+def test_imagenet_backbone_sizes_are_torchvisions():
+    """The parameter counts the figures scale markers by equal torchvision's weights metadata."""
+    import torchvision
+
+    for name, params_m in IMAGENET_PARAMS_M.items():
+        meta = torchvision.models.get_model_weights(name).DEFAULT.meta["num_params"]
+        assert params_m == pytest.approx(meta / 1e6, abs=0.005), name
 
 
 def test_aggregator_rows_and_differences(tmp_path, capsys):
