@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realdata.config import LABEL_SPACES
+
 N_IMAGENET = 1000
 
 
@@ -81,7 +83,7 @@ def candidate_mask(
         for c in np.unique(labels_N):
             mask[np.ix_(labels_N == c, one_vs_20[int(c)])] = True
     else:
-        raise ValueError(f"label_space={label_space!r} is not one of 1v1000, 1v20, 45way")
+        raise ValueError(f"label_space={label_space!r} is not one of {', '.join(LABEL_SPACES)}")
     return mask
 
 

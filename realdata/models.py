@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PROMPT_TEMPLATES = {
-    "single": ("A photo of {}.",),  # the paper's protocol
-    "openai80": None,  # open_clip.OPENAI_IMAGENET_TEMPLATES, imported lazily
-}
+from realdata.config import MODEL_KINDS, PROMPT_SETS
+
+PAPER_TEMPLATES = ("A photo of {}.",)  # prompts=single, the paper's protocol
 
 
 def templates(prompts: str):
-    if prompts not in PROMPT_TEMPLATES:
-        raise ValueError(f"prompts={prompts!r} is not one of {', '.join(PROMPT_TEMPLATES)}")
+    """The prompt set's templates: the paper's single one, or open_clip's 80 OpenAI ImageNet templates."""
+    if prompts not in PROMPT_SETS:
+        raise ValueError(f"prompts={prompts!r} is not one of {', '.join(PROMPT_SETS)}")
     if prompts == "openai80":
         from open_clip import OPENAI_IMAGENET_TEMPLATES
 
         return OPENAI_IMAGENET_TEMPLATES
-    return PROMPT_TEMPLATES[prompts]
+    return PAPER_TEMPLATES
 
 
 def imagenet_classnames() -> tuple[str, ...]:
@@ -277,4 +277,4 @@ def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "au
         return load_clip(mcfg, device, seed, precision)
     if mcfg.kind == "imagenet":
         return load_imagenet(mcfg, device, seed, precision)
-    raise ValueError(f"model.kind={mcfg.kind!r} is not one of clip, imagenet")
+    raise ValueError(f"model.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
