@@ -203,12 +203,30 @@ def test_prompt_sets_are_the_papers_and_open_clips():
         templates("simple")
 
 
-def test_quick_gelu_follows_the_weights_tag():
-    from open_clip.pretrained import get_pretrained_cfg
+def test_quick_gelu_follows_the_weights_tag(monkeypatch):
+    """load_clip turns on QuickGELU exactly for tags trained with it (OpenAI, LAION-400M), unless told."""
+    seen = {}
 
-    # OpenAI and LAION-400M ViT-B/32 weights were trained with QuickGELU; DataComp without
-    assert get_pretrained_cfg("ViT-B-32", "laion400m_e31")["quick_gelu"]
-    assert not get_pretrained_cfg("ViT-B-32", "datacomp_xl_s13b_b90k").get("quick_gelu", False)
+    class Stop(Exception):
+        pass
+
+    def capture(name, pretrained=None, force_quick_gelu=False, device=None):
+        seen[name, pretrained] = force_quick_gelu
+        raise Stop  # no download: only the arguments matter here
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", capture)
+    base = OmegaConf.structured(RealdataConfig().model)
+    cases = [
+        ("ViT-B-32", "laion400m_e31", None, True),
+        ("ViT-B-32", "openai", None, True),
+        ("ViT-B-32", "datacomp_xl_s13b_b90k", None, False),
+        ("ViT-B-32", "laion400m_e31", False, False),  # an explicit choice wins
+    ]
+    for name, tag, force, expected in cases:
+        mcfg = OmegaConf.merge(base, {"name": name, "pretrained": tag, "force_quick_gelu": force})
+        with pytest.raises(Stop):
+            load_encoder(mcfg, torch.device("cpu"))
+        assert seen.pop((name, tag)) is expected, (name, tag, force)
 
 
 def _direct_open_clip_predictions(ckpt: Path, root: Path, paths: list[str]) -> np.ndarray:
