@@ -7,7 +7,8 @@ Reads the latest sweep of each experiment under ``results_dir`` (``<results_dir>
 (a) linearised CLIP (theorem62): simulated accuracy per test group, mean and std over seeds, on the exact
 population curves, with Theorem 6.2's printed bounds drawn as accuracies (common >= 1 - Phi(kappa2),
 counter <= Phi(kappa1)); (b) counter and (c) common accuracy of every objective against the CLIP optimum
-(zero-shot, class prompt) and the population least-squares classifier. Also writes the numbers behind
+(zero-shot, class prompt) and the population least-squares classifier; clip and siglip are shown with the
+class prompt (filled) and the mean prompt E[z_T | y] (hollow). Also writes the numbers behind
 panel (a), simulation minus theory, to synthetic_vs_theory.csv.
 """
 
@@ -137,8 +138,25 @@ def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, lette
     for objective, rows in by_objective.items():
         colour, marker = OBJECTIVE_STYLE.get(objective, ("black", "x"))
         p, mean, std = _series(rows, f"acc_{group}")
-        ax.errorbar(p, mean, yerr=std, fmt=marker, ms=4, color=colour, capsize=2, alpha=0.85, label=objective)
-    ax.set_title(f"({letter}) {group} accuracy by objective", fontsize=9)
+        label = objective if objective == "supervised" else f"{objective}, class prompt"
+        ax.errorbar(p, mean, yerr=std, fmt=marker, ms=4, color=colour, capsize=2, alpha=0.85, label=label)
+        if objective in ("clip", "siglip"):  # the "mean" prompt E[z_T | y] (hollow markers)
+            p, mean, std = _series(rows, f"acc_{group}_prompt_mean")
+            ax.errorbar(
+                p,
+                mean,
+                yerr=std,
+                fmt=marker,
+                ms=4,
+                mfc="none",
+                color=colour,
+                capsize=2,
+                alpha=0.85,
+                label=f"{objective}, mean prompt",
+            )
+    ax.set_title(
+        f"({letter}) {group} accuracy by objective (zero-shot: filled class, hollow mean prompt)", fontsize=9
+    )
 
 
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:

@@ -70,6 +70,8 @@ class TrainConfig:
 @dataclass(unsafe_hash=True)
 class EvalConfig:
     n_test: int = 10000  # fresh test samples per group (common, counter, balanced, id)
+    # linear_clip + linear + finite n: distance to the exact finite-sample minimiser (a d_image x d_text SVD)
+    empirical_optimum: bool = False
 
 
 @dataclass

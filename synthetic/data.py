@@ -160,20 +160,24 @@ def render(x_NxD: jax.Array, render_LxDxD: jax.Array, slope: float) -> jax.Array
     return x_NxD
 
 
-def embed(key: jax.Array, lat: Latent, world: World, hp: dict, cfg: DataConfig) -> Batch:
-    """Latents -> observations in both modalities (noise, then the image rendering)."""
-    eps = jax.random.normal(key, (lat.y.shape[0], cfg.d_image + cfg.d_text))
+def embed(key: jax.Array, lat: Latent, world: World, hp: dict, cfg: DataConfig, text: bool = True) -> Batch:
+    """Latents -> observations (noise, then the image rendering); ``text=False``: images only."""
+    d_text = cfg.d_text if text else 0
+    eps = jax.random.normal(key, (lat.y.shape[0], cfg.d_image + d_text))
     xi_image = hp["sigma_xi"] / jnp.sqrt(cfg.d_image) * eps[:, : cfg.d_image]
-    xi_text = hp["sigma_xi"] / jnp.sqrt(cfg.d_text) * eps[:, cfg.d_image :]
     x_image = render(lat.z_image @ world.D_image.T + xi_image, world.render, cfg.render_slope)
-    x_text = lat.z_text @ world.D_text.T + xi_text
-    return Batch(x_image, x_text, lat.y, lat.a)
+    if not text:
+        return Batch(x_image, None, lat.y, lat.a)
+    xi_text = hp["sigma_xi"] / jnp.sqrt(cfg.d_text) * eps[:, cfg.d_image :]
+    return Batch(x_image, lat.z_text @ world.D_text.T + xi_text, lat.y, lat.a)
 
 
-def sample(key: jax.Array, world: World, n: int, p_spu, hp: dict, cfg: DataConfig) -> Batch:
-    """n fresh pairs with P(a = y) = p_spu (a scalar, or one value per pair)."""
+def sample(
+    key: jax.Array, world: World, n: int, p_spu, hp: dict, cfg: DataConfig, text: bool = True
+) -> Batch:
+    """n fresh pairs with P(a = y) = p_spu (a scalar, or one value per pair); images only if not ``text``."""
     k_lat, k_noise = jax.random.split(key)
-    return embed(k_noise, get_data_model(cfg.name).latent(k_lat, n, p_spu, hp, cfg), world, hp, cfg)
+    return embed(k_noise, get_data_model(cfg.name).latent(k_lat, n, p_spu, hp, cfg), world, hp, cfg, text)
 
 
 def group_p_spu(group: str, hp: dict, k: int):

@@ -24,7 +24,7 @@ CPU_SIZE = {
         "data.d_image=256",
         "data.d_text=256",
         "train.steps=400",
-        "eval.n_test=4000",
+        "eval.n_test=2000",
     ],
     "objectives": [
         "data.n=256",
@@ -33,7 +33,7 @@ CPU_SIZE = {
         "train.steps=500",
         "train.batch_size=128",
         "train.lr=0.003",
-        "eval.n_test=4000",
+        "eval.n_test=2000",
     ],
 }
 RESULTS = Path("results/synthetic")

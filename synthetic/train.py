@@ -225,7 +225,7 @@ def evaluate(params: nnx.State, fixed: Fixed, hp: dict, spec: Spec) -> dict[str,
     # All groups in one draw (one sampler to compile): row block i has P(a = y) of group i.
     n = spec.eval.n_test
     p_rows = jnp.repeat(jnp.stack([D.group_p_spu(g, hp, spec.data.k) for g in D.GROUPS]), n)
-    test = D.sample(fixed.k_eval, fixed.world, n * len(D.GROUPS), p_rows, hp, spec.data)
+    test = D.sample(fixed.k_eval, fixed.world, n * len(D.GROUPS), p_rows, hp, spec.data, text=False)
     e_image = model.embed_image(test.x_image)
     if objective.text:
         scores = {suffix: e_image @ e_prompt_KxH.T for suffix, e_prompt_KxH in prompt_emb.items()}
@@ -241,7 +241,7 @@ def evaluate(params: nnx.State, fixed: Fixed, hp: dict, spec: Spec) -> dict[str,
         out["latent_product"] = (
             (fixed.world.D_image.T @ w_image.T) @ (w_text @ fixed.world.D_text) * hp["rho"]
         )
-        if spec.linear_clip_on_linear and fixed.train_set is not None:
+        if spec.eval.empirical_optimum and spec.linear_clip_on_linear and fixed.train_set is not None:
             out["dist_empirical_optimum"] = _dist_empirical_optimum(
                 w_image.T @ w_text, fixed.train_set, hp, spec
             )

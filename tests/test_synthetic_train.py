@@ -28,7 +28,7 @@ SMALL = SyntheticConfig(
     encoder=EncoderConfig(name="linear", h=4, init_scale=0.1),
     objective=ObjectiveConfig(name="linear_clip", rho=1.0),
     train=TrainConfig(steps=400, batch_size=0, lr=0.05, optimizer="sgd", schedule="cosine"),
-    eval=EvalConfig(n_test=10000),
+    eval=EvalConfig(n_test=10000, empirical_optimum=True),
 )
 
 
