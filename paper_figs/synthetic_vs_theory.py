@@ -154,9 +154,7 @@ def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, lette
                 alpha=0.85,
                 label=f"{objective}, mean prompt",
             )
-    ax.set_title(
-        f"({letter}) {group} accuracy by objective (zero-shot: filled class, hollow mean prompt)", fontsize=9
-    )
+    ax.set_title(f"({letter}) {group} accuracy by objective", fontsize=9)
 
 
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
