@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+import theory
 from synthetic import train as T
 from synthetic.config import SyntheticConfig, register_configs
 
@@ -117,3 +118,35 @@ def test_small_multirun_end_to_end(tmp_path):
     assert len(rows) == 2
     assert sorted(float(r["data.p_spu"]) for r in rows) == [0.6, 0.9]
     assert all(0 <= float(r["acc_counter_mean"]) <= 1 for r in rows)
+
+
+def test_crash_keeps_finished_seeds_and_reports_error(tmp_path, monkeypatch):
+    """A crash after the first seed chunk leaves results.json with those seeds and status "error"."""
+    from synthetic import app
+    from synthetic import run as gaussian
+
+    done = {"per_seed": {"acc_counter": [0.25]}, "status": "ok", "diverged_step": None, "extra": {}}
+
+    def crash_after_one_chunk(cfg, on_chunk=None):
+        on_chunk(done)
+        assert json.loads((tmp_path / "results.json").read_text())["status"] == "partial"
+        raise RuntimeError("boom in chunk 2")
+
+    monkeypatch.setattr(gaussian, "run", crash_after_one_chunk)
+    cfg = _compose(["seeds=2", "train.seed_chunk=1"])
+    with pytest.raises(RuntimeError, match="boom"):
+        app.run_task(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), tmp_path)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["status"] == "error" and "boom in chunk 2" in doc["error"]
+    assert doc["metrics"]["acc_counter"]["per_seed"] == [0.25]
+    default_point = theory.GaussianSpuriousModel(p_spu=0.9)  # conf/data/gaussian.yaml mirrors its defaults
+    assert doc["theory"]["acc_counter"] == pytest.approx(
+        float(theory.zero_shot_accuracy(default_point, "counter"))
+    )
+
+
+def test_figure_without_results_names_the_command(tmp_path):
+    from paper_figs import synthetic_vs_theory
+
+    with pytest.raises(FileNotFoundError, match="python -m synthetic -m experiment=theorem62"):
+        synthetic_vs_theory.make(tmp_path / "out", tmp_path / "nothing")
