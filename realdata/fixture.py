@@ -1,7 +1,12 @@
-"""Generated CounterAnimal-layout folders and tiny checkpoints for tests and benchmarks (no download)."""
+"""Generated CounterAnimal-layout folders and tiny checkpoints for tests and benchmarks (no download).
+
+python -m realdata.fixture OUT [--classes N]    # OUT/data/LAION-final/... and OUT/tiny-clip.pt
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +78,25 @@ def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
     path = Path(path)
     torch.save(model.state_dict(), path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m realdata.fixture",
+        description="Write a generated CounterAnimal-layout folder and a tiny random-weight open_clip "
+        "checkpoint, to try `python -m realdata` without the real data or weights.",
+    )
+    parser.add_argument("out", type=Path, help="folder to write data/ and tiny-clip.pt into")
+    parser.add_argument("--classes", type=int, default=3, help="how many of the 45 classes (default 3)")
+    args = parser.parse_args(argv)
+    make_counteranimal(args.out / "data", n_classes=args.classes, wrap="LAION-final")
+    ckpt = save_tiny_clip(args.out / "tiny-clip.pt")
+    print(
+        f"wrote {args.out / 'data'} and {ckpt}; try:\n"
+        f"  python -m realdata data.root={args.out / 'data'} model=tiny model.pretrained={ckpt} device=cpu"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

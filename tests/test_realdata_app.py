@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from realdata import zoo
 from realdata.config import register
-from realdata.fixture import make_counteranimal, save_tiny_clip
+from realdata.fixture import main as fixture_main
 
 REPO = Path(__file__).resolve().parent.parent
 # the keys issue 5 names for `python -m realdata`
@@ -93,8 +93,8 @@ def test_python_m_realdata_multirun_end_to_end(tmp_path):
     paper_figs looks, the second reads the first one's feature cache, and paper_figs reads both."""
     from paper_figs.aggregate import load_measured
 
-    root = make_counteranimal(tmp_path / "data", n_classes=2, n_common=3, n_counter=2)
-    ckpt = save_tiny_clip(tmp_path / "tiny.pt")
+    assert fixture_main([str(tmp_path / "try"), "--classes", "2"]) == 0  # 3 common, 2 counter per class
+    root, ckpt = tmp_path / "try" / "data", tmp_path / "try" / "tiny-clip.pt"
     out = tmp_path / "sweep"
     cmd = [
         sys.executable,
