@@ -46,7 +46,9 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
             cell = [r for r in rows if r["p_inv"] == p_inv and r["p_spu"] == p_spu]
             for test, ls in TESTS.items():
                 bayes = sorted({(r["k"], r[f"bayes_{test}"]) for r in cell})
-                ax.plot(*zip(*bayes, strict=True), ls, color="0.6", lw=3, alpha=0.5, zorder=1)
+                ax.plot(
+                    *zip(*bayes, strict=True), ls, marker="s", ms=7, color="0.6", lw=3, alpha=0.5, zorder=1
+                )
                 for objective, colour in COLOURS.items():
                     pts = sorted(
                         (r["k"], r[f"{test}_mean"], r[f"{test}_std"])
@@ -71,20 +73,21 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
             ax.set_title(f"$p_{{inv}}$ = {p_inv:g}, $p_{{spu}}$ = {p_spu:g}", fontsize=10)
             ax.grid(alpha=0.3)
             ax.set_ylim(-2, 102)
+            ax.set_xticks(sorted({r["k"] for r in rows}))
             if i == len(p_invs) - 1:
                 ax.set_xlabel("classes k")
             if j == 0:
                 ax.set_ylabel("test accuracy (%)")
     handles = [Line2D([], [], color=c, lw=2, label=o) for o, c in COLOURS.items()]
-    handles += [Line2D([], [], color="0.6", lw=3, alpha=0.5, label="Bayes rule (training law)")]
+    handles += [Line2D([], [], color="0.6", lw=3, marker="s", alpha=0.5, label="Bayes rule (training law)")]
     handles += [
         Line2D([], [], color="gray", ls=ls, marker=MARKERS[t], label=t.capitalize())
         for t, ls in TESTS.items()
     ]
     handles += [Line2D([], [], color="black", ls="none", marker="o", mfc="none", label="paper")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
     fig.suptitle(f"MultiColoredMNIST: Rand and Rev accuracy ({results_dir})", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.09, 1, 0.96))
     paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
     for path in paths:
         fig.savefig(path, dpi=150)
