@@ -20,6 +20,7 @@ from synthetic.mnist import table
 
 NAME = "mnist_rand_rev"
 COLOURS = {"contrastive": "tab:blue", "two_tower": "tab:orange", "supervised": "tab:green"}
+OFFSET = {"contrastive": -0.12, "two_tower": 0.0, "supervised": 0.12}  # side by side at each k
 TESTS = {"rand": "-", "rev": "--"}
 MARKERS = {"rand": "o", "rev": "v"}
 
@@ -57,6 +58,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
                     )
                     if pts:
                         k, mean, std = zip(*pts, strict=True)
+                        k = [kk + OFFSET[objective] for kk in k]
                         std = [0.0 if s is None else s for s in std]  # one seed: no spread
                         ax.errorbar(
                             k, mean, std, fmt=ls, marker=MARKERS[test], ms=4, color=colour, capsize=2, lw=1.5
