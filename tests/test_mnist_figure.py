@@ -64,6 +64,9 @@ def test_table_reads_the_app_results_and_places_the_paper(tmp_path):
         got = list(csv.DictReader(f))
     assert float(got[0]["rand_mean"]) == pytest.approx(r["rand_mean"])
     assert "71.56 ± 1.79" in paths[1].read_text()
+    # another construction (every class coupled with a colour) is not the paper's: no paper numbers beside it
+    _fake_sweep(tmp_path / "coupled_all", coupled=10)
+    assert all(r["paper_rand_mean"] is None for r in table.collect(tmp_path / "coupled_all"))
 
 
 def test_figure_writes_png_and_pdf_and_tolerates_a_diverged_seed(tmp_path):
