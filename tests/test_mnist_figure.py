@@ -14,7 +14,7 @@ from synthetic.results import write_results
 CELLS = [(k, p_inv, 0.9) for k in (2, 10) for p_inv in (0.9, 0.75)]
 
 
-def _fake_sweep(root, diverged_seed=False):
+def _fake_sweep(root, diverged_seed=False, coupled=2):
     """One job folder per (cell, objective) with made-up per-seed accuracies, written like the app does."""
     rng = np.random.default_rng(0)
     job = 0
@@ -24,7 +24,13 @@ def _fake_sweep(root, diverged_seed=False):
                 OmegaConf.structured(SyntheticConfig),
                 {
                     "task": "multicolored_mnist",
-                    "mnist": {"k": k, "p_inv": p_inv, "p_spu": p_spu, "objective": objective},
+                    "mnist": {
+                        "k": k,
+                        "p_inv": p_inv,
+                        "p_spu": p_spu,
+                        "objective": objective,
+                        "coupled": coupled,
+                    },
                 },
             )
             per_seed = {m: rng.uniform(0.3, 0.9, 3).tolist() for m in ("acc_id", "acc_rand", "acc_rev")}
