@@ -71,9 +71,16 @@ def linear_clip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -
 
 
 def clip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    # open_clip clamps the log-scale to [0, log 100] after each step; clipping it here: same fixed point.
-    scale = jnp.exp(jnp.clip(model.extra["logit_scale"][...], 0.0, jnp.log(cfg.logit_scale_max)))
+    scale = jnp.exp(model.extra["logit_scale"][...])
     return clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text), scale)
+
+
+def clamp_logit_scale(params: nnx.State, cfg: ObjectiveConfig) -> nnx.State:
+    """As open_clip's training loop: after every optimiser step the log-scale is clamped to
+    [0, log(logit_scale_max)] (a projection, so gradients still move it back from the limit)."""
+    log_scale = params["extra"]["logit_scale"]
+    log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(cfg.logit_scale_max))
+    return params
 
 
 def siglip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
@@ -96,6 +103,8 @@ class Objective(NamedTuple):
     params: Callable[[ObjectiveConfig, int, int, nnx.Rngs], dict] = _no_params  # (cfg, h, k, rngs) -> extras
     text: bool = True  # trains a text tower (zero-shot evaluation); False: the model has a head instead
     normalize: bool = False  # L2-normalise embeddings (training and zero-shot scoring)
+    # (params, cfg) -> params applied after every optimiser step (a constraint on the parameters)
+    constrain: Callable[[nnx.State, ObjectiveConfig], nnx.State] | None = None
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -104,6 +113,7 @@ OBJECTIVES: dict[str, Objective] = {
         clip_objective,
         params=lambda cfg, h, k, rngs: {"logit_scale": nnx.Param(jnp.float32(cfg.logit_scale_init))},
         normalize=True,
+        constrain=clamp_logit_scale,
     ),
     "siglip": Objective(
         siglip_objective,

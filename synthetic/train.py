@@ -110,7 +110,16 @@ def split_config(cfg: SyntheticConfig | DictConfig) -> tuple[Spec, dict[str, jax
         ">= 2 for contrastive",
     )
     _expect(cfg.eval.n_test >= 1, "eval.n_test", cfg.eval.n_test, "a test-set size >= 1")
-    if cfg.objective.name == "linear_clip":
+    o = cfg.objective
+    if o.name == "clip":
+        _expect(o.logit_scale_max >= 1, "objective.logit_scale_max", o.logit_scale_max, "a scale >= 1")
+        _expect(
+            0 <= o.logit_scale_init <= np.log(o.logit_scale_max),
+            "objective.logit_scale_init",
+            o.logit_scale_init,
+            f"a log-scale in [0, log(objective.logit_scale_max)] = [0, {np.log(o.logit_scale_max):.4g}]",
+        )
+    if o.name == "linear_clip":
         _expect(
             e.name == "linear", "encoder", e.name, "linear: objective=linear_clip penalises ||W_I^T W_T||"
         )
@@ -196,6 +205,9 @@ def step(carry: Carry, t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> tupl
     loss, grads = jax.value_and_grad(loss_fn)(carry.params, batch, hp, spec)
     updates, opt_state = optimizer(spec, hp["lr"]).update(grads, carry.opt_state, carry.params)
     params = optax.apply_updates(carry.params, updates)
+    constrain = get_objective(spec.objective.name).constrain
+    if constrain is not None:
+        params = constrain(params, spec.objective)
     first_bad = jnp.where((carry.first_bad < 0) & ~jnp.isfinite(loss), t, carry.first_bad)
     return Carry(params, opt_state, first_bad), loss
 

@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 
 from synthetic import objectives as O
-from synthetic.config import EncoderConfig, ObjectiveConfig
+from synthetic import train as T
+from synthetic.config import DataConfig, EncoderConfig, ObjectiveConfig, SyntheticConfig, TrainConfig
 from synthetic.data import Batch
 
 RNG = np.random.default_rng(0)
@@ -75,17 +76,35 @@ def test_supervised_loss_matches_numpy():
     np.testing.assert_allclose(O.supervised_loss(jnp.asarray(logits), jnp.asarray(y)), naive, rtol=1e-5)
 
 
-def test_clip_objective_clamps_scale_at_max_and_inits_like_open_clip():
+def test_clip_objective_uses_exp_of_the_learnable_log_scale_initialised_as_open_clip():
     cfg = ObjectiveConfig(name="clip")
     model = O.DualEncoder(4, 4, 2, EncoderConfig(h=H), cfg, nnx.Rngs(0))
     np.testing.assert_allclose(np.exp(model.extra["logit_scale"][...]), 1 / 0.07, rtol=1e-6)
-    model.extra["logit_scale"][...] = jnp.float32(np.log(1e4))  # beyond the clamp
     x = jnp.asarray(RNG.normal(size=(B, 4)), jnp.float32)
     batch = Batch(x, x, jnp.zeros(B, int), jnp.zeros(B, int))
     ei = np.asarray(O.l2_normalize(model.image(x)))
     et = np.asarray(O.l2_normalize(model.text(x)))
-    got = O.clip_objective(model, batch, {}, cfg)
-    np.testing.assert_allclose(got, O.clip_loss(ei, et, 100.0), rtol=1e-5)
+    logits = (1 / 0.07) * ei.astype(float) @ et.T
+    naive = -0.5 * (np.trace(_log_softmax(logits)) + np.trace(_log_softmax(logits.T))) / B
+    np.testing.assert_allclose(O.clip_objective(model, batch, {}, cfg), naive, rtol=1e-5)
+
+
+def test_clip_log_scale_is_clamped_after_each_step_as_open_clip():
+    """open_clip clamps logit_scale to [0, log 100] after every optimiser step (a projection): a value
+    beyond the limit comes back to it, and from the limit the gradient can still lower it."""
+    cfg = SyntheticConfig(
+        data=DataConfig(n=16, d_image=4, d_text=4),
+        encoder=EncoderConfig(h=H),
+        objective=ObjectiveConfig(name="clip"),
+        train=TrainConfig(steps=2, lr=1e-3, optimizer="sgd", schedule="constant"),
+    )
+    spec, hp = T.split_config(cfg)
+    carry, fixed = T.setup(jax.random.key(0), hp, spec)
+    carry.params["extra"]["logit_scale"][...] = jnp.float32(np.log(200.0))
+    carry, _ = T.step(carry, jnp.int32(0), fixed, hp, spec)
+    np.testing.assert_allclose(carry.params["extra"]["logit_scale"][...], np.log(100.0), rtol=1e-6)
+    carry, _ = T.step(carry, jnp.int32(1), fixed, hp, spec)
+    assert float(carry.params["extra"]["logit_scale"][...]) < np.log(100.0) - 1e-3
 
 
 def test_siglip_init_values():
