@@ -64,15 +64,10 @@ def main() -> list[Path]:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     dirs = run_sweeps(stamp)
     outputs = [write_csv(collect(d), d / "aggregate.csv") for d in dirs.values()]
-    from paper_figs import synthetic_vs_theory
+    from paper_figs import synthetic_vs_theory, theory_curves
 
     outputs += synthetic_vs_theory.make(FIGURES, RESULTS)
-    try:
-        from paper_figs import theory_curves
-    except ImportError:
-        theory_curves = None
-    if theory_curves is not None:
-        outputs += theory_curves.make(FIGURES)
+    outputs += theory_curves.make(FIGURES)
     print(f"demo done in {time.time() - start:.0f}s")
     for d in dirs.values():
         print(f"  runs:    {d}")

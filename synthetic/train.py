@@ -169,7 +169,7 @@ def loss_fn(params: nnx.State, batch: D.Batch, hp: dict, spec: Spec) -> jax.Arra
 class Carry(NamedTuple):
     params: nnx.State
     opt_state: optax.OptState
-    first_bad: jax.Array  # first step with a non-finite loss, -1 while finite
+    first_bad: jax.Array  # first step with a non-finite loss, -1 while finite (see also _finish)
 
 
 class Fixed(NamedTuple):
@@ -286,7 +286,11 @@ def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec)
     out = evaluate(carry.params, fixed, hp, spec)
     out["final_loss"] = losses[-1]
     out["loss_curve"] = losses[_curve_index(spec)]
-    out["first_bad_step"] = carry.first_bad
+    # The last update can overflow after a finite last loss: argmax over NaN scores would still give an
+    # accuracy, so non-finite final parameters mark the last step bad too.
+    finite = jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(carry.params)]))
+    last_bad = jnp.where(finite, -1, spec.train.steps - 1)
+    out["first_bad_step"] = jnp.where(carry.first_bad >= 0, carry.first_bad, last_bad)
     return out
 
 

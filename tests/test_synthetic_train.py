@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,6 +74,24 @@ def test_absurd_learning_rate_is_reported_as_diverged():
     assert isinstance(result["diverged_step"], int) and 0 <= result["diverged_step"] < SMALL.train.steps
     assert all(v is None for v in result["per_seed"]["acc_counter"])  # never a silent NaN
     json.dumps(result, allow_nan=False)
+
+
+def test_non_finite_parameters_after_the_last_step_mark_it_bad():
+    """A last update that overflows (finite last loss) must not yield accuracies from NaN scores."""
+    cfg = SyntheticConfig(
+        data=DataConfig(n=8, d_image=4, d_text=4),
+        encoder=EncoderConfig(h=2),
+        train=TrainConfig(steps=3),
+        eval=EvalConfig(n_test=16),
+    )
+    spec, hp = T.split_config(cfg)
+    carry, fixed = T.setup(jax.random.key(0), hp, spec)
+    losses = jnp.zeros(spec.train.steps)
+    assert int(T._finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == -1
+    carry.params["image"]["proj"]["kernel"][...] = jnp.full_like(
+        carry.params["image"]["proj"]["kernel"][...], jnp.nan
+    )
+    assert int(T._finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == spec.train.steps - 1
 
 
 def test_same_key_same_result_and_seeds_differ(small_raw):
