@@ -59,6 +59,17 @@ def _model(row: dict, p_spu) -> theory.GaussianSpuriousModel:
     return theory.GaussianSpuriousModel(p_spu=p_spu, rho=float(row["objective.rho"]), **kw)
 
 
+def check_one_data_model(rows: dict[str, list[dict]], sweeps: dict[str, Path]) -> None:
+    """Each panel draws one set of theory curves, so every run must share the data model's parameters."""
+    for key in MODEL_KEYS:
+        seen = {name: sorted({float(r[f"data.{key}"]) for r in rs}) for name, rs in rows.items()}
+        if len({v for vals in seen.values() for v in vals}) > 1:
+            raise ValueError(
+                f"data.{key} differs between the runs drawn together ({seen}; sweeps {sweeps}): "
+                "run theorem62 and objectives at the same size (e.g. both with `make demo`)"
+            )
+
+
 def _series(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = sorted(rows, key=lambda r: float(r["data.p_spu"]))
     p = np.array([float(r["data.p_spu"]) for r in rows])
@@ -160,10 +171,12 @@ def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, lette
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     """Write synthetic_vs_theory.png/.pdf (and the panel-(a) numbers as .csv) into out_dir."""
     results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-    rows = {name: _ok_rows(collect(latest_sweep(results_dir, name))) for name in EXPERIMENTS}
+    sweeps = {name: latest_sweep(results_dir, name) for name in EXPERIMENTS}
+    rows = {name: _ok_rows(collect(sweep)) for name, sweep in sweeps.items()}
     for name, r in rows.items():
         if not r:
-            raise FileNotFoundError(f"{latest_sweep(results_dir, name)}: no run finished with status ok")
+            raise FileNotFoundError(f"{sweeps[name]}: no run finished with status ok")
+    check_one_data_model(rows, sweeps)
     by_objective: dict[str, list[dict]] = {"linear_clip": rows["theorem62"]}
     for r in rows["objectives"]:
         by_objective.setdefault(r["objective.name"], []).append(r)

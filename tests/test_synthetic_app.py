@@ -150,3 +150,13 @@ def test_figure_without_results_names_the_command(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="python -m synthetic -m experiment=theorem62"):
         synthetic_vs_theory.make(tmp_path / "out", tmp_path / "nothing")
+
+
+def test_figure_refuses_runs_with_different_data_models():
+    from paper_figs import synthetic_vs_theory as F
+
+    same = {f"data.{key}": 1.0 for key in F.MODEL_KEYS}
+    F.check_one_data_model({"theorem62": [same], "objectives": [dict(same)]}, {})
+    other = {**same, "data.d_image": 256.0}
+    with pytest.raises(ValueError, match="data.d_image differs"):
+        F.check_one_data_model({"theorem62": [same], "objectives": [same, other]}, {})
