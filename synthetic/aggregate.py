@@ -49,7 +49,11 @@ def collect(root: Path) -> list[dict]:
         raise FileNotFoundError(
             f"{root}: no such directory (a sweep directory of python -m synthetic -m ...)"
         )
-    paths = sorted(root.rglob(RESULTS_FILE), key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+    # Job folders in numeric order (2 before 10); (0, int) / (1, str) keys never compare an int with a str.
+    paths = sorted(
+        root.rglob(RESULTS_FILE),
+        key=lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts],
+    )
     if not paths:
         raise FileNotFoundError(f"{root}: no {RESULTS_FILE} below it; run python -m synthetic -m ... first")
     return [row(p, root) for p in paths]

@@ -160,3 +160,19 @@ def test_figure_refuses_runs_with_different_data_models():
     other = {**same, "data.d_image": 256.0}
     with pytest.raises(ValueError, match="data.d_image differs"):
         F.check_one_data_model({"theorem62": [same], "objectives": [same, other]}, {})
+
+
+def test_aggregate_orders_job_folders_numerically_beside_named_ones(tmp_path):
+    from synthetic.aggregate import collect
+
+    for run in ("10", "2", "x"):
+        (tmp_path / run).mkdir()
+        doc = {
+            "status": "ok",
+            "config": {"seeds": 1},
+            "metrics": {"acc_counter": {"mean": 0.5, "std": 0.0, "n": 1}},
+        }
+        (tmp_path / run / "results.json").write_text(json.dumps(doc))
+    rows = collect(tmp_path)
+    assert [r["run"] for r in rows] == ["2", "10", "x"]
+    assert rows[0]["acc_counter_mean"] == 0.5 and rows[0]["seeds"] == 1
