@@ -35,8 +35,7 @@ def _task(cfg) -> SyntheticConfig:
 
 def _sweep_points(cfg):
     """Every point of the experiment's hydra.sweeper.params (a comma list per key)."""
-    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
-    return params
+    return {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

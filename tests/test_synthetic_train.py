@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import ndtr
 
 import theory
 from synthetic import run as R
@@ -92,6 +93,41 @@ def test_non_finite_parameters_after_the_last_step_mark_it_bad():
         carry.params["image"]["proj"]["kernel"][...], jnp.nan
     )
     assert int(T._finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == spec.train.steps - 1
+
+
+def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
+    """Supervised ERM: each group's measured head accuracy equals the exact Gaussian accuracy of the affine
+    rule the model learned (class +1 iff v . z + c > 0, computed here from the parameters)."""
+    cfg = SyntheticConfig(
+        data=DataConfig(p_spu=0.9, sigma_xi=0.0, n=512, d_image=6, d_text=6),
+        encoder=EncoderConfig(name="linear", h=3, init_scale=1.0),
+        objective=ObjectiveConfig(name="supervised"),
+        train=TrainConfig(steps=200, batch_size=64, lr=0.01, optimizer="adam"),
+        eval=EvalConfig(n_test=20000),
+    )
+    spec, hp = T.split_config(cfg)
+    carry, fixed = T.setup(jax.random.key(3), hp, spec)
+    carry, _ = jax.lax.scan(lambda c, t: T.step(c, t, fixed, hp, spec), carry, jnp.arange(spec.train.steps))
+    measured = T.evaluate(carry.params, fixed, hp, spec)
+    p = carry.params
+    w_HxD = np.asarray(p["image"]["proj"]["kernel"][...]).T
+    head_HxK, bias_K = (
+        np.asarray(p["extra"]["head"]["kernel"][...]),
+        np.asarray(p["extra"]["head"]["bias"][...]),
+    )
+    v = np.asarray(fixed.world.D_image).T @ w_HxD.T @ (head_HxK[:, 0] - head_HxK[:, 1])  # class 0 is y = +1
+    c = bias_K[0] - bias_K[1]
+    model = T.data_model(cfg)
+    sd = np.sqrt(v[0] ** 2 * model.sigma_inv**2 + v[1] ** 2 * model.sigma_spu**2)
+    exact = {}
+    for g in ("common", "counter"):
+        m = v @ model.group_mean(g)  # y = +1 has mean group_mean, y = -1 its negative
+        exact[g] = 0.5 * (ndtr((m + c) / sd) + ndtr((m - c) / sd))
+    exact["balanced"] = 0.5 * (exact["common"] + exact["counter"])
+    exact["id"] = 0.9 * exact["common"] + 0.1 * exact["counter"]
+    for g, acc in exact.items():
+        assert abs(float(measured[f"acc_{g}"]) - acc) < 4 * np.sqrt(acc * (1 - acc) / 20000) + 1e-3, (g, acc)
+    assert exact["common"] - exact["counter"] > 0.05  # it did learn to use the background
 
 
 def test_same_key_same_result_and_seeds_differ(small_raw):
