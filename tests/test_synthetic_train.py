@@ -86,13 +86,14 @@ def test_non_finite_parameters_after_the_last_step_mark_it_bad():
         eval=EvalConfig(n_test=16),
     )
     spec, hp = T.split_config(cfg)
-    carry, fixed = T.setup(jax.random.key(0), hp, spec)
+    carry, fixed = jax.jit(T.setup, static_argnames="spec")(jax.random.key(0), hp, spec)
+    finish = jax.jit(T._finish, static_argnames="spec")
     losses = jnp.zeros(spec.train.steps)
-    assert int(T._finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == -1
+    assert int(finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == -1
     carry.params["image"]["proj"]["kernel"][...] = jnp.full_like(
         carry.params["image"]["proj"]["kernel"][...], jnp.nan
     )
-    assert int(T._finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == spec.train.steps - 1
+    assert int(finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == spec.train.steps - 1
 
 
 def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
@@ -106,9 +107,16 @@ def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
         eval=EvalConfig(n_test=20000),
     )
     spec, hp = T.split_config(cfg)
-    carry, fixed = T.setup(jax.random.key(3), hp, spec)
-    carry, _ = jax.lax.scan(lambda c, t: T.step(c, t, fixed, hp, spec), carry, jnp.arange(spec.train.steps))
-    measured = T.evaluate(carry.params, fixed, hp, spec)
+
+    @jax.jit
+    def train_and_evaluate(key):  # run_one's steps, keeping the parameters
+        carry, fixed = T.setup(key, hp, spec)
+        carry, _ = jax.lax.scan(
+            lambda c, t: T.step(c, t, fixed, hp, spec), carry, jnp.arange(spec.train.steps)
+        )
+        return carry, fixed, T.evaluate(carry.params, fixed, hp, spec)
+
+    carry, fixed, measured = train_and_evaluate(jax.random.key(3))
     p = carry.params
     w_HxD = np.asarray(p["image"]["proj"]["kernel"][...]).T
     head_HxK, bias_K = (
