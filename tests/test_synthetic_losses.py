@@ -99,11 +99,12 @@ def test_clip_log_scale_is_clamped_after_each_step_as_open_clip():
         train=TrainConfig(steps=2, lr=1e-3, optimizer="sgd", schedule="constant"),
     )
     spec, hp = T.split_config(cfg)
-    carry, fixed = T.setup(jax.random.key(0), hp, spec)
+    carry, fixed = jax.jit(T.setup, static_argnames="spec")(jax.random.key(0), hp, spec)
+    step = jax.jit(T.step, static_argnames="spec")
     carry.params["extra"]["logit_scale"][...] = jnp.float32(np.log(200.0))
-    carry, _ = T.step(carry, jnp.int32(0), fixed, hp, spec)
+    carry, _ = step(carry, jnp.int32(0), fixed, hp, spec)
     np.testing.assert_allclose(carry.params["extra"]["logit_scale"][...], np.log(100.0), rtol=1e-6)
-    carry, _ = T.step(carry, jnp.int32(1), fixed, hp, spec)
+    carry, _ = step(carry, jnp.int32(1), fixed, hp, spec)
     assert float(carry.params["extra"]["logit_scale"][...]) < np.log(100.0) - 1e-3
 
 
