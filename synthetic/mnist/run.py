@@ -118,11 +118,12 @@ def make_optimiser(spec: Spec, base_lr) -> optax.GradientTransformation:
 def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
     """One seed: sample labels/colours, train ``spec.steps`` minibatch steps, evaluate on ID, Rand, Rev.
 
-    ``hyper`` = (p_inv, p_spu, p_rand, p_rev, lr) as an array. Returns (losses (steps,), {acc_<set>: ()}).
+    ``hyper`` = (p_inv, p_spu of the ID, Rand and Rev sets, lr) as an array; the ID value is the training
+    p_spu. Returns (losses (steps,), {acc_<set>: ()}).
     """
-    p_inv, p_spu = hyper[0], hyper[1]
+    p_inv, p_spu, test_p, lr = hyper[0], hyper[1], hyper[1:4], hyper[4]
     k, palette_Kx3 = spec.k, jnp.asarray(data.PALETTE[: spec.k])
-    optimiser = make_optimiser(spec, hyper[4])
+    optimiser = make_optimiser(spec, lr)
     k_data, k_init, k_steps, k_test = jax.random.split(key, 4)
     y_N, c_N = data.sample_labels_colours(k_data, train_digit, k, p_inv, p_spu, spec.coupled)
     model = models.make_model(
@@ -150,7 +151,6 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
         return jnp.argmax(model.scores(data.colourise(grey[None], c[None], palette_Kx3))[0])
 
     # the three test sets share the digits and differ in labels/colours: one pass over all of them
-    test_p = jnp.stack([p_spu, hyper[2], hyper[3]])  # TEST_SETS order: id, rand, rev
     y_t, c_t = jax.vmap(lambda kk, p: data.sample_labels_colours(kk, test_digit, k, p_inv, p, spec.coupled))(
         jax.random.split(k_test, len(TEST_SETS)), test_p
     )
@@ -218,7 +218,8 @@ def run(cfg) -> dict:
         weight_decay=float(cfg.train.weight_decay),
     )
     make_optimiser(spec, float(cfg.train.lr))  # a bad optimizer/schedule name stops here, before compiling
-    hyper = jnp.array([mc.p_inv, mc.p_spu, 1.0 / mc.k, mc.p_rev, cfg.train.lr], jnp.float32)
+    test_p = [data.test_p_spu(t, mc.k, mc.p_spu, mc.p_rev) for t in TEST_SETS]
+    hyper = jnp.array([mc.p_inv, *test_p, cfg.train.lr], jnp.float32)
     keys = seed_keys(int(cfg.seed), 0, seeds)
     losses, accs = train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec)
     losses = np.asarray(losses)
@@ -228,10 +229,8 @@ def run(cfg) -> dict:
     per_seed["loss_final"] = losses[:, -tail:].mean(axis=1).astype(float).tolist()
     diverged = first_nonfinite_step(losses)
     bayes = {
-        f"acc_{t}": data.bayes_accuracy(
-            mc.k, mc.p_inv, mc.p_spu, data.test_p_spu(t, mc.k, mc.p_spu, mc.p_rev), mc.coupled
-        )
-        for t in TEST_SETS
+        f"acc_{t}": data.bayes_accuracy(mc.k, mc.p_inv, mc.p_spu, p, mc.coupled)
+        for t, p in zip(TEST_SETS, test_p, strict=True)
     }
     extra = {
         "n_train": len(train_digit),
