@@ -138,6 +138,27 @@ def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
     assert exact["common"] - exact["counter"] > 0.05  # it did learn to use the background
 
 
+def test_a_seeds_result_does_not_depend_on_its_batch_and_chunks_hand_over_finished_seeds(small_raw):
+    """Seed i's key is fold_in(key(seed), i) and its draws do not depend on the other keys under vmap, so
+    seeds 1, 2 run beside seed 3 give what they gave beside seed 0. train.seed_chunk=3 with 6 seeds:
+    on_chunk receives the first 3 seeds' results before the next chunk runs (same compiled program)."""
+    spec, hp = T.split_config(SMALL)
+    shifted = T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 1, SMALL.seeds))  # seeds 1, 2, 3
+    np.testing.assert_allclose(
+        shifted["latent_product"][:2], small_raw["latent_product"][1:], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(shifted["acc_counter"][:2], small_raw["acc_counter"][1:])
+    partials = []
+    six = SyntheticConfig(
+        **{**SMALL.__dict__, "seeds": 6, "train": TrainConfig(**{**SMALL.train.__dict__, "seed_chunk": 3})}
+    )
+    result = R.run(six, on_chunk=partials.append)
+    assert len(partials) == 1 and len(partials[0]["per_seed"]["acc_counter"]) == 3
+    np.testing.assert_allclose(partials[0]["per_seed"]["acc_counter"], small_raw["acc_counter"])
+    np.testing.assert_allclose(result["per_seed"]["acc_counter"][3], shifted["acc_counter"][2])
+    assert result["status"] == "ok" and result["extra"]["seeds_done"] == 6
+
+
 def test_same_key_same_result_and_seeds_differ(small_raw):
     spec, hp = T.split_config(SMALL)
     again = T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 0, SMALL.seeds))
