@@ -50,7 +50,7 @@ class ObjectiveConfig:
     name: str = "linear_clip"  # a key of synthetic.objectives.OBJECTIVES
     rho: float = 1.0  # weight of (rho / 2) ||W_I^T W_T||_F^2 in the linearised loss
     logit_scale_init: float = 2.6592600369644043  # clip: log(1 / 0.07), as open_clip
-    logit_scale_max: float = 100.0  # clip: the scale is clamped at 100, as open_clip
+    logit_scale_max: float = 100.0  # clip, siglip: the scale is clamped at 100 each step, as open_clip
     siglip_t_init: float = 2.302585092994046  # siglip: t' = log 10
     siglip_b_init: float = -10.0  # siglip: b
 

@@ -76,17 +76,20 @@ def clip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.A
 
 
 def clamp_logit_scale(params: nnx.State, cfg: ObjectiveConfig) -> nnx.State:
-    """As open_clip's training loop: after every optimiser step the log-scale is clamped to
-    [0, log(logit_scale_max)] (a projection, so gradients still move it back from the limit)."""
+    """As open_clip's training loop (for CLIP and SigLIP models alike): after every optimiser step the
+    log-scale is clamped to [0, log(logit_scale_max)] (a projection: gradients can still move it back)."""
     log_scale = params["extra"]["logit_scale"]
     log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(cfg.logit_scale_max))
     return params
 
 
 def siglip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    scale = jnp.exp(model.extra["t_prime"][...])
+    scale = jnp.exp(model.extra["logit_scale"][...])
     return siglip_loss(
-        model.embed_image(batch.x_image), model.embed_text(batch.x_text), scale, model.extra["bias"][...]
+        model.embed_image(batch.x_image),
+        model.embed_text(batch.x_text),
+        scale,
+        model.extra["logit_bias"][...],
     )
 
 
@@ -118,10 +121,11 @@ OBJECTIVES: dict[str, Objective] = {
     "siglip": Objective(
         siglip_objective,
         params=lambda cfg, h, k, rngs: {
-            "t_prime": nnx.Param(jnp.float32(cfg.siglip_t_init)),
-            "bias": nnx.Param(jnp.float32(cfg.siglip_b_init)),
+            "logit_scale": nnx.Param(jnp.float32(cfg.siglip_t_init)),  # t' (t = exp t'), as open_clip
+            "logit_bias": nnx.Param(jnp.float32(cfg.siglip_b_init)),
         },
         normalize=True,
+        constrain=clamp_logit_scale,
     ),
     "supervised": Objective(
         supervised_objective, params=lambda cfg, h, k, rngs: {"head": nnx.Linear(h, k, rngs=rngs)}, text=False

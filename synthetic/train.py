@@ -111,12 +111,13 @@ def split_config(cfg: SyntheticConfig | DictConfig) -> tuple[Spec, dict[str, jax
     )
     _expect(cfg.eval.n_test >= 1, "eval.n_test", cfg.eval.n_test, "a test-set size >= 1")
     o = cfg.objective
-    if o.name == "clip":
+    if o.name in ("clip", "siglip"):  # both clamp their log-scale to [0, log(logit_scale_max)]
         _expect(o.logit_scale_max >= 1, "objective.logit_scale_max", o.logit_scale_max, "a scale >= 1")
+        key = "logit_scale_init" if o.name == "clip" else "siglip_t_init"
         _expect(
-            0 <= o.logit_scale_init <= np.log(o.logit_scale_max),
-            "objective.logit_scale_init",
-            o.logit_scale_init,
+            0 <= getattr(o, key) <= np.log(o.logit_scale_max),
+            f"objective.{key}",
+            getattr(o, key),
             f"a log-scale in [0, log(objective.logit_scale_max)] = [0, {np.log(o.logit_scale_max):.4g}]",
         )
     if o.name == "linear_clip":

@@ -174,6 +174,7 @@ def test_same_key_same_result_and_seeds_differ(small_raw):
         ({"train": TrainConfig(optimizer="lbfgs")}, "train.optimizer='lbfgs'"),
         ({"data": DataConfig(n=0), "train": TrainConfig(batch_size=0)}, "train.batch_size=0"),
         ({"objective": ObjectiveConfig(name="clip", logit_scale_init=5.0)}, "objective.logit_scale_init=5.0"),
+        ({"objective": ObjectiveConfig(name="siglip", siglip_t_init=-1.0)}, "objective.siglip_t_init=-1.0"),
     ],
 )
 def test_bad_configs_name_the_key(change, match):
