@@ -152,14 +152,24 @@ def init_params(key: jax.Array, spec: Spec) -> nnx.State:
     return nnx.split(_new_model(key, spec))[1]
 
 
+def build_optimizer(name: str, lr, steps: int, schedule: str = "constant", weight_decay: float = 0.0):
+    """optax optimiser ``name`` (sgd | adam | adamw) at ``lr``, constant or cosine-decayed over ``steps``;
+    shared by the Gaussian runs and MultiColoredMNIST."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"train.schedule={schedule!r}: expected 'constant' or 'cosine'")
+    lr_t = optax.cosine_decay_schedule(lr, steps) if schedule == "cosine" else lr
+    if name == "sgd":
+        return optax.sgd(lr_t)
+    if name == "adam":
+        return optax.adam(lr_t)
+    if name == "adamw":
+        return optax.adamw(lr_t, weight_decay=weight_decay)
+    raise ValueError(f"train.optimizer={name!r}: expected sgd, adam or adamw")
+
+
 def optimizer(spec: Spec, lr: jax.Array) -> optax.GradientTransformation:
     t = spec.train
-    lr_t = optax.cosine_decay_schedule(lr, t.steps) if t.schedule == "cosine" else lr
-    if t.optimizer == "sgd":
-        return optax.sgd(lr_t)
-    if t.optimizer == "adam":
-        return optax.adam(lr_t)
-    return optax.adamw(lr_t, weight_decay=t.weight_decay)
+    return build_optimizer(t.optimizer, lr, t.steps, t.schedule, t.weight_decay)
 
 
 def loss_fn(params: nnx.State, batch: D.Batch, hp: dict, spec: Spec) -> jax.Array:

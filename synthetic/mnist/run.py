@@ -11,7 +11,7 @@ import optax
 from flax import nnx
 
 from synthetic.mnist import data, digits, models
-from synthetic.train import seed_keys
+from synthetic.train import build_optimizer, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
 TEST_SETS = ("id", "rand", "rev")
@@ -100,19 +100,7 @@ class Spec(NamedTuple):
 
 def make_optimiser(spec: Spec, base_lr) -> optax.GradientTransformation:
     """``train.optimizer`` (sgd | adam | adamw) at ``base_lr`` with a constant or cosine schedule."""
-    if spec.schedule == "constant":
-        lr = base_lr
-    elif spec.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(base_lr, spec.steps)
-    else:
-        raise ValueError(f"train.schedule={spec.schedule!r}; expected 'constant' or 'cosine'")
-    if spec.optimizer == "sgd":
-        return optax.sgd(lr)
-    if spec.optimizer == "adam":
-        return optax.adam(lr)
-    if spec.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=spec.weight_decay)
-    raise ValueError(f"train.optimizer={spec.optimizer!r}; expected sgd, adam or adamw")
+    return build_optimizer(spec.optimizer, base_lr, spec.steps, spec.schedule, spec.weight_decay)
 
 
 def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
