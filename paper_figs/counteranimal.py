@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from paper_figs import aggregate
+from paper_figs.common import save_figure
 from paper_figs.reference import (
     DATA_SIZE,
     LABEL_SPACE_TITLES,
@@ -114,16 +115,6 @@ def panels(points: Iterable[ModelPoint]) -> list[tuple[str, str]]:
 def panel_title(panel: tuple[str, str]) -> str:
     label_space, prompts = panel
     return f"{LABEL_SPACE_TITLES.get(label_space, label_space)}, {PROMPT_TITLES.get(prompts, prompts)}"
-
-
-def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write PNG and PDF, close the figure, return both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _subplots(n: int, width: float, height: float):

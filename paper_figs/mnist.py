@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
+from paper_figs.common import save_figure
 from synthetic.mnist import table
 
 NAME = "mnist_rand_rev"
@@ -90,11 +91,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
     fig.suptitle(f"MultiColoredMNIST: Rand and Rev accuracy ({results_dir})", fontsize=10)
     fig.tight_layout(rect=(0, 0.09, 1, 0.96))
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

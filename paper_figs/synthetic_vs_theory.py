@@ -23,6 +23,7 @@ import numpy as np
 from scipy.special import ndtr
 
 import theory
+from paper_figs.common import save_figure
 from synthetic.aggregate import collect
 
 NAME = "synthetic_vs_theory"
@@ -194,10 +195,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
         ax.legend(fontsize=7, loc="lower left")
     axes[0].set_ylabel("accuracy (mean +- std over seeds)")
     fig.tight_layout()
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
+    paths = save_figure(fig, out_dir, NAME)
     table = theorem62_table(rows["theorem62"])
     csv_path = out_dir / f"{NAME}.csv"
     with open(csv_path, "w", newline="") as f:

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from scipy.special import ndtr
 
 import theory
+from paper_figs.common import save_figure
 
 NAME = "theory_curves"
 MU_SPU = (1.0, 1.5, 2.0, 3.0)  # 1.0: the printed lemma is exact there (outside the theorem's mu_spu >= 1.5)
@@ -88,11 +89,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
