@@ -186,21 +186,29 @@ class ModelPoint:
         return self.backbone
 
 
+def _paper_point(row: dict[str, str], **identity) -> ModelPoint:
+    """A reported row under the paper's protocol; ``identity`` names the model (kind, model, backbone...)."""
+    return ModelPoint(
+        **identity,
+        label_space=PAPER_LABEL_SPACE,
+        prompts=PAPER_PROMPTS,
+        common=float(row["common"]),
+        counter=float(row["counter"]),
+        drop=float(row["drop"]),
+        source="paper",
+    )
+
+
 def paper_clip_points() -> list[ModelPoint]:
     return [
-        ModelPoint(
+        _paper_point(
+            row,
             kind="clip",
             model=row["open_clip_model"],
             pretrained=row["open_clip_pretrained"],
             backbone=row["backbone"],
             pretrain_data=row["pretrain_data"],
             high_quality=row["high_quality_data"] == "1",
-            label_space=PAPER_LABEL_SPACE,
-            prompts=PAPER_PROMPTS,
-            common=float(row["common"]),
-            counter=float(row["counter"]),
-            drop=float(row["drop"]),
-            source="paper",
         )
         for row in read_reference_csv("table3_clip.csv")
     ]
@@ -208,19 +216,14 @@ def paper_clip_points() -> list[ModelPoint]:
 
 def paper_imagenet_points() -> list[ModelPoint]:
     return [
-        ModelPoint(
+        _paper_point(
+            row,
             kind="imagenet",
             model=row["torchvision_name"],
             pretrained="",
             backbone=row["model"],
             pretrain_data=IMAGENET_DATA,
             high_quality=False,
-            label_space=PAPER_LABEL_SPACE,
-            prompts=PAPER_PROMPTS,
-            common=float(row["common"]),
-            counter=float(row["counter"]),
-            drop=float(row["drop"]),
-            source="paper",
         )
         for row in read_reference_csv("table4_imagenet.csv")
     ]
