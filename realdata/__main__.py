@@ -23,7 +23,7 @@ register()
 log = logging.getLogger("realdata")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="realdata")
+@hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="realdata")
 def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     start = time.time()

@@ -1,6 +1,6 @@
-"""The paper's model zoo as Hydra configs (conf/model/), generated from the reference tables.
+"""The paper's model zoo as Hydra configs (conf/realdata/model/), generated from the reference tables.
 
-    python -m realdata.zoo          # (re)write conf/model/*.yaml from table3_clip.csv and table4_imagenet.csv
+    python -m realdata.zoo          # (re)write conf/realdata/model/*.yaml from table3_clip.csv and table4_imagenet.csv
 
 CLIP entries use open_clip's `-quickgelu` model name whenever open_clip says the weights were trained with
 QuickGELU (OpenAI, LAION-400M, DFN), so activations always match the weights.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from realdata.dataset import REFERENCE_DIR
 
-CONF_MODEL_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
+CONF_MODEL_DIR = Path(__file__).resolve().parent.parent / "conf" / "realdata" / "model"
 TINY_NAME = "tiny"
 
 

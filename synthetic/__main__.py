@@ -13,7 +13,7 @@ from synthetic.config import register_configs
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="synthetic")
+@hydra.main(version_base="1.3", config_path="../conf/synthetic", config_name="synthetic")
 def main(cfg: DictConfig) -> dict:
     return app.main(cfg)
 

@@ -1,4 +1,4 @@
-"""The SLURM and local launcher configs in conf/hydra/launcher compose for both apps and name real classes."""
+"""The SLURM and local launcher configs in conf/<app>/hydra/launcher compose for both apps and name real classes."""
 
 from pathlib import Path
 
@@ -23,7 +23,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def test_launcher_composes(app, launcher, cls):
     synthetic.config.register_configs()  # the schemas the apps register at start-up
     realdata.config.register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF / app), version_base="1.3"):
         cfg = compose(app, overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     conf = cfg.hydra.launcher
     assert conf._target_ == cls

@@ -31,7 +31,7 @@ REQUIRED_KEYS = (
     "device",
     "cache_dir",
 )
-CONF = REPO / "conf"
+CONF = REPO / "conf" / "realdata"
 register()
 
 

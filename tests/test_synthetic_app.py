@@ -17,7 +17,7 @@ from synthetic import train as T
 from synthetic.config import SyntheticConfig, register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "conf" / "synthetic"
 GROUPS = ("data", "encoder", "objective")
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 register_configs()

@@ -1,0 +1,150 @@
+"""The run contract every experiment kind shares: one results.json shape, one writer, one status vocabulary.
+
+``python -m synthetic`` (Gaussian model, MultiColoredMNIST) and ``python -m realdata`` (CounterAnimal) both
+call :func:`recorded_run`, which writes ``results.json`` before the work starts, after each piece of work
+that must survive a crash (``checkpoint``) and at the end, always through :func:`write_results`:
+
+* atomically (a temporary file in the same folder, then ``os.replace``): a reader never sees half a file;
+* strict JSON (``allow_nan=False``; non-finite floats become ``null``): no bare NaN;
+* with one status from :data:`STATUSES`: ``ok``, ``diverged`` (finished, some seed's loss went non-finite),
+  ``failed`` (an exception; ``error`` and ``traceback`` say why) or ``interrupted`` (Ctrl-C / SIGINT, or a
+  process that ended before finishing: the file written at the start and at each checkpoint says
+  ``interrupted`` until the run completes, so even a killed run never leaves an empty folder);
+* with the same provenance fields: ``kind``, ``versions``, ``device``, ``git_commit`` (null outside a git
+  checkout), ``command`` (the command line), ``started``, ``wall_time_s``.
+
+It lives in theory/ (stdlib and numpy only) because that is the one package both synthetic/ and realdata/
+may import (data flows theory <- synthetic/realdata <- paper_figs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+RESULTS_FILE = "results.json"
+STATUSES = ("ok", "diverged", "failed", "interrupted")
+NOT_FINISHED = "not finished: the process ended (or is still running) before the run completed"
+
+
+def json_safe(x):
+    """Plain JSON: numpy scalars/arrays to Python, non-finite floats to None (never NaN in results)."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def versions(packages: tuple[str, ...]) -> dict:
+    """Python, platform and the installed version of each distribution (None when not installed)."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout this package runs from (with ``+dirty`` when it has changes), or None."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha or None
+
+
+def provenance(kind: str, packages: tuple[str, ...], device) -> dict:
+    """The fields every results.json carries besides its own (see the module docstring)."""
+    return {
+        "kind": kind,
+        "versions": versions(packages),
+        "device": device,
+        "git_commit": git_commit(),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def write_results(out_dir: str | Path, doc: dict) -> Path:
+    """Write ``out_dir/results.json`` atomically as strict JSON; ``doc["status"]`` must be in STATUSES."""
+    if doc.get("status") not in STATUSES:
+        raise ValueError(f"status={doc.get('status')!r}: expected one of {list(STATUSES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RESULTS_FILE
+    tmp = out_dir / f".{RESULTS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
+    os.replace(tmp, path)  # atomic: a crash never leaves half a file
+    return path
+
+
+def recorded_run(
+    out_dir: str | Path,
+    head: dict,
+    work: Callable[[Callable[[dict], None]], dict],
+) -> dict:
+    """Run ``work(checkpoint)`` under the contract and return the final results document.
+
+    ``head``: the run's fixed fields (``provenance(...)``, ``config`` and whatever identifies the run).
+    ``work`` returns the body of the document (``metrics`` and the kind's own fields, with ``status`` "ok"
+    or "diverged"); it may call ``checkpoint(partial_body)`` to put finished work on disk (kept as
+    status "interrupted" until the run completes). An exception writes status "failed" (KeyboardInterrupt:
+    "interrupted") with the last checkpointed body, then propagates.
+    """
+    start = time.time()
+    last: dict = {}
+
+    def write(body: dict, status: str, **why) -> Path:
+        doc = {**head, **body, "status": status, **why, "wall_time_s": time.time() - start}
+        return write_results(out_dir, doc)
+
+    def checkpoint(body: dict) -> None:
+        last.clear()
+        last.update(body)
+        write(body, "interrupted", error=NOT_FINISHED)
+
+    write({}, "interrupted", error=NOT_FINISHED)
+    try:
+        body = work(checkpoint)
+    except KeyboardInterrupt:
+        write(last, "interrupted", error="KeyboardInterrupt: stopped by the user (SIGINT)")
+        raise
+    except Exception as e:
+        write(last, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        raise
+    status = body.pop("status", "ok")
+    path = write(body, status)
+    return json.loads(path.read_text())
