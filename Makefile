@@ -22,7 +22,7 @@ $(ALL_STAMP): pyproject.toml constraints.txt | $(PY)
 	touch $@ $(CORE_STAMP)
 
 demo: $(CORE_STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m synthetic.demo
+	JAX_PLATFORMS=cpu $(PY) -m paper_figs.demo
 
 test: $(ALL_STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""What every figure module shares: how a figure is written."""
+"""What every figure module shares: where figures go and how one is written."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+DEFAULT_OUT = Path("paper_figs/out")  # every command's default --out
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:

@@ -1,9 +1,10 @@
-"""``python -m synthetic.demo`` (what ``make demo`` runs): theory against simulation at CPU size.
+"""``python -m paper_figs.demo`` (what ``make demo`` runs): theory against simulation at CPU size.
 
 Runs the ``theorem62`` and ``objectives`` sweeps (11 values of p_spu each, 5 seeds) with the sizes in
 :data:`CPU_SIZE` as two concurrent ``python -m synthetic -m`` processes, writes one aggregate CSV per sweep,
 then the figures into paper_figs/out/. Results go where full-size runs go (results/synthetic/<name>/<time>),
-so ``python -m paper_figs`` picks them up until a full-size sweep replaces them.
+so ``python -m paper_figs`` picks them up until a full-size sweep replaces them. It sits in paper_figs, above
+synthetic, because it drives both: synthetic imports nothing from here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
+
+from paper_figs import synthetic_vs_theory, theory_curves
+from paper_figs.common import DEFAULT_OUT
 from synthetic.aggregate import collect, write_csv
 
 #: Overrides that shrink the experiments to CPU size (the theorem's regime d = n is kept).
@@ -36,8 +41,7 @@ CPU_SIZE = {
         "eval.n_test=2000",
     ],
 }
-RESULTS = Path("results/synthetic")
-FIGURES = Path("paper_figs/out")
+RESULTS = synthetic_vs_theory.DEFAULT_RESULTS  # where the figure looks for the newest sweeps
 
 
 def run_sweeps(stamp: str) -> dict[str, Path]:
@@ -60,14 +64,13 @@ def run_sweeps(stamp: str) -> dict[str, Path]:
 
 def main() -> list[Path]:
     start = time.time()
+    matplotlib.use("Agg")  # files only, no windows
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     dirs = run_sweeps(stamp)
     outputs = [write_csv(collect(d), d / "aggregate.csv") for d in dirs.values()]
-    from paper_figs import synthetic_vs_theory, theory_curves
-
-    outputs += synthetic_vs_theory.make(FIGURES, RESULTS)
-    outputs += theory_curves.make(FIGURES)
+    outputs += synthetic_vs_theory.make(DEFAULT_OUT, RESULTS)
+    outputs += theory_curves.make(DEFAULT_OUT)
     print(f"demo done in {time.time() - start:.0f}s")
     for d in dirs.values():
         print(f"  runs:    {d}")
