@@ -16,10 +16,20 @@ import pytest  # noqa: E402
 
 from paper_figs import __main__ as driver  # noqa: E402
 from paper_figs import counteranimal as ca  # noqa: E402
+from paper_figs import fig_common_vs_counter as fig2  # noqa: E402
+from paper_figs import fig_drop_by_data, fig_drop_vs_size, fig_per_class  # noqa: E402
 from paper_figs.aggregate import load_measured  # noqa: E402
+from paper_figs.ca_panels import panel_title, select_points  # noqa: E402
 from tests.test_paper_figs import REF_DIR, read_csv, write_result  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The file names docs/figures.md promises, one per --figure name.
+STEMS = {
+    "fig2": "counteranimal_fig2_common_vs_counter",
+    "scaling": "counteranimal_scaling",
+    "quality": "counteranimal_data_quality",
+    "per_class": "counteranimal_per_class",
+}
 
 
 def lstsq_line(x, y) -> tuple[float, float]:
@@ -92,14 +102,14 @@ def test_fit_line_equals_polyfit():
     rng = np.random.default_rng(3)
     x = rng.uniform(50, 90, 17)
     y = 1.4 * x - 50 + rng.normal(0, 3, 17)
-    np.testing.assert_allclose(ca.fit_line(x, y), np.polyfit(x, y, 1), rtol=1e-10)
+    np.testing.assert_allclose(fig2.fit_line(x, y), np.polyfit(x, y, 1), rtol=1e-10)
     with pytest.raises(ValueError, match="at least two distinct x"):
-        ca.fit_line([70.0, 70.0], [50.0, 60.0])
+        fig2.fit_line([70.0, 70.0], [50.0, 60.0])
 
 
 def test_reference_fig2_lines_match_lstsq_and_imagenet_lies_above_clip():
-    points = ca.select_points("reference")
-    fig = ca.draw_fig2(points)
+    points = select_points("reference")
+    fig = fig2.draw(points)
     (ax,) = [a for a in fig.axes if a.get_xlabel()]
     drawn = fit_lines_on_axes(ax)
     clip3 = read_csv(REF_DIR / "table3_clip.csv")
@@ -114,7 +124,7 @@ def test_reference_fig2_lines_match_lstsq_and_imagenet_lies_above_clip():
     for name, (slope, intercept) in expected.items():
         np.testing.assert_allclose(drawn[name], (slope, intercept), rtol=1e-9, atol=1e-9)
         key = ("1v1000", "single", "paper", name.split()[0].lower())
-        np.testing.assert_allclose(ca.fig2_fits(points)[key], (slope, intercept), rtol=1e-10)
+        np.testing.assert_allclose(fig2.fits(points)[key], (slope, intercept), rtol=1e-10)
     # As in the paper: at equal common accuracy ImageNet models keep more counter accuracy, all plot long.
     x_lo, x_hi = ax.get_xlim()
     for x in (x_lo, x_hi):
@@ -124,11 +134,11 @@ def test_reference_fig2_lines_match_lstsq_and_imagenet_lies_above_clip():
 
 def test_mixed_fig2_fits_measured_and_paper_separately(results_dir):
     measured = [m.point for m in load_measured([results_dir])[0]]
-    fig = ca.draw_fig2(ca.select_points("mixed", measured))
+    fig = fig2.draw(select_points("mixed", measured))
     axes = [a for a in fig.axes if a.get_xlabel()]
     assert [a.get_title() for a in axes] == [
-        ca.panel_title(("1v1000", "single")),
-        ca.panel_title(("1v20", "single")),
+        panel_title(("1v1000", "single")),
+        panel_title(("1v20", "single")),
     ]
     drawn = fit_lines_on_axes(axes[0])
     clip = [p for p in measured if p.kind == "clip" and p.label_space == "1v1000"]
@@ -151,7 +161,8 @@ def test_every_figure_renders(tmp_path, results_dir, mode, figures):
     out = tmp_path / "out"
     results = [] if mode == "reference" else [results_dir]
     files, notes = ca.make_counteranimal(mode, out, results, figures)
-    stems = {ca.FIGURE_STEMS[f] for f in figures}
+    assert set(ca.FIGURES) == set(STEMS)
+    stems = {STEMS[f] for f in figures}
     assert {f.name for f in files} == {f"{s}.{e}" for s in stems for e in ("png", "pdf")} | {
         "counteranimal_table.csv",
         "counteranimal_table.md",
@@ -185,7 +196,7 @@ def test_make_follows_the_figure_contract(tmp_path, results_dir, monkeypatch):
 
 def test_per_class_sorted_with_backgrounds_and_paper_markers(results_dir):
     measured = [m.point for m in load_measured([results_dir])[0]]
-    fig, note = ca.per_class_figure("mixed", measured)
+    fig, note = fig_per_class.figure("mixed", measured)
     ax = fig.axes[0]
     rows = read_csv(results_dir / "1v1000_single" / "clip0" / "per_class.csv")
     rows.sort(key=lambda r: float(r["drop"]))
@@ -203,21 +214,21 @@ def test_per_class_sorted_with_backgrounds_and_paper_markers(results_dir):
 
 
 def test_reference_per_class_uses_the_papers_numbers():
-    fig, _ = ca.per_class_figure("reference", [])
+    fig, _ = fig_per_class.figure("reference", [])
     drops = sorted(float(r["ref_drop"]) for r in read_csv(REF_DIR / "counteranimal_classes.csv"))
     np.testing.assert_allclose([b.get_width() for b in fig.axes[0].patches], drops)
     plt.close(fig)
 
 
 def test_quality_groups_and_size_trend():
-    groups = ca.quality_groups(ca.select_points("reference"))
+    groups = fig_drop_by_data.quality_groups(select_points("reference"))
     by_arch: dict[str, set[str]] = {}
     for r in read_csv(REF_DIR / "table3_clip.csv"):
         by_arch.setdefault(r["open_clip_model"], set()).add(r["pretrain_data"])
     assert {a: set(d) for a, d in groups.items()} == {a: d for a, d in by_arch.items() if len(d) >= 2}
     assert groups["ViT-B-16"][0] in ("OpenAI", "LAION400M") and groups["ViT-H-14"] == ["LAION2B", "DFN5B"]
-    laion2b = [p for p in ca.select_points("reference") if p.pretrain_data == "LAION2B" and p.family == "ViT"]
-    sizes, drops = ca.size_trend(laion2b)
+    laion2b = [p for p in select_points("reference") if p.pretrain_data == "LAION2B" and p.family == "ViT"]
+    sizes, drops = fig_drop_vs_size.size_trend(laion2b)
     by_size: dict[float, list[float]] = {}
     for p in laion2b:  # B/16 and B/32 have the same size within 5%; the others are distinct
         key = min(by_size, key=lambda s: abs(s - p.params_m), default=None)
