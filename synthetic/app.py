@@ -1,17 +1,25 @@
-"""The Hydra task of ``python -m synthetic``: run one config point, write results.json beside Hydra's."""
+"""The Hydra task of ``python -m synthetic``: run one config point under the shared run contract.
+
+The config's ``task`` names the experiment kind; its ``run(cfg, on_chunk)`` returns a results body and
+:func:`theory.record.recorded_run` writes results.json (at the start, after each seed chunk, at the end,
+and on failure or Ctrl-C).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-import time
-import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from synthetic.config import TASKS
-from synthetic.results import write_results
+from synthetic.config import to_plain
+from synthetic.results import PACKAGES, device_info
+from theory.record import provenance, recorded_run
+
+#: Experiment kind -> the module whose ``run(cfg, on_chunk)`` runs it.
+KINDS = {"gaussian": "synthetic.run", "multicolored_mnist": "synthetic.mnist.run"}
 
 
 def enable_compilation_cache() -> None:
@@ -23,47 +31,22 @@ def enable_compilation_cache() -> None:
 
 
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the configured task; write ``out_dir/results.json`` (also after each seed chunk and on a crash)."""
-    if cfg.task not in TASKS:
-        raise ValueError(f"task={cfg.task!r}: expected one of {list(TASKS)}")
-    start = time.time()
-    config = OmegaConf.to_container(cfg, resolve=True)
-    theory: dict | None = None
-    last: dict = {"per_seed": {}, "status": "partial", "diverged_step": None, "extra": {}}
-
-    def keep(partial: dict) -> None:  # finished seeds are on disk before the next chunk starts
-        last.update(partial)
-        write_results(out_dir, config, partial, theory, time.time() - start, status="partial")
-
-    try:
-        if cfg.task == "multicolored_mnist":
-            from synthetic.mnist.run import run as run_mnist
-
-            result = run_mnist(cfg)
-        else:
-            from synthetic import run as gaussian
-
-            theory = gaussian.theory_predictions(gaussian.T.as_config(cfg))
-            result = gaussian.run(cfg, on_chunk=keep)
-    except Exception:
-        write_results(
-            out_dir, config, last, theory, time.time() - start, status="error", error=traceback.format_exc()
-        )
-        raise
-    path = write_results(out_dir, config, result, theory, time.time() - start)
+    """Run the configured task and write ``out_dir/results.json``; returns the written document."""
+    if cfg.task not in KINDS:
+        raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
+    run = importlib.import_module(KINDS[cfg.task]).run
+    head = {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
+    doc = recorded_run(out_dir, head, lambda checkpoint: run(cfg, on_chunk=checkpoint))
     summary = {
-        name: v for name, v in _means(result).items() if name.startswith("acc_") and "prompt" not in name
+        name: round(m["mean"], 4)
+        for name, m in doc["metrics"].items()
+        if name.startswith("acc_") and "prompt" not in name and m["mean"] is not None
     }
-    print(f"[synthetic] {result['status']} in {time.time() - start:.1f}s -> {path}  {summary}", flush=True)
-    return {"status": result["status"], "results": str(path), **summary}
-
-
-def _means(result: dict) -> dict:
-    out = {}
-    for name, vals in result["per_seed"].items():
-        ok = [v for v in vals if v is not None]
-        out[name] = round(sum(ok) / len(ok), 4) if ok else None
-    return out
+    print(
+        f"[synthetic] {doc['status']} in {doc['wall_time_s']:.1f}s -> {out_dir / 'results.json'}  {summary}",
+        flush=True,
+    )
+    return {"status": doc["status"], "results": str(out_dir / "results.json"), **summary}
 
 
 def main(cfg: DictConfig) -> dict:

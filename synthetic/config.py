@@ -1,61 +1,37 @@
-"""Structured configs of ``python -m synthetic`` (registered in Hydra's ConfigStore).
+"""The schemas of ``python -m synthetic``: one per experiment kind, registered in Hydra's ConfigStore.
 
-The primary config ``conf/synthetic.yaml`` starts from the ``synthetic_schema`` node stored here, so every
-YAML file and command-line override is checked against these dataclasses: a misspelt key or a wrong type
-fails at start-up with the key's name. The data fields keep the names of :class:`theory.GaussianSpuriousModel`
-and mean the same; that class validates their values (see :func:`synthetic.train.split_config`).
+``conf/synthetic/synthetic.yaml`` picks a ``task`` (``conf/synthetic/task/<kind>.yaml``), which lists its
+kind's schema node first, so every YAML file and override is checked against that kind's dataclass alone:
+a Gaussian run carries no MultiColoredMNIST keys and vice versa, and a misspelt key or a wrong type fails
+at start-up with the key's name.
 
-``unsafe_hash=True`` lets the static part of a config key JAX's compilation cache (fields are never mutated
-after composition).
+* :class:`GaussianRunConfig` (``task=gaussian``): ``data``, ``encoder`` and ``objective`` are component
+  nodes (``_target_`` + fields; see :mod:`synthetic.components`), so a user's own component plugs in;
+  :func:`resolve` builds them, which checks their fields.
+* :class:`MNISTRunConfig` (``task=multicolored_mnist``): the ``mnist`` keys of :class:`MNISTConfig`.
+
+Both share :class:`TrainConfig` and the run keys (``name``, ``seeds``, ``seed``). The dataclass defaults are
+the defaults (the YAML files repeat them only where a file exists to set them; a test checks they agree).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
+from synthetic.components import build, expect
 from synthetic.mnist.config import MNISTConfig
 
-
-@dataclass(unsafe_hash=True)
-class DataConfig:
-    name: str = "gaussian"  # data model: a key of synthetic.data.DATA_MODELS
-    p_spu: float = 0.9  # P(a = y) in training
-    mu_inv: float = 1.0
-    mu_spu: float = 2.0
-    sigma_inv: float = 1.0
-    sigma_spu: float = 0.5
-    sigma_xi: float = 0.0  # total noise scale per modality (per-coordinate variance sigma_xi^2 / d)
-    d_image: int = 64
-    d_text: int = 64
-    n: int = 1024  # training pairs; 0 = fresh samples every step
-    k: int = 2  # classes (2: the paper's +-1 model; k > 2: one-hot codes, attribute uniform over the others)
-    caption_q: float = 1.0  # P(caption names the background); 1 = the paper, 0 = invariant-only captions
-    render_depth: int = 0  # layers of the fixed invertible random MLP applied to images (0 = linear data)
-    render_slope: float = 0.2  # negative slope of the rendering's leaky ReLU (> 0 keeps it invertible)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine")
 
 
-@dataclass(unsafe_hash=True)
-class EncoderConfig:
-    name: str = "linear"  # a key of synthetic.encoders.ENCODERS
-    h: int = 16  # embedding width
-    width: int = 128  # hidden width (mlp)
-    depth: int = 2  # hidden layers (mlp)
-    init_scale: float = 1.0  # weights ~ N(0, init_scale^2 / fan_in)
-
-
-@dataclass(unsafe_hash=True)
-class ObjectiveConfig:
-    name: str = "linear_clip"  # a key of synthetic.objectives.OBJECTIVES
-    rho: float = 1.0  # weight of (rho / 2) ||W_I^T W_T||_F^2 in the linearised loss
-    logit_scale_init: float = 2.6592600369644043  # clip: log(1 / 0.07), as open_clip
-    logit_scale_max: float = 100.0  # clip, siglip: the scale is clamped at 100 each step, as open_clip
-    siglip_t_init: float = 2.302585092994046  # siglip: t' = log 10
-    siglip_b_init: float = -10.0  # siglip: b
-
-
-@dataclass(unsafe_hash=True)
+@dataclass(unsafe_hash=True)  # hashable: part of the compiled program's static key
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 0  # 0 = the full training set each step (needs data.n > 0)
@@ -66,31 +42,109 @@ class TrainConfig:
     seed_chunk: int = 0  # seeds compiled together per chunk (0 = all); results.json is updated per chunk
     loss_curve_points: int = 100  # how many points of the loss curve results.json keeps
 
+    def check(self) -> None:
+        expect(self.steps >= 1, "train.steps", self.steps, "at least 1 step")
+        expect(math.isfinite(self.lr) and self.lr > 0, "train.lr", self.lr, "a finite learning rate > 0")
+        expect(self.optimizer in OPTIMIZERS, "train.optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        expect(self.schedule in SCHEDULES, "train.schedule", self.schedule, f"one of {list(SCHEDULES)}")
+        wd = self.weight_decay
+        expect(math.isfinite(wd) and wd >= 0, "train.weight_decay", wd, "a finite weight decay >= 0")
+        expect(self.batch_size >= 0, "train.batch_size", self.batch_size, "a batch size >= 0 (0 = full set)")
+        expect(self.seed_chunk >= 0, "train.seed_chunk", self.seed_chunk, "seeds per chunk >= 0 (0 = all)")
+        expect(self.loss_curve_points >= 2, "train.loss_curve_points", self.loss_curve_points, ">= 2")
+
 
 @dataclass(unsafe_hash=True)
 class EvalConfig:
     n_test: int = 10000  # fresh test samples per group (common, counter, balanced, id)
-    # linear_clip + linear + finite n: distance to the exact finite-sample minimiser (a d_image x d_text SVD)
+    # linear encoders + finite n: distance to the exact finite-sample minimiser of the linearised loss
     empirical_optimum: bool = False
 
 
+def _node(target: str):
+    return field(default_factory=lambda: {"_target_": target})
+
+
 @dataclass
-class SyntheticConfig:
-    task: str = "gaussian"  # gaussian | multicolored_mnist
+class GaussianRunConfig:
+    task: str = "gaussian"
     name: str = "default"  # experiment name: the sweep directory results/synthetic/<name>/<time>
     seeds: int = 5  # how many seeds (vmapped; sharded over local devices)
     seed: int = 0  # base seed; seed i uses fold_in(key(seed), i)
-    data: DataConfig = field(default_factory=DataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: Any = _node("synthetic.data.GaussianData")
+    encoder: Any = _node("synthetic.encoders.Linear")
+    objective: Any = _node("synthetic.objectives.LinearClip")
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class MNISTRunConfig:
+    task: str = "multicolored_mnist"
+    name: str = "multicolored_mnist"
+    seeds: int = 5
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
     mnist: MNISTConfig = field(default_factory=MNISTConfig)
 
 
-TASKS = ("gaussian", "multicolored_mnist")
+SCHEMAS = {"gaussian": GaussianRunConfig, "multicolored_mnist": MNISTRunConfig}
+
+
+def to_plain(cfg) -> dict:
+    """The resolved config as plain data (what results.json stores)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return {
+        f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+    }
+
+
+def _plain(v):
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        out = {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if hasattr(v, "KEY"):  # a component: say which class built it, as its YAML does
+            out = {"_target_": f"{type(v).__module__}.{type(v).__qualname__}", **out}
+        return out
+    return v
+
+
+def resolve(cfg) -> GaussianRunConfig:
+    """A Gaussian run config with its components built and every value checked (no JAX work)."""
+    from synthetic.data import DataModel, check_dims
+    from synthetic.encoders import Encoder
+    from synthetic.objectives import Objective
+
+    if isinstance(cfg, DictConfig):
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        unknown = set(plain) - {f.name for f in dataclasses.fields(GaussianRunConfig)}
+        expect(not unknown, "config", sorted(unknown), "only the keys of a Gaussian run")
+        cfg = GaussianRunConfig(
+            **{k: v for k, v in plain.items() if k not in ("train", "eval")},
+            train=TrainConfig(**plain.get("train", {})),
+            eval=EvalConfig(**plain.get("eval", {})),
+        )
+    run = dataclasses.replace(
+        cfg,
+        data=build(cfg.data, "data", DataModel),
+        encoder=build(cfg.encoder, "encoder", Encoder),
+        objective=build(cfg.objective, "objective", Objective),
+    )
+    d, t, o = run.data, run.train, run.objective
+    expect(run.seeds >= 1, "seeds", run.seeds, "at least 1 seed")
+    t.check()
+    expect(d.n > 0 or t.batch_size > 0, "train.batch_size", t.batch_size, "> 0 when data.n = 0 (fresh samples)")
+    expect(d.n == 0 or t.batch_size <= d.n, "train.batch_size", t.batch_size, f"<= data.n = {d.n}")
+    batch = t.batch_size or d.n
+    expect(batch >= o.MIN_BATCH, "train.batch_size", batch, f">= {o.MIN_BATCH} for {type(o).__name__}")
+    expect(run.eval.n_test >= 1, "eval.n_test", run.eval.n_test, "a test-set size >= 1")
+    o.check(run.encoder)
+    check_dims(d)
+    return run
 
 
 def register_configs() -> None:
-    """Store the schema node that conf/synthetic.yaml lists first in its defaults."""
-    ConfigStore.instance().store(name="synthetic_schema", node=SyntheticConfig)
+    """Store each kind's schema node, listed first by conf/synthetic/task/<kind>.yaml."""
+    cs = ConfigStore.instance()
+    for kind, schema in SCHEMAS.items():
+        cs.store(group="task", name=f"{kind}_schema", node=schema, package="_global_")

@@ -1,30 +1,31 @@
-"""JAX samplers for the invariant + spurious data model, keyed by PRNG and jit-able.
+"""Data models: JAX samplers for the invariant + spurious model, keyed by PRNG and jit-able.
 
-The parameters come from :class:`theory.GaussianSpuriousModel` (one definition); this module only turns
-them into arrays (:func:`hyperparams`) and samples. Two layers:
+A data model is a frozen dataclass built from its YAML's ``_target_`` (``conf/synthetic/data/``). Its
+fields are its hyperparameters; those named in ``TRACED`` stay traced in the compiled program (a sweep over
+them reuses one compilation), the others are static (shapes, code). Two layers:
 
-* a *latent model* (registry :data:`DATA_MODELS`) draws labels y, attributes a and the image and caption
-  latents z_I, z_T for n pairs at a given p_spu;
+* the model's :meth:`DataModel.latent` draws labels y, attributes a and the image and caption latents
+  z_I, z_T for n pairs at a given P(a = y);
 * a per-seed *world* (:func:`make_world`) embeds latents into the two modalities:
   x_M = D_M z_M + xi_M (D_M with orthonormal columns, xi_M ~ N(0, sigma_xi^2 / d_M I)), optionally followed
   for images by a fixed invertible random MLP (:func:`render`).
 
-Adding a data model = one latent function + one entry in :data:`DATA_MODELS` (see docs/synthetic.md).
+:class:`GaussianData` is the paper's model (its parameters are those of :class:`theory.GaussianSpuriousModel`,
+one definition). A new data model subclasses :class:`DataModel` and overrides ``latent`` (and optionally
+``prompts``); see docs/synthetic.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+import dataclasses
+import math
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 import theory
-from synthetic.config import DataConfig
-
-#: Fields of theory.GaussianSpuriousModel that stay traced (a sweep over them reuses one compilation).
-DYNAMIC_FIELDS = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "caption_q", "rho")
+from synthetic.components import Component, expect
 
 #: Test groups, as theory.GROUPS: common a = y, counter a != y, balanced a uniform, id the training mixture.
 GROUPS = theory.GROUPS
@@ -52,81 +53,134 @@ class World(NamedTuple):
     render: jax.Array  # (render_depth, d_image, d_image) orthogonal matrices (depth 0: empty)
 
 
-def hyperparams(model: theory.GaussianSpuriousModel) -> dict[str, jax.Array]:
-    """The model's traced fields as float32 scalars (the model has validated them)."""
-    return {f: jnp.asarray(getattr(model, f), jnp.float32) for f in DYNAMIC_FIELDS}
+@dataclasses.dataclass(frozen=True)
+class DataModel(Component):
+    """What every data model has: classes, P(a = y), the observation model and the training-set size.
+
+    Subclasses implement ``latent(key, n, p_spu, hp) -> Latent`` (``hp``: this model's traced fields as
+    float32 scalars; ``p_spu`` a scalar or one value per pair, so the test groups can set it) and may
+    implement ``prompts(prompt, hp) -> (k, r_text)`` exact prompt latents (else they are estimated).
+    """
+
+    TRACED: ClassVar[tuple[str, ...]] = ("p_spu", "sigma_xi")
+    KEY: ClassVar[str] = "data"
+
+    p_spu: float = 0.9  # P(a = y) in training
+    sigma_xi: float = 0.0  # total noise scale per modality (per-coordinate variance sigma_xi^2 / d)
+    d_image: int = 64
+    d_text: int = 64
+    n: int = 1024  # training pairs; 0 = fresh samples every step
+    k: int = 2  # classes
+    render_depth: int = 0  # layers of the fixed invertible random MLP applied to images (0 = linear data)
+    render_slope: float = 0.2  # negative slope of the rendering's leaky ReLU (> 0 keeps it invertible)
+
+    def __post_init__(self):
+        expect(isinstance(self.k, int) and self.k >= 2, "data.k", self.k, "an integer number of classes >= 2")
+        expect(0 <= self.p_spu <= 1, "data.p_spu", self.p_spu, "a probability in [0, 1]")
+        expect(math.isfinite(self.sigma_xi) and self.sigma_xi >= 0, "data.sigma_xi", self.sigma_xi, ">= 0")
+        expect(self.n >= 0, "data.n", self.n, "a number of training pairs >= 0 (0 = fresh samples each step)")
+        expect(self.render_depth >= 0, "data.render_depth", self.render_depth, "a number of layers >= 0")
+        expect(self.render_slope > 0, "data.render_slope", self.render_slope, "a slope > 0 (invertible)")
+
+    def latent(self, key: jax.Array, n: int, p_spu, hp: dict) -> Latent:
+        raise NotImplementedError(f"{type(self).__name__} must implement latent(key, n, p_spu, hp)")
+
+    prompts = None  # (prompt, hp) -> (k, r_text) exact prompt latents, or None: estimated from captions
+
+    def theory_model(self, rho: float = 1.0) -> theory.GaussianSpuriousModel | None:
+        """The exact theory's model at this point, or None when the theory does not describe this data."""
+        return None
+
+    def theory_note(self) -> str:
+        return f"exact theory: the paper's binary Gaussian model only, not {type(self).__name__}"
 
 
 def class_codes(k: int) -> jax.Array:
     """Latent code of each class, (k, r): the paper's +-1 for k = 2 (class 0 is y = +1), one-hot for k > 2."""
-    if k < 2:
-        raise ValueError(f"data.k={k!r}: expected at least 2 classes")
     return jnp.array([[1.0], [-1.0]]) if k == 2 else jnp.eye(k)
 
 
-def gaussian_latent(key: jax.Array, n: int, p_spu, hp: dict, cfg: DataConfig) -> Latent:
-    """Definition 6.1 (k = 2) and its k-class generalisation.
+@dataclasses.dataclass(frozen=True)
+class GaussianData(DataModel):
+    """Definition 6.1 (k = 2) and its k-class generalisation; fields as theory.GaussianSpuriousModel.
 
-    y is uniform; a = y with probability p_spu (a scalar or one value per pair), else uniform over the
-    other k - 1 classes (a = -y when k = 2). z_inv = mu_inv c_y + sigma_inv eps, z_spu = mu_spu c_a +
-    sigma_spu eps' with class codes c; the image latent is z = [z_inv, z_spu] and the caption latent is
-    [z_inv, B z_spu] with B ~ Bernoulli(caption_q).
-    """
-    codes_KxR = class_codes(cfg.k)
-    r = codes_KxR.shape[1]
-    # One normal draw for everything (each random call site costs XLA compile time); Phi(normal) is uniform.
-    eps = jax.random.normal(key, (n, 2 * r + 4))
-    eps_Nx2R, u_Nx4 = eps[:, : 2 * r], jax.scipy.special.ndtr(eps[:, 2 * r :])
-    y = jnp.minimum(jnp.floor(u_Nx4[:, 0] * cfg.k), cfg.k - 1).astype(jnp.int32)
-    shift = 1 + jnp.minimum(jnp.floor(u_Nx4[:, 2] * (cfg.k - 1)), cfg.k - 2).astype(jnp.int32)
-    a = jnp.where(u_Nx4[:, 1] < p_spu, y, (y + shift) % cfg.k)
-    z_inv_NxR = hp["mu_inv"] * codes_KxR[y] + hp["sigma_inv"] * eps_Nx2R[:, :r]
-    z_spu_NxR = hp["mu_spu"] * codes_KxR[a] + hp["sigma_spu"] * eps_Nx2R[:, r:]
-    named_Nx1 = (u_Nx4[:, 3:] < hp["caption_q"]).astype(jnp.float32)
-    z_image = jnp.concatenate([z_inv_NxR, z_spu_NxR], axis=1)
-    z_text = jnp.concatenate([z_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
-    return Latent(z_image, z_text, y, a)
-
-
-def gaussian_prompts(prompt: str, hp: dict, cfg: DataConfig) -> jax.Array:
-    """Exact prompt latents e_c, (k, r_text), as theory.prompt_latent: "class" [c_y, 0]; "mean" E[z_T | y]."""
-    codes_KxR = class_codes(cfg.k)
-    if prompt == "class":
-        return jnp.concatenate([codes_KxR, jnp.zeros_like(codes_KxR)], axis=1)
-    if prompt != "mean":
-        raise ValueError(f"prompt={prompt!r}: expected one of {list(theory.PROMPTS)}")
-    p = hp["p_spu"]
-    others_KxR = (codes_KxR.sum(0, keepdims=True) - codes_KxR) / (cfg.k - 1)  # mean code of the other classes
-    spu_KxR = hp["caption_q"] * hp["mu_spu"] * (p * codes_KxR + (1 - p) * others_KxR)
-    return jnp.concatenate([hp["mu_inv"] * codes_KxR, spu_KxR], axis=1)
-
-
-class DataModel(NamedTuple):
-    """A registered data model.
-
-    latent(key, n, p_spu, hp, cfg) -> Latent draws n pairs (p_spu is given separately so that the test
-    groups can set it). prompts(prompt, hp, cfg) -> (k, r_text) exact prompt latents; when None they are
-    estimated from 20000 captions: "mean" = class means, "class" = class means of captions drawn with
-    caption_q = 0 (captions that never name the background).
+    y is uniform; a = y with probability p_spu, else uniform over the other k - 1 classes (a = -y when
+    k = 2). z_inv = mu_inv c_y + sigma_inv eps, z_spu = mu_spu c_a + sigma_spu eps' with class codes c; the
+    image latent is z = [z_inv, z_spu] and the caption latent is [z_inv, B z_spu] with B ~ Bernoulli(caption_q).
     """
 
-    latent: Callable[..., Latent]
-    prompts: Callable[..., jax.Array] | None = None
+    TRACED: ClassVar[tuple[str, ...]] = (
+        "p_spu",
+        "mu_inv",
+        "mu_spu",
+        "sigma_inv",
+        "sigma_spu",
+        "sigma_xi",
+        "caption_q",
+    )
+
+    mu_inv: float = 1.0
+    mu_spu: float = 2.0
+    sigma_inv: float = 1.0
+    sigma_spu: float = 0.5
+    caption_q: float = 1.0  # P(caption names the background); 1 = the paper, 0 = invariant-only captions
+
+    def __post_init__(self):
+        super().__post_init__()
+        try:  # the one definition of these parameters' valid ranges
+            self._model(1.0)
+        except ValueError as e:
+            raise ValueError(f"data.{e}") from None
+
+    def _model(self, rho: float) -> theory.GaussianSpuriousModel:
+        fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "caption_q")
+        return theory.GaussianSpuriousModel(
+            **{f: getattr(self, f) for f in fields}, d_image=self.d_image, d_text=self.d_text, rho=rho
+        )
+
+    def theory_model(self, rho: float = 1.0) -> theory.GaussianSpuriousModel | None:
+        return None if self.theory_note() else self._model(rho)
+
+    def theory_note(self) -> str | None:
+        if self.k != 2:
+            return f"exact theory: the paper's binary model (data.k=2), not k={self.k}"
+        if self.render_depth:
+            return f"data.render_depth={self.render_depth}: rendered (nonlinear) data is outside the linear theory"
+        return None
+
+    def latent(self, key: jax.Array, n: int, p_spu, hp: dict) -> Latent:
+        codes_KxR = class_codes(self.k)
+        r = codes_KxR.shape[1]
+        # One normal draw for everything (each random call site costs XLA compile time); Phi(normal) is uniform.
+        eps = jax.random.normal(key, (n, 2 * r + 4))
+        eps_Nx2R, u_Nx4 = eps[:, : 2 * r], jax.scipy.special.ndtr(eps[:, 2 * r :])
+        y = jnp.minimum(jnp.floor(u_Nx4[:, 0] * self.k), self.k - 1).astype(jnp.int32)
+        shift = 1 + jnp.minimum(jnp.floor(u_Nx4[:, 2] * (self.k - 1)), self.k - 2).astype(jnp.int32)
+        a = jnp.where(u_Nx4[:, 1] < p_spu, y, (y + shift) % self.k)
+        z_inv_NxR = hp["mu_inv"] * codes_KxR[y] + hp["sigma_inv"] * eps_Nx2R[:, :r]
+        z_spu_NxR = hp["mu_spu"] * codes_KxR[a] + hp["sigma_spu"] * eps_Nx2R[:, r:]
+        named_Nx1 = (u_Nx4[:, 3:] < hp["caption_q"]).astype(jnp.float32)
+        z_image = jnp.concatenate([z_inv_NxR, z_spu_NxR], axis=1)
+        z_text = jnp.concatenate([z_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
+        return Latent(z_image, z_text, y, a)
+
+    def prompts(self, prompt: str, hp: dict) -> jax.Array:
+        """Exact prompt latents e_c, (k, r_text), as theory.prompt_latent: "class" [c_y, 0]; "mean" E[z_T | y]."""
+        codes_KxR = class_codes(self.k)
+        if prompt == "class":
+            return jnp.concatenate([codes_KxR, jnp.zeros_like(codes_KxR)], axis=1)
+        if prompt != "mean":
+            raise ValueError(f"prompt={prompt!r}: expected one of {list(theory.PROMPTS)}")
+        p = hp["p_spu"]
+        others_KxR = (codes_KxR.sum(0, keepdims=True) - codes_KxR) / (self.k - 1)  # mean code of the others
+        spu_KxR = hp["caption_q"] * hp["mu_spu"] * (p * codes_KxR + (1 - p) * others_KxR)
+        return jnp.concatenate([hp["mu_inv"] * codes_KxR, spu_KxR], axis=1)
 
 
-DATA_MODELS: dict[str, DataModel] = {"gaussian": DataModel(gaussian_latent, gaussian_prompts)}
-
-
-def get_data_model(name: str) -> DataModel:
-    if name not in DATA_MODELS:
-        raise ValueError(f"data.name={name!r}: expected one of {sorted(DATA_MODELS)}")
-    return DATA_MODELS[name]
-
-
-def latent_dims(cfg: DataConfig) -> tuple[int, int]:
+def latent_dims(data: DataModel) -> tuple[int, int]:
     """(r_image, r_text) of the latent model, found by tracing it (no sampling)."""
-    hp = {f: jnp.float32(0.5) for f in DYNAMIC_FIELDS}
-    lat = jax.eval_shape(lambda key: get_data_model(cfg.name).latent(key, 2, 0.5, hp, cfg), jax.random.key(0))
+    hp = {f: jnp.float32(0.5) for f in data.TRACED}
+    lat = jax.eval_shape(lambda key: data.latent(key, 2, 0.5, hp), jax.random.key(0))
     return lat.z_image.shape[1], lat.z_text.shape[1]
 
 
@@ -136,19 +190,22 @@ def orthonormal(g_DxR: jax.Array) -> jax.Array:
     return q * jnp.sign(jnp.diagonal(rr))
 
 
-def make_world(key: jax.Array, cfg: DataConfig) -> World:
+def check_dims(data: DataModel) -> None:
+    r_image, r_text = latent_dims(data)
+    for name, d, r in (("data.d_image", data.d_image, r_image), ("data.d_text", data.d_text, r_text)):
+        expect(d >= r, name, d, f"at least the latent dimension {r}")
+
+
+def make_world(key: jax.Array, data: DataModel) -> World:
     """D_image, D_text (orthonormal columns, QR of Gaussian matrices), the rendering's orthogonal layers."""
-    r_image, r_text = latent_dims(cfg)
-    for name, d, r in (("data.d_image", cfg.d_image, r_image), ("data.d_text", cfg.d_text, r_text)):
-        if d < r:
-            raise ValueError(f"{name}={d}: expected at least the latent dimension {r}")
-    d, L = cfg.d_image, cfg.render_depth
-    sizes = (d * r_image, cfg.d_text * r_text, L * d * d)
+    r_image, r_text = latent_dims(data)
+    d, L = data.d_image, data.render_depth
+    sizes = (d * r_image, data.d_text * r_text, L * d * d)
     g = jax.random.normal(key, (sum(sizes),))  # one draw, sliced (one random call site to compile)
     g_image, g_text, g_render = jnp.split(g, [sizes[0], sizes[0] + sizes[1]])
     return World(
         orthonormal(g_image.reshape(d, r_image)),
-        orthonormal(g_text.reshape(cfg.d_text, r_text)),
+        orthonormal(g_text.reshape(data.d_text, r_text)),
         jax.vmap(orthonormal)(g_render.reshape(L, d, d)),
     )
 
@@ -160,24 +217,24 @@ def render(x_NxD: jax.Array, render_LxDxD: jax.Array, slope: float) -> jax.Array
     return x_NxD
 
 
-def embed(key: jax.Array, lat: Latent, world: World, hp: dict, cfg: DataConfig, text: bool = True) -> Batch:
+def embed(key: jax.Array, lat: Latent, world: World, hp: dict, data: DataModel, text: bool = True) -> Batch:
     """Latents -> observations (noise, then the image rendering); ``text=False``: images only."""
-    d_text = cfg.d_text if text else 0
-    eps = jax.random.normal(key, (lat.y.shape[0], cfg.d_image + d_text))
-    xi_image = hp["sigma_xi"] / jnp.sqrt(cfg.d_image) * eps[:, : cfg.d_image]
-    x_image = render(lat.z_image @ world.D_image.T + xi_image, world.render, cfg.render_slope)
+    d_text = data.d_text if text else 0
+    eps = jax.random.normal(key, (lat.y.shape[0], data.d_image + d_text))
+    xi_image = hp["sigma_xi"] / jnp.sqrt(data.d_image) * eps[:, : data.d_image]
+    x_image = render(lat.z_image @ world.D_image.T + xi_image, world.render, data.render_slope)
     if not text:
         return Batch(x_image, None, lat.y, lat.a)
-    xi_text = hp["sigma_xi"] / jnp.sqrt(cfg.d_text) * eps[:, cfg.d_image :]
+    xi_text = hp["sigma_xi"] / jnp.sqrt(data.d_text) * eps[:, data.d_image :]
     return Batch(x_image, lat.z_text @ world.D_text.T + xi_text, lat.y, lat.a)
 
 
 def sample(
-    key: jax.Array, world: World, n: int, p_spu, hp: dict, cfg: DataConfig, text: bool = True
+    key: jax.Array, world: World, n: int, p_spu, hp: dict, data: DataModel, text: bool = True
 ) -> Batch:
     """n fresh pairs with P(a = y) = p_spu (a scalar, or one value per pair); images only if not ``text``."""
     k_lat, k_noise = jax.random.split(key)
-    return embed(k_noise, get_data_model(cfg.name).latent(k_lat, n, p_spu, hp, cfg), world, hp, cfg, text)
+    return embed(k_noise, data.latent(k_lat, n, p_spu, hp), world, hp, data, text)
 
 
 def group_p_spu(group: str, hp: dict, k: int):
@@ -188,17 +245,18 @@ def group_p_spu(group: str, hp: dict, k: int):
     return table[group]
 
 
-def prompt_latents(key: jax.Array, prompt: str, hp: dict, cfg: DataConfig) -> jax.Array:
-    """(k, r_text) latents of the class prompts (exact where the model provides them)."""
-    model = get_data_model(cfg.name)
-    if model.prompts is not None:
-        return model.prompts(prompt, hp, cfg)
-    hp = hp if prompt == "mean" else {**hp, "caption_q": jnp.float32(0.0)}
-    lat = model.latent(key, 20000, hp["p_spu"], hp, cfg)
-    onehot_NxK = jax.nn.one_hot(lat.y, cfg.k)
+def prompt_latents(key: jax.Array, prompt: str, hp: dict, data: DataModel) -> jax.Array:
+    """(k, r_text) latents of the class prompts: exact where the model provides them, else estimated from
+    20000 captions ("mean": class means; "class": class means of captions drawn with caption_q = 0 when the
+    model has that field, i.e. captions that never name the background)."""
+    if data.prompts is not None:
+        return data.prompts(prompt, hp)
+    hp = hp if prompt == "mean" or "caption_q" not in hp else {**hp, "caption_q": jnp.float32(0.0)}
+    lat = data.latent(key, 20000, hp["p_spu"], hp)
+    onehot_NxK = jax.nn.one_hot(lat.y, data.k)
     return (onehot_NxK.T @ lat.z_text) / jnp.maximum(onehot_NxK.sum(0), 1.0)[:, None]
 
 
-def prompts(key: jax.Array, world: World, prompt: str, hp: dict, cfg: DataConfig) -> jax.Array:
+def prompts(key: jax.Array, world: World, prompt: str, hp: dict, data: DataModel) -> jax.Array:
     """(k, d_text) noise-free text observations of the class prompts: D_T e_c."""
-    return prompt_latents(key, prompt, hp, cfg) @ world.D_text.T
+    return prompt_latents(key, prompt, hp, data) @ world.D_text.T

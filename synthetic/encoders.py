@@ -1,12 +1,19 @@
-"""Flax NNX encoders g(x) -> R^h. Adding one = one class taking (d_in, cfg, rngs) + one ENCODERS entry."""
+"""Encoders g(x) -> R^h: a frozen dataclass of hyperparameters (built from ``conf/synthetic/encoder/``'s
+``_target_``) whose call ``encoder(d_in, rngs)`` returns the Flax NNX module. A new encoder is one such
+dataclass in the user's own module plus one YAML (docs/synthetic.md)."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from synthetic.config import EncoderConfig
+from synthetic.components import Component, expect
+
+ACTIVATIONS = {"gelu": jax.nn.gelu, "relu": jax.nn.relu}
 
 
 def _init(scale: float):
@@ -14,11 +21,30 @@ def _init(scale: float):
     return nnx.initializers.variance_scaling(scale**2, "fan_in", "normal")
 
 
-class LinearEncoder(nnx.Module):
-    """g(x) = W x with W of shape (h, d_in), the paper's encoder."""
+@dataclasses.dataclass(frozen=True)
+class Encoder(Component):
+    KEY: ClassVar[str] = "encoder"
+    LINEAR: ClassVar[bool] = False  # g(x) = W x: the module has ``matrix()`` (the exact theory applies)
 
-    def __init__(self, d_in: int, cfg: EncoderConfig, rngs: nnx.Rngs):
-        self.proj = nnx.Linear(d_in, cfg.h, use_bias=False, kernel_init=_init(cfg.init_scale), rngs=rngs)
+    h: int = 16  # embedding width
+    init_scale: float = 1.0  # weights ~ N(0, init_scale^2 / fan_in)
+
+    def __post_init__(self):
+        expect(isinstance(self.h, int) and self.h >= 1, "encoder.h", self.h, "an embedding width >= 1")
+        expect(
+            self.init_scale > 0 and self.init_scale < float("inf"),
+            "encoder.init_scale",
+            self.init_scale,
+            "a finite scale > 0 (0 starts every weight at zero: the model never trains)",
+        )
+
+    def __call__(self, d_in: int, rngs: nnx.Rngs) -> nnx.Module:
+        raise NotImplementedError
+
+
+class LinearModule(nnx.Module):
+    def __init__(self, d_in: int, h: int, init_scale: float, rngs: nnx.Rngs):
+        self.proj = nnx.Linear(d_in, h, use_bias=False, kernel_init=_init(init_scale), rngs=rngs)
 
     def __call__(self, x_NxD: jax.Array) -> jax.Array:
         return self.proj(x_NxD)
@@ -28,11 +54,21 @@ class LinearEncoder(nnx.Module):
         return self.proj.kernel[...].T
 
 
-class MLPEncoder(nnx.Module):
-    """depth hidden layers of the given width with GELU, then a linear map to R^h."""
+@dataclasses.dataclass(frozen=True)
+class Linear(Encoder):
+    """g(x) = W x with W of shape (h, d_in), the paper's encoder (small init: starts near zero)."""
 
-    def __init__(self, d_in: int, cfg: EncoderConfig, rngs: nnx.Rngs):
+    LINEAR: ClassVar[bool] = True
+    init_scale: float = 0.1
+
+    def __call__(self, d_in: int, rngs: nnx.Rngs) -> LinearModule:
+        return LinearModule(d_in, self.h, self.init_scale, rngs)
+
+
+class MLPModule(nnx.Module):
+    def __init__(self, d_in: int, cfg: MLP, rngs: nnx.Rngs):
         dims = [d_in] + [cfg.width] * cfg.depth
+        self.activation = ACTIVATIONS[cfg.activation]
         self.hidden = nnx.List(
             [
                 nnx.Linear(i, o, kernel_init=_init(cfg.init_scale), rngs=rngs)
@@ -42,25 +78,28 @@ class MLPEncoder(nnx.Module):
         self.out = nnx.Linear(dims[-1], cfg.h, kernel_init=_init(cfg.init_scale), rngs=rngs)
 
     def __call__(self, x_NxD: jax.Array) -> jax.Array:
+        x_NxD = x_NxD.reshape(x_NxD.shape[0], -1)  # images (N, H, W, C) are flattened
         for layer in self.hidden:
-            x_NxD = jax.nn.gelu(layer(x_NxD))
+            x_NxD = self.activation(layer(x_NxD))
         return self.out(x_NxD)
 
-    def matrix(self) -> jax.Array:
-        raise ValueError(
-            "encoder=mlp has no single weight matrix: the linearised CLIP loss needs encoder=linear"
-        )
 
+@dataclasses.dataclass(frozen=True)
+class MLP(Encoder):
+    """depth hidden layers of the given width with an activation, then a linear map to R^h."""
 
-ENCODERS = {"linear": LinearEncoder, "mlp": MLPEncoder}
+    width: int = 128  # hidden width
+    depth: int = 2  # hidden layers
+    activation: str = "gelu"  # gelu | relu
 
+    def __post_init__(self):
+        super().__post_init__()
+        expect(isinstance(self.width, int) and self.width >= 1, "encoder.width", self.width, "a width >= 1")
+        expect(isinstance(self.depth, int) and self.depth >= 0, "encoder.depth", self.depth, "a depth >= 0")
+        expect(self.activation in ACTIVATIONS, "encoder.activation", self.activation, f"one of {list(ACTIVATIONS)}")
 
-def make_encoder(d_in: int, cfg: EncoderConfig, rngs: nnx.Rngs) -> nnx.Module:
-    if cfg.name not in ENCODERS:
-        raise ValueError(f"encoder.name={cfg.name!r}: expected one of {sorted(ENCODERS)}")
-    if cfg.h < 1:
-        raise ValueError(f"encoder.h={cfg.h!r}: expected a width >= 1")
-    return ENCODERS[cfg.name](d_in, cfg, rngs)
+    def __call__(self, d_in: int, rngs: nnx.Rngs) -> MLPModule:
+        return MLPModule(d_in, self, rngs)
 
 
 def l2_normalize(x_NxH: jax.Array, eps: float = 1e-12) -> jax.Array:

@@ -1,24 +1,32 @@
 """Training objectives and the two-tower model they train.
 
-Each objective is a loss ``loss(model, batch, hp, cfg) -> scalar`` on a :class:`DualEncoder` plus one
-:data:`OBJECTIVES` entry saying which extra parameters it owns (temperature, bias, a head), whether it
-trains a text tower (and so can be evaluated zero-shot) and whether embeddings are L2-normalised.
-The array-level losses below are separate functions so they can be checked against numpy and open_clip.
+An objective is a frozen dataclass (built from ``conf/synthetic/objective/``'s ``_target_``) that owns
+everything about itself: its hyperparameters and their validation (``__post_init__``, ``check``), which
+of them stay traced (``TRACED``), its extra parameters (``params``: temperature, bias, a head), its loss,
+a constraint applied after every step, its zero-shot scoring and which exact theory describes it
+(``THEORY``: a name for ``theory.zero_shot_accuracy(objective=...)``, or None). Nothing outside this module
+switches on an objective's name; a user's own objective subclasses :class:`Objective` in the user's own
+module (docs/synthetic.md). The array-level losses are separate functions so they can be checked against
+numpy and open_clip, and MultiColoredMNIST uses the same ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+import dataclasses
+import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
-from synthetic.config import EncoderConfig, ObjectiveConfig
+import theory
+
+from synthetic.components import Component, expect
 from synthetic.data import Batch
-from synthetic.encoders import l2_normalize, make_encoder
+from synthetic.encoders import Encoder, l2_normalize
 
 # ---- array-level losses (B pairs, embeddings of width H) ----
 
@@ -61,95 +69,163 @@ def supervised_loss(logits_BxK: jax.Array, y_B: jax.Array) -> jax.Array:
     return optax.losses.softmax_cross_entropy_with_integer_labels(logits_BxK, y_B).mean()
 
 
-# ---- objectives on the model ----
+# ---- objectives ----
 
 
-def linear_clip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    base = linear_clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text))
-    reg = product_frobenius_sq(model.image.matrix(), model.text.matrix())
-    return base + 0.5 * hp["rho"] * reg
+@dataclasses.dataclass(frozen=True)
+class Objective(Component):
+    """Base: a two-tower objective scored zero-shot (override what differs)."""
+
+    KEY: ClassVar[str] = "objective"
+    TEXT: ClassVar[bool] = True  # trains a text tower (zero-shot evaluation); False: a head instead
+    NORMALIZE: ClassVar[bool] = False  # L2-normalise embeddings (training and zero-shot scoring)
+    MIN_BATCH: ClassVar[int] = 2  # contrastive losses need negatives
+    THEORY: ClassVar[str | None] = None  # objective name of theory.zero_shot_accuracy, or None
+
+    def check(self, encoder: Encoder) -> None:
+        """Stop when this objective cannot train with ``encoder``."""
+
+    def params(self, h: int, k: int, rngs: nnx.Rngs) -> dict:
+        """Extra parameters of the model (temperature, bias, head)."""
+        return {}
+
+    def loss(self, model: DualEncoder, batch: Batch, hp: dict) -> jax.Array:
+        raise NotImplementedError(f"{type(self).__name__} must implement loss(model, batch, hp)")
+
+    def constrain(self, params: nnx.State) -> nnx.State:
+        """Applied to the parameters after every optimiser step."""
+        return params
+
+    def scores(self, model: DualEncoder, x_image: jax.Array, prompts: dict[str, jax.Array]) -> dict:
+        """{suffix: (N, k) class scores}: zero-shot, g_I(x) . g_T(prompt_c) for each prompt set."""
+        e_image = model.embed_image(x_image)
+        return {suffix: e_image @ model.embed_text(x_KxD).T for suffix, x_KxD in prompts.items()}
+
+    def latent_product(self, model: DualEncoder, hp: dict) -> jax.Array | None:
+        """For linear encoders: the learned product comparable to :meth:`optimum`, else None (in-jit)."""
+        return None
+
+    def optimum(self, model: theory.GaussianSpuriousModel, rank: int | None) -> np.ndarray | None:
+        """The exact population optimum of ``latent_product`` in latent coordinates, or None (host side)."""
+        return None
 
 
-def clip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    scale = jnp.exp(model.extra["logit_scale"][...])
-    return clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text), scale)
+@dataclasses.dataclass(frozen=True)
+class LinearClip(Objective):
+    """The paper's linearised CLIP loss + (rho / 2) ||W_I^T W_T||_F^2 (needs linear encoders)."""
+
+    TRACED: ClassVar[tuple[str, ...]] = ("rho",)
+    THEORY: ClassVar[str | None] = "linear_clip"
+    rho: float = 1.0
+
+    def __post_init__(self):
+        expect(math.isfinite(self.rho) and self.rho > 0, "objective.rho", self.rho, "a finite weight > 0")
+
+    def check(self, encoder: Encoder) -> None:
+        expect(encoder.LINEAR, "encoder", type(encoder).__name__, "a linear encoder: linear_clip penalises ||W_I^T W_T||")
+
+    def loss(self, model, batch, hp):
+        base = linear_clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text))
+        return base + 0.5 * hp["rho"] * product_frobenius_sq(model.image.matrix(), model.text.matrix())
+
+    def latent_product(self, model, hp):
+        return model.image.matrix().T @ model.text.matrix() * hp["rho"]  # = K at the optimum
+
+    def optimum(self, model, rank):
+        return theory.clip_optimum(model.replace(rho=self.rho), rank=rank)
 
 
-def clamp_logit_scale(params: nnx.State, cfg: ObjectiveConfig) -> nnx.State:
-    """As open_clip's training loop (for CLIP and SigLIP models alike): after every optimiser step the
-    log-scale is clamped to [0, log(logit_scale_max)] (a projection: gradients can still move it back)."""
-    log_scale = params["extra"]["logit_scale"]
-    log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(cfg.logit_scale_max))
-    return params
+@dataclasses.dataclass(frozen=True)
+class _Scaled(Objective):
+    """Normalised embeddings and a learnable log-scale, clamped to [0, log(logit_scale_max)] after every
+    step as open_clip's training loop does for CLIP and SigLIP models alike."""
+
+    NORMALIZE: ClassVar[bool] = True
+    INIT_KEY: ClassVar[str] = "logit_scale_init"
+    logit_scale_max: float = 100.0
+
+    def __post_init__(self):
+        m = self.logit_scale_max
+        expect(math.isfinite(m) and m >= 1, "objective.logit_scale_max", m, "a finite scale >= 1")
+        init = getattr(self, self.INIT_KEY)
+        expect(
+            math.isfinite(init) and 0 <= init <= math.log(m),
+            f"objective.{self.INIT_KEY}",
+            init,
+            f"a log-scale in [0, log(objective.logit_scale_max)] = [0, {math.log(m):.4g}]",
+        )
+
+    def constrain(self, params):
+        log_scale = params["extra"]["logit_scale"]
+        log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(self.logit_scale_max))
+        return params
 
 
-def siglip_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    scale = jnp.exp(model.extra["logit_scale"][...])
-    return siglip_loss(
-        model.embed_image(batch.x_image),
-        model.embed_text(batch.x_text),
-        scale,
-        model.extra["logit_bias"][...],
-    )
+@dataclasses.dataclass(frozen=True)
+class Clip(_Scaled):
+    """Symmetric InfoNCE on L2-normalised embeddings, learnable temperature (open_clip ClipLoss)."""
+
+    THEORY: ClassVar[str | None] = "clip"
+    logit_scale_init: float = 2.6592600369644043  # log(1 / 0.07), as open_clip
+
+    def params(self, h, k, rngs):
+        return {"logit_scale": nnx.Param(jnp.float32(self.logit_scale_init))}
+
+    def loss(self, model, batch, hp):
+        scale = jnp.exp(model.extra["logit_scale"][...])
+        return clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text), scale)
 
 
-def supervised_objective(model, batch: Batch, hp: dict, cfg: ObjectiveConfig) -> jax.Array:
-    return supervised_loss(model.extra["head"](model.embed_image(batch.x_image)), batch.y)
+@dataclasses.dataclass(frozen=True)
+class SigLIP(_Scaled):
+    """Sigmoid loss with learnable temperature t = exp(t') and bias b (SigLIP init: t' = log 10, b = -10)."""
+
+    THEORY: ClassVar[str | None] = "siglip"
+    INIT_KEY: ClassVar[str] = "siglip_t_init"
+    siglip_t_init: float = 2.302585092994046
+    siglip_b_init: float = -10.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        expect(math.isfinite(self.siglip_b_init), "objective.siglip_b_init", self.siglip_b_init, "a finite bias")
+
+    def params(self, h, k, rngs):
+        return {
+            "logit_scale": nnx.Param(jnp.float32(self.siglip_t_init)),  # t' (t = exp t'), as open_clip
+            "logit_bias": nnx.Param(jnp.float32(self.siglip_b_init)),
+        }
+
+    def loss(self, model, batch, hp):
+        scale = jnp.exp(model.extra["logit_scale"][...])
+        e_image, e_text = model.embed_image(batch.x_image), model.embed_text(batch.x_text)
+        return siglip_loss(e_image, e_text, scale, model.extra["logit_bias"][...])
 
 
-def _no_params(cfg: ObjectiveConfig, h: int, k: int, rngs: nnx.Rngs) -> dict:
-    return {}
+@dataclasses.dataclass(frozen=True)
+class Supervised(Objective):
+    """ERM baseline: image encoder + linear head, cross-entropy on the class labels (no text tower)."""
 
+    TEXT: ClassVar[bool] = False
+    MIN_BATCH: ClassVar[int] = 1
 
-class Objective(NamedTuple):
-    loss: Callable[..., jax.Array]
-    params: Callable[[ObjectiveConfig, int, int, nnx.Rngs], dict] = _no_params  # (cfg, h, k, rngs) -> extras
-    text: bool = True  # trains a text tower (zero-shot evaluation); False: the model has a head instead
-    normalize: bool = False  # L2-normalise embeddings (training and zero-shot scoring)
-    # (params, cfg) -> params applied after every optimiser step (a constraint on the parameters)
-    constrain: Callable[[nnx.State, ObjectiveConfig], nnx.State] | None = None
+    def params(self, h, k, rngs):
+        return {"head": nnx.Linear(h, k, rngs=rngs)}
 
+    def loss(self, model, batch, hp):
+        return supervised_loss(model.extra["head"](model.embed_image(batch.x_image)), batch.y)
 
-OBJECTIVES: dict[str, Objective] = {
-    "linear_clip": Objective(linear_clip_objective),
-    "clip": Objective(
-        clip_objective,
-        params=lambda cfg, h, k, rngs: {"logit_scale": nnx.Param(jnp.float32(cfg.logit_scale_init))},
-        normalize=True,
-        constrain=clamp_logit_scale,
-    ),
-    "siglip": Objective(
-        siglip_objective,
-        params=lambda cfg, h, k, rngs: {
-            "logit_scale": nnx.Param(jnp.float32(cfg.siglip_t_init)),  # t' (t = exp t'), as open_clip
-            "logit_bias": nnx.Param(jnp.float32(cfg.siglip_b_init)),
-        },
-        normalize=True,
-        constrain=clamp_logit_scale,
-    ),
-    "supervised": Objective(
-        supervised_objective, params=lambda cfg, h, k, rngs: {"head": nnx.Linear(h, k, rngs=rngs)}, text=False
-    ),
-}
-
-
-def get_objective(name: str) -> Objective:
-    if name not in OBJECTIVES:
-        raise ValueError(f"objective.name={name!r}: expected one of {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name]
+    def scores(self, model, x_image, prompts):
+        return {"": model.extra["head"](model.embed_image(x_image))}
 
 
 class DualEncoder(nnx.Module):
     """Image encoder, text encoder (when the objective trains one) and the objective's extra parameters."""
 
-    def __init__(
-        self, d_image: int, d_text: int, k: int, enc: EncoderConfig, obj: ObjectiveConfig, rngs: nnx.Rngs
-    ):
-        objective = get_objective(obj.name)
-        self.normalize = objective.normalize
-        self.image = make_encoder(d_image, enc, rngs)
-        self.text = make_encoder(d_text, enc, rngs) if objective.text else None
-        self.extra = nnx.Dict(objective.params(obj, enc.h, k, rngs))
+    def __init__(self, d_image: int, d_text: int, k: int, encoder: Encoder, objective: Objective, rngs):
+        self.normalize = objective.NORMALIZE
+        self.image = encoder(d_image, rngs)
+        self.text = encoder(d_text, rngs) if objective.TEXT else None
+        self.extra = nnx.Dict(objective.params(encoder.h, k, rngs))
 
     def embed_image(self, x_NxD: jax.Array) -> jax.Array:
         e = self.image(x_NxD)

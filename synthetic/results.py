@@ -1,18 +1,17 @@
-"""results.json: one writer for every run of ``python -m synthetic`` (Gaussian and MultiColoredMNIST)."""
+"""The body of a ``python -m synthetic`` results.json, the same for both kinds (Gaussian, MultiColoredMNIST).
+
+The file itself is written by the one writer every app shares (:mod:`theory.record`: atomic, strict JSON,
+status ok | diverged | failed | interrupted, provenance). A body holds ``metrics.<name>`` (``mean``,
+``std``, ``n``, ``per_seed``; a diverged seed is null, never NaN), ``status``, ``diverged_step``,
+``seeds_done``, ``theory`` (the exact prediction where one applies) and ``extra``.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-import platform
-import sys
-from importlib import metadata
-from pathlib import Path
-
 import numpy as np
 
-RESULTS_FILE = "results.json"
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "scipy", "hydra-core", "omegaconf")
+#: Distributions whose versions every synthetic results.json records.
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "hydra-core", "omegaconf")
 
 
 def summarize(per_seed: list[float | None]) -> dict:
@@ -26,14 +25,34 @@ def summarize(per_seed: list[float | None]) -> dict:
     }
 
 
-def versions() -> dict:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
+def group_summaries(per_seed: dict[str, list]) -> dict[str, list]:
+    """Add, per prompt suffix, the worst-group accuracy min(common, counter) and the signed drop
+    common - counter (positive: the spurious feature helps on common and hurts on counter)."""
+    out = dict(per_seed)
+    for name in list(per_seed):
+        if not name.startswith("acc_common"):
+            continue
+        suffix = name[len("acc_common") :]
+        common, counter = per_seed[name], per_seed.get(f"acc_counter{suffix}")
+        if counter is None:
+            continue
+        pairs = list(zip(common, counter, strict=True))
+        out[f"acc_worst{suffix}"] = [None if a is None or b is None else min(a, b) for a, b in pairs]
+        out[f"drop{suffix}"] = [None if a is None or b is None else a - b for a, b in pairs]
     return out
+
+
+def body(per_seed: dict[str, list], diverged_step: int | None, extra: dict, theory: dict | None = None) -> dict:
+    """A results body from per-seed metrics; status "diverged" when some seed's loss went non-finite."""
+    per_seed = group_summaries(per_seed)
+    return {
+        "status": "diverged" if diverged_step is not None else "ok",
+        "diverged_step": diverged_step,
+        "seeds_done": max((len(v) for v in per_seed.values()), default=0),
+        "metrics": {name: summarize(v) for name, v in sorted(per_seed.items())},
+        "theory": theory or {},
+        "extra": extra,
+    }
 
 
 def device_info() -> dict:
@@ -41,51 +60,3 @@ def device_info() -> dict:
 
     devices = jax.local_devices()
     return {"backend": jax.default_backend(), "count": len(devices), "kind": devices[0].device_kind}
-
-
-def json_safe(x):
-    """Plain JSON: numpy scalars/arrays to Python, non-finite floats to None (never NaN in results)."""
-    if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return json_safe(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def write_results(
-    out_dir: Path,
-    config: dict,
-    result: dict,
-    theory: dict | None,
-    wall_time_s: float,
-    status: str | None = None,
-    error: str | None = None,
-) -> Path:
-    """Write ``out_dir/results.json`` from a run result {"per_seed", "status", "diverged_step", "extra"}.
-
-    ``status`` overrides the result's (e.g. "partial" while seeds remain, "error" after a crash).
-    """
-    doc = {
-        "config": config,
-        "status": status or result["status"],
-        "diverged_step": result.get("diverged_step"),
-        "metrics": {name: summarize(v) for name, v in sorted(result["per_seed"].items())},
-        "theory": theory or {},
-        "wall_time_s": wall_time_s,
-        "versions": versions(),
-        "device": device_info(),
-        "extra": result.get("extra", {}),
-    }
-    if error is not None:
-        doc["error"] = error
-    path = Path(out_dir) / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
-    tmp.replace(path)  # atomic: a crash never leaves half a file
-    return path

@@ -1,8 +1,7 @@
-"""A Gaussian-model run of ``python -m synthetic``: all seeds, then per-seed metrics and theory.
+"""A Gaussian-model run of ``python -m synthetic``: all seeds, per-seed metrics, the exact theory beside them.
 
-:func:`run` has the same contract as ``synthetic.mnist.run.run``: it returns
-``{"per_seed": {metric: [float | None per seed]}, "status": "ok" | "diverged", "diverged_step": int | None,
-"extra": {...}}``; a seed whose loss went non-finite has None metrics (never NaN) and the run is "diverged".
+:func:`run` returns a results body (:func:`synthetic.results.body`), as ``synthetic.mnist.run.run`` does;
+a seed whose loss went non-finite has null metrics (never NaN) and the run is "diverged".
 """
 
 from __future__ import annotations
@@ -10,100 +9,138 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from omegaconf import DictConfig
 
 import theory
 from synthetic import train as T
-from synthetic.config import SyntheticConfig
-from synthetic.results import json_safe
+from synthetic.config import GaussianRunConfig, resolve, to_plain
+from synthetic.results import body, group_summaries
 
 #: Per-seed outputs of the compiled run that are arrays, not scalar metrics (kept in "extra").
 ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step")
 
 
-def theory_applies(cfg: SyntheticConfig) -> str | None:
-    """None when the exact theory describes this data, else why not."""
-    d = cfg.data
-    if d.name != "gaussian" or d.k != 2:
-        return f"exact theory: the paper's binary model (data.name=gaussian, data.k=2), not {d.name} k={d.k}"
-    if d.render_depth:
-        return f"data.render_depth={d.render_depth}: rendered (nonlinear) data is outside the linear theory"
-    return None
+def _rank(run: GaussianRunConfig) -> int | None:
+    return run.encoder.h if run.encoder.LINEAR else None
 
 
-def theory_predictions(cfg: SyntheticConfig) -> dict:
-    """Exact population predictions at this config's point (theory/), with the printed Theorem 6.2 bound.
+def theory_predictions(run: GaussianRunConfig) -> dict:
+    """Exact population predictions at this run's point (theory/), with the printed Theorem 6.2 bound.
 
-    acc_<group> and acc_<group>_prompt_mean: zero-shot accuracy of the linearised-CLIP optimum (rank h for
-    linear encoders); supervised_acc_<group>: the population least-squares classifier. Empty with a "note"
-    when the data is not the paper's binary model.
+    ``objective``: the objective the prediction is for (the run's own); ``acc_<group>`` and
+    ``acc_<group>_prompt_mean``: its zero-shot accuracy, null with ``note`` saying why where no prediction
+    applies (never another objective's numbers under the run's name). ``linear_clip``: the linearised-CLIP
+    prediction (rank h for linear encoders) whatever the objective; ``supervised_acc_<group>``: the
+    population least-squares classifier; the printed bound and whether its assumptions hold.
     """
-    why_not = theory_applies(cfg)
+    model = run.data.theory_model()
+    name = run.objective.THEORY
+    out: dict = {"objective": name or type(run.objective).__name__}
+    if model is None:
+        return {**out, "note": run.data.theory_note(), **_nulls()}
+    rank = _rank(run)
+
+    def accs(objective: str) -> dict:
+        per = {}
+        for g in theory.GROUPS:
+            per[f"acc_{g}"] = float(theory.zero_shot_accuracy(model, g, "class", rank=rank, **_obj(objective)))
+            per[f"acc_{g}_prompt_mean"] = float(
+                theory.zero_shot_accuracy(model, g, "mean", rank=rank, **_obj(objective))
+            )
+        return _derived(per)
+
+    out["linear_clip"] = accs("linear_clip")
+    why_not = _not_predicted(run, model, name, rank)
     if why_not:
-        return {"note": why_not}
-    model = T.data_model(cfg)
-    rank = cfg.encoder.h if cfg.encoder.name == "linear" else None
-    out = {}
+        out.update(note=why_not, **_nulls())
+    else:
+        out.update(out["linear_clip"] if name == "linear_clip" else accs(name))
     for g in theory.GROUPS:
-        out[f"acc_{g}"] = float(theory.zero_shot_accuracy(model, g, "class", rank=rank))
-        out[f"acc_{g}_prompt_mean"] = float(theory.zero_shot_accuracy(model, g, "mean", rank=rank))
         out[f"supervised_acc_{g}"] = float(theory.supervised_accuracy(model, g))
-    out["drop"] = out["acc_common"] - out["acc_counter"]
-    bounds = theory.paper_bounds(model)
-    out.update({name: float(v) for name, v in bounds.items()})
+    out.update({k: float(v) for k, v in theory.paper_bounds(model).items()})
     out["counter_accuracy_upper_bound"] = 1.0 - out["counter_error_lower_bound"]
     out["assumptions_hold"] = bool(theory.theorem_assumptions_hold(model))
-    out["clip_optimum"] = theory.clip_optimum(model, rank=rank).tolist()
+    optimum = run.objective.optimum(model, rank) if run.encoder.LINEAR else None
+    if optimum is not None:
+        out["optimum"] = optimum.tolist()
     return out
 
 
-def seed_metrics(raw: dict[str, np.ndarray], cfg: SyntheticConfig) -> dict[str, list[float | None]]:
+def _obj(objective: str) -> dict:
+    # linear_clip is theory's default; other objectives need the objective= argument
+    return {} if objective == "linear_clip" else {"objective": objective}
+
+
+def _derived(per: dict) -> dict:
+    one = {k: [v] for k, v in per.items()}
+    return {k: v[0] for k, v in group_summaries(one).items()}
+
+
+def _nulls() -> dict:
+    names = [f"acc_{g}{s}" for g in (*theory.GROUPS, "worst") for s in ("", "_prompt_mean")]
+    return {**dict.fromkeys(names), "drop": None, "drop_prompt_mean": None}
+
+
+def _not_predicted(run: GaussianRunConfig, model, name: str | None, rank: int | None) -> str | None:
+    """Why the run's own objective has no prediction here, or None."""
+    if name is None:
+        return f"no exact prediction for {type(run.objective).__name__}"
+    if not run.encoder.LINEAR:
+        return f"the exact prediction for {name} assumes linear encoders, not {type(run.encoder).__name__}"
+    if name == "linear_clip":
+        return None
+    applies = getattr(theory, "prediction_applies", None)
+    if applies is None:
+        return f"no exact prediction for {name} in this version of theory/"
+    return applies(model, name, "linear", rank)
+
+
+def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str, list[float | None]]:
     """Scalar metrics per seed; diverged seeds get None."""
     bad = raw["first_bad_step"] >= 0
     per_seed = {name: v.astype(float) for name, v in raw.items() if name not in ARRAY_OUTPUTS}
-    per_seed["drop"] = per_seed["acc_common"] - per_seed["acc_counter"]
-    if "latent_product" in raw and cfg.objective.name == "linear_clip" and not theory_applies(cfg):
-        K = theory.clip_optimum(T.data_model(cfg), rank=cfg.encoder.h)
-        per_seed["dist_optimum"] = np.linalg.norm(raw["latent_product"] - K, axis=(1, 2)) / np.linalg.norm(K)
+    model = run.data.theory_model()
+    optimum = run.objective.optimum(model, _rank(run)) if model is not None and "latent_product" in raw else None
+    if optimum is not None:
+        dist = np.linalg.norm(raw["latent_product"] - optimum, axis=(1, 2)) / np.linalg.norm(optimum)
+        per_seed["dist_optimum"] = dist
     return {
         name: [None if b or not np.isfinite(x) else float(x) for x, b in zip(v, bad, strict=True)]
         for name, v in per_seed.items()
     }
 
 
-def run(cfg: SyntheticConfig | DictConfig, on_chunk: Callable[[dict], None] | None = None) -> dict:
-    """Train and evaluate every seed; ``on_chunk`` receives the partial result after each seed chunk."""
-    cfg = T.as_config(cfg)
-    if cfg.seeds < 1:
-        raise ValueError(f"seeds={cfg.seeds!r}: expected at least 1 seed")
-    spec, hp = T.split_config(cfg)
-    chunk = cfg.train.seed_chunk or cfg.seeds
+def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
+    """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
+    run_cfg = resolve(cfg)  # every value checked before anything compiles
+    T.TIMINGS.update(compile_s=0.0, run_s=0.0)
+    spec, hp = T.split(run_cfg)
+    prediction = theory_predictions(run_cfg)
+    config = to_plain(run_cfg)
+    chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
-    for start in range(0, cfg.seeds, chunk):
-        raws.append(T.run_seeds(spec, hp, T.seed_keys(cfg.seed, start, min(chunk, cfg.seeds - start))))
-        result = _collect(raws, cfg)
-        if on_chunk is not None and start + chunk < cfg.seeds:
+    for start in range(0, run_cfg.seeds, chunk):
+        count = min(chunk, run_cfg.seeds - start)
+        label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
+        raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
+        result = {"config": config, **_collect(raws, run_cfg, spec, prediction)}
+        if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
     return result
 
 
-def _collect(raws: list[dict[str, np.ndarray]], cfg: SyntheticConfig) -> dict:
+def _collect(raws: list[dict[str, np.ndarray]], run_cfg: GaussianRunConfig, spec: T.Spec, prediction: dict) -> dict:
     raw = {name: np.concatenate([r[name] for r in raws]) for name in raws[0]}
     first_bad = raw["first_bad_step"]
     diverged = first_bad[first_bad >= 0]
     extra = {
-        "seeds_done": int(first_bad.shape[0]),
         "first_bad_step_per_seed": [int(s) if s >= 0 else None for s in first_bad],
-        "loss_curve_steps": T._curve_index(T.split_config(cfg)[0]).tolist(),
+        "loss_curve_steps": T.curve_index(spec).tolist(),
         "loss_curve_mean_ok_seeds": raw["loss_curve"][first_bad < 0].mean(0).tolist()
         if (first_bad < 0).any()
         else None,
+        "compile_s": round(T.TIMINGS["compile_s"], 3),
+        "run_s": round(T.TIMINGS["run_s"], 3),
     }
     if "latent_product" in raw:
-        extra["latent_product_per_seed"] = json_safe(raw["latent_product"])  # None where a seed diverged
-    return {
-        "per_seed": seed_metrics(raw, cfg),
-        "status": "diverged" if diverged.size else "ok",
-        "diverged_step": int(diverged.min()) if diverged.size else None,
-        "extra": extra,
-    }
+        extra["latent_product_per_seed"] = raw["latent_product"]  # null where a seed diverged (json_safe)
+    return body(seed_metrics(raw, run_cfg), int(diverged.min()) if diverged.size else None, extra, prediction)

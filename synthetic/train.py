@@ -1,16 +1,19 @@
-"""One compiled training run per seed: data, model, optimiser and evaluation inside one jit.
+"""The compiled training program: data, model, optimiser and evaluation of every seed inside one jit.
 
 :func:`run_seeds` is the entry point: the step loop is a ``jax.lax.scan`` under ``jit``, vmapped over seeds,
-and the seed axis is sharded over the local devices when there are several. The config is split into a
-static :class:`Spec` (shapes, names: one compilation each) and traced hyperparameters (the data model's
-fields, rho and lr), so a sweep over p_spu or lr reuses one compiled program.
-:func:`python_loop_run` is the same computation driven by a Python loop over a jitted step (benchmarks).
+and the seed axis is sharded over the local devices when there are several. A :class:`Spec` holds the
+static part of a run (shapes, component classes: one compilation each); the components' traced
+hyperparameters and the learning rate travel as ``hp`` (:func:`split`), so a sweep over p_spu, rho or lr
+reuses one compiled program. Progress (compile, then steps) is printed from a host callback every 1% of the
+steps, so the whole run stays one program.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
+import time
 from typing import NamedTuple
 
 import jax
@@ -19,119 +22,50 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from omegaconf import DictConfig, OmegaConf
 
-import theory
 from synthetic import data as D
-from synthetic.config import (
-    DataConfig,
-    EncoderConfig,
-    EvalConfig,
-    ObjectiveConfig,
-    SyntheticConfig,
-    TrainConfig,
-)
-from synthetic.objectives import DualEncoder, get_objective
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine")
+from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig
+from synthetic.data import DataModel
+from synthetic.encoders import Encoder
+from synthetic.objectives import DualEncoder, Objective
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """The static part of a config: everything that changes shapes or code (traced fields zeroed)."""
+    """The static part of a run (traced fields blanked): it keys the compilation."""
 
-    data: DataConfig
-    encoder: EncoderConfig
-    objective: ObjectiveConfig
+    data: DataModel
+    encoder: Encoder
+    objective: Objective
     train: TrainConfig
     eval: EvalConfig
+    progress: bool = True  # host callback reporting steps (off for benchmarks of the bare loop)
 
     @property
     def batch(self) -> int:
         return self.train.batch_size or self.data.n
 
     @property
-    def linear_clip_on_linear(self) -> bool:
-        return self.objective.name == "linear_clip" and self.encoder.name == "linear"
+    def epoch_steps(self) -> int:
+        """Minibatches per pass over a finite training set (the last n mod batch pairs wait an epoch)."""
+        return self.data.n // self.batch if self.data.n else 0
 
 
-def as_config(cfg: SyntheticConfig | DictConfig) -> SyntheticConfig:
-    if isinstance(cfg, SyntheticConfig):
-        return cfg
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SyntheticConfig), cfg))
-
-
-def data_model(cfg: SyntheticConfig) -> theory.GaussianSpuriousModel:
-    """The theory model for this config (validates every data field and rho)."""
-    d = cfg.data
-    return theory.GaussianSpuriousModel(
-        p_spu=d.p_spu,
-        mu_inv=d.mu_inv,
-        mu_spu=d.mu_spu,
-        sigma_inv=d.sigma_inv,
-        sigma_spu=d.sigma_spu,
-        sigma_xi=d.sigma_xi,
-        d_image=d.d_image,
-        d_text=d.d_text,
-        rho=cfg.objective.rho,
-        caption_q=d.caption_q,
-    )
-
-
-def _expect(ok: bool, key: str, value, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"{key}={value!r}: expected {expected}")
-
-
-def split_config(cfg: SyntheticConfig | DictConfig) -> tuple[Spec, dict[str, jax.Array]]:
-    """Validate a config and split it into (static Spec, traced hyperparameters)."""
-    cfg = as_config(cfg)
-    hp = D.hyperparams(data_model(cfg))
-    d, t, e = cfg.data, cfg.train, cfg.encoder
-    D.get_data_model(d.name)
-    objective = get_objective(cfg.objective.name)
-    _expect(d.n >= 0, "data.n", d.n, "a number of training pairs >= 0 (0 = fresh samples each step)")
-    _expect(d.render_depth >= 0, "data.render_depth", d.render_depth, "a number of layers >= 0")
-    _expect(d.render_slope > 0, "data.render_slope", d.render_slope, "a slope > 0 (invertible rendering)")
-    _expect(t.steps >= 1, "train.steps", t.steps, "at least 1 step")
-    _expect(t.lr > 0, "train.lr", t.lr, "a learning rate > 0")
-    _expect(t.optimizer in OPTIMIZERS, "train.optimizer", t.optimizer, f"one of {list(OPTIMIZERS)}")
-    _expect(t.schedule in SCHEDULES, "train.schedule", t.schedule, f"one of {list(SCHEDULES)}")
-    _expect(t.batch_size >= 0, "train.batch_size", t.batch_size, "a batch size >= 0 (0 = full training set)")
-    _expect(
-        d.n > 0 or t.batch_size > 0, "train.batch_size", t.batch_size, "> 0 when data.n = 0 (fresh samples)"
-    )
-    _expect(d.n == 0 or t.batch_size <= d.n, "train.batch_size", t.batch_size, f"<= data.n = {d.n}")
-    _expect(
-        (t.batch_size or d.n) >= 2 or not objective.text,
-        "train.batch_size",
-        t.batch_size,
-        ">= 2 for contrastive",
-    )
-    _expect(cfg.eval.n_test >= 1, "eval.n_test", cfg.eval.n_test, "a test-set size >= 1")
-    o = cfg.objective
-    if o.name in ("clip", "siglip"):  # both clamp their log-scale to [0, log(logit_scale_max)]
-        _expect(o.logit_scale_max >= 1, "objective.logit_scale_max", o.logit_scale_max, "a scale >= 1")
-        key = "logit_scale_init" if o.name == "clip" else "siglip_t_init"
-        _expect(
-            0 <= getattr(o, key) <= np.log(o.logit_scale_max),
-            f"objective.{key}",
-            getattr(o, key),
-            f"a log-scale in [0, log(objective.logit_scale_max)] = [0, {np.log(o.logit_scale_max):.4g}]",
-        )
-    if o.name == "linear_clip":
-        _expect(
-            e.name == "linear", "encoder", e.name, "linear: objective=linear_clip penalises ||W_I^T W_T||"
-        )
-    hp["lr"] = jnp.float32(t.lr)
+def split(run: GaussianRunConfig, progress: bool = True) -> tuple[Spec, dict]:
+    """(static Spec, traced hyperparameters) of a resolved run (see synthetic.config.resolve)."""
+    hp = {"data": run.data.traced(), "objective": run.objective.traced(), "lr": jnp.float32(run.train.lr)}
     spec = Spec(
-        data=dataclasses.replace(d, **{f: 0.0 for f in D.DYNAMIC_FIELDS if f != "rho"}),
-        encoder=e,
-        objective=dataclasses.replace(cfg.objective, rho=0.0),
-        train=dataclasses.replace(t, lr=0.0, seed_chunk=0),
-        eval=cfg.eval,
+        data=run.data.static(),
+        encoder=run.encoder,
+        objective=run.objective.static(),
+        train=dataclasses.replace(run.train, lr=0.0, seed_chunk=0),
+        eval=run.eval,
+        progress=progress,
     )
+    try:
+        hash(spec)
+    except TypeError as e:
+        raise TypeError(f"components must be frozen dataclasses (hashable): {e}") from None
     return spec, hp
 
 
@@ -139,8 +73,8 @@ def split_config(cfg: SyntheticConfig | DictConfig) -> tuple[Spec, dict[str, jax
 
 
 def _new_model(key: jax.Array, spec: Spec) -> DualEncoder:
-    k = spec.data.k
-    return DualEncoder(spec.data.d_image, spec.data.d_text, k, spec.encoder, spec.objective, nnx.Rngs(key))
+    d = spec.data
+    return DualEncoder(d.d_image, d.d_text, d.k, spec.encoder, spec.objective, nnx.Rngs(key))
 
 
 @functools.lru_cache(maxsize=64)
@@ -174,13 +108,14 @@ def optimizer(spec: Spec, lr: jax.Array) -> optax.GradientTransformation:
 
 def loss_fn(params: nnx.State, batch: D.Batch, hp: dict, spec: Spec) -> jax.Array:
     model = nnx.merge(graphdef(spec), params)
-    return get_objective(spec.objective.name).loss(model, batch, hp, spec.objective)
+    return spec.objective.loss(model, batch, hp["objective"])
 
 
 class Carry(NamedTuple):
     params: nnx.State
     opt_state: optax.OptState
     first_bad: jax.Array  # first step with a non-finite loss, -1 while finite (see also _finish)
+    order: jax.Array  # this epoch's permutation of the training set (minibatches of a finite set), else (0,)
 
 
 class Fixed(NamedTuple):
@@ -194,33 +129,45 @@ class Fixed(NamedTuple):
 
 def setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Fixed]:
     k_world, k_train, k_init, k_steps, k_eval = jax.random.split(key, 5)
-    world = D.make_world(k_world, spec.data)
-    train_set = D.sample(k_train, world, spec.data.n, hp["p_spu"], hp, spec.data) if spec.data.n else None
+    d, hp_d = spec.data, hp["data"]
+    world = D.make_world(k_world, d)
+    train_set = D.sample(k_train, world, d.n, hp_d["p_spu"], hp_d, d) if d.n else None
     params = init_params(k_init, spec)
     opt_state = optimizer(spec, hp["lr"]).init(params)
-    return Carry(params, opt_state, jnp.int32(-1)), Fixed(world, train_set, k_steps, k_eval)
+    order = jnp.zeros(d.n if spec.epoch_steps and spec.batch < d.n else 0, jnp.int32)
+    return Carry(params, opt_state, jnp.int32(-1), order), Fixed(world, train_set, k_steps, k_eval)
 
 
-def get_batch(key: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> D.Batch:
+def get_batch(t: jax.Array, order: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> tuple[D.Batch, jax.Array]:
+    """The step's batch and the (possibly new) epoch order.
+
+    Fresh samples (data.n = 0): a new draw each step. Full batch: the training set. Minibatches: without
+    replacement within an epoch (one permutation per epoch, sliced per step), so the minibatch loss is
+    unbiased for the full-set loss and each step costs O(batch), not a permutation of n.
+    """
+    d, key = spec.data, jax.random.fold_in(fixed.k_steps, t)
     if fixed.train_set is None:
-        return D.sample(key, fixed.world, spec.batch, hp["p_spu"], hp, spec.data)
-    if spec.batch == spec.data.n:
-        return fixed.train_set
-    # Without replacement: the minibatch loss is then unbiased for the full-set loss.
-    idx = jax.random.choice(key, spec.data.n, (spec.batch,), replace=False)
-    return jax.tree.map(lambda x: x[idx], fixed.train_set)
+        return D.sample(key, fixed.world, spec.batch, hp["data"]["p_spu"], hp["data"], d), order
+    if spec.batch == d.n:
+        return fixed.train_set, order
+    epoch, pos = t // spec.epoch_steps, t % spec.epoch_steps
+    # t is the same for every seed, so under vmap this stays a branch: one permutation per epoch
+    order = jax.lax.cond(
+        pos == 0,
+        lambda: jax.random.permutation(jax.random.fold_in(fixed.k_steps, -1 - epoch), d.n).astype(jnp.int32),
+        lambda: order,
+    )
+    idx = jax.lax.dynamic_slice(order, (pos * spec.batch,), (spec.batch,))
+    return jax.tree.map(lambda x: x[idx], fixed.train_set), order
 
 
 def step(carry: Carry, t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> tuple[Carry, jax.Array]:
-    batch = get_batch(jax.random.fold_in(fixed.k_steps, t), fixed, hp, spec)
+    batch, order = get_batch(t, carry.order, fixed, hp, spec)
     loss, grads = jax.value_and_grad(loss_fn)(carry.params, batch, hp, spec)
     updates, opt_state = optimizer(spec, hp["lr"]).update(grads, carry.opt_state, carry.params)
-    params = optax.apply_updates(carry.params, updates)
-    constrain = get_objective(spec.objective.name).constrain
-    if constrain is not None:
-        params = constrain(params, spec.objective)
+    params = spec.objective.constrain(optax.apply_updates(carry.params, updates))
     first_bad = jnp.where((carry.first_bad < 0) & ~jnp.isfinite(loss), t, carry.first_bad)
-    return Carry(params, opt_state, first_bad), loss
+    return Carry(params, opt_state, first_bad, order), loss
 
 
 # ---- evaluation ----
@@ -233,61 +180,53 @@ def _accuracy(scores_NxK: jax.Array, y_N: jax.Array) -> jax.Array:
 def evaluate(params: nnx.State, fixed: Fixed, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     """Accuracy on fresh test sets per group, and for linear encoders the learned product in latent coords.
 
-    Contrastive objectives: zero-shot, argmax_c g_I(x) . g_T(D_T e_c) with the "class" prompt (acc_<group>)
-    and the "mean" prompt (acc_<group>_prompt_mean). Supervised: the head's argmax (acc_<group>).
+    Two-tower objectives score zero-shot against the "class" prompt (acc_<group>) and the "mean" prompt
+    (acc_<group>_prompt_mean); the objective's ``scores`` decides (supervised: its head, acc_<group>).
     """
     model = nnx.merge(graphdef(spec), params)
-    objective = get_objective(spec.objective.name)
-    out = {}
-    if objective.text:
+    objective, d, hp_d = spec.objective, spec.data, hp["data"]
+    prompt_x = {}
+    if objective.TEXT:
         k_class, k_mean = jax.random.split(jax.random.fold_in(fixed.k_eval, len(D.GROUPS)))
-        prompt_emb = {
-            "": model.embed_text(D.prompts(k_class, fixed.world, "class", hp, spec.data)),
-            "_prompt_mean": model.embed_text(D.prompts(k_mean, fixed.world, "mean", hp, spec.data)),
+        prompt_x = {
+            "": D.prompts(k_class, fixed.world, "class", hp_d, d),
+            "_prompt_mean": D.prompts(k_mean, fixed.world, "mean", hp_d, d),
         }
     # All groups in one draw (one sampler to compile): row block i has P(a = y) of group i.
     n = spec.eval.n_test
-    p_rows = jnp.repeat(jnp.stack([D.group_p_spu(g, hp, spec.data.k) for g in D.GROUPS]), n)
-    test = D.sample(fixed.k_eval, fixed.world, n * len(D.GROUPS), p_rows, hp, spec.data, text=False)
-    e_image = model.embed_image(test.x_image)
-    if objective.text:
-        scores = {suffix: e_image @ e_prompt_KxH.T for suffix, e_prompt_KxH in prompt_emb.items()}
-    else:
-        scores = {"": model.extra["head"](e_image)}
+    p_rows = jnp.repeat(jnp.stack([D.group_p_spu(g, hp_d, d.k) for g in D.GROUPS]), n)
+    test = D.sample(fixed.k_eval, fixed.world, n * len(D.GROUPS), p_rows, hp_d, d, text=False)
+    scores = objective.scores(model, test.x_image, prompt_x)
+    out = {}
     for i, group in enumerate(D.GROUPS):
         rows = slice(i * n, (i + 1) * n)
         for suffix, scores_NxK in scores.items():
             out[f"acc_{group}{suffix}"] = _accuracy(scores_NxK[rows], test.y[rows])
-    if spec.encoder.name == "linear" and objective.text:
-        w_image, w_text = model.image.matrix(), model.text.matrix()
-        # D_I^T (W_I^T W_T) D_T * rho: comparable to theory.clip_optimum (= K in latent coordinates).
-        out["latent_product"] = (
-            (fixed.world.D_image.T @ w_image.T) @ (w_text @ fixed.world.D_text) * hp["rho"]
-        )
-        if spec.eval.empirical_optimum and spec.linear_clip_on_linear and fixed.train_set is not None:
-            out["dist_empirical_optimum"] = _dist_empirical_optimum(
-                w_image.T @ w_text, fixed.train_set, hp, spec
-            )
+    product = objective.latent_product(model, hp["objective"]) if spec.encoder.LINEAR else None
+    if product is not None:
+        # D_I^T M D_T: comparable to theory's optimum (latent coordinates)
+        out["latent_product"] = fixed.world.D_image.T @ product @ fixed.world.D_text
+        if spec.eval.empirical_optimum and fixed.train_set is not None:
+            out["dist_empirical_optimum"] = _dist_empirical_optimum(product, fixed.train_set, spec)
     return out
 
 
-def _dist_empirical_optimum(m_DxE: jax.Array, train: D.Batch, hp: dict, spec: Spec) -> jax.Array:
-    """||M - M*|| / ||M*|| with M* the exact minimiser of the finite-sample linearised loss at rank <= h:
-    the rank-h truncated SVD of (n / (n-1)) C_hat / rho (C_hat the centred image-text cross-covariance)."""
+def _dist_empirical_optimum(product_DxE: jax.Array, train: D.Batch, spec: Spec) -> jax.Array:
+    """||M - M*|| / ||M*|| with M = rho W_I^T W_T and M* the exact minimiser of the finite-sample linearised
+    loss at rank <= h: the rank-h truncated SVD of the centred image-text cross-covariance (n - 1 divisor)."""
     n = spec.data.n
     xi = train.x_image - train.x_image.mean(0)
     xt = train.x_text - train.x_text.mean(0)
-    target = (xi.T @ xt) / (n - 1) / hp["rho"]
-    u, s, vt = jnp.linalg.svd(target, full_matrices=False)
+    u, s, vt = jnp.linalg.svd((xi.T @ xt) / (n - 1), full_matrices=False)
     h = min(spec.encoder.h, s.shape[0])
     best = (u[:, :h] * s[:h]) @ vt[:h]
-    return jnp.linalg.norm(m_DxE - best) / jnp.linalg.norm(best)
+    return jnp.linalg.norm(product_DxE - best) / jnp.linalg.norm(best)
 
 
 # ---- whole runs ----
 
 
-def _curve_index(spec: Spec) -> np.ndarray:
+def curve_index(spec: Spec) -> np.ndarray:
     return np.unique(
         np.linspace(0, spec.train.steps - 1, max(spec.train.loss_curve_points, 2)).round().astype(int)
     )
@@ -296,7 +235,7 @@ def _curve_index(spec: Spec) -> np.ndarray:
 def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     out = evaluate(carry.params, fixed, hp, spec)
     out["final_loss"] = losses[-1]
-    out["loss_curve"] = losses[_curve_index(spec)]
+    out["loss_curve"] = losses[curve_index(spec)]
     # The last update can overflow after a finite last loss: argmax over NaN scores would still give an
     # accuracy, so non-finite final parameters mark the last step bad too.
     finite = jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(carry.params)]))
@@ -305,12 +244,43 @@ def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec)
     return out
 
 
+class _Progress:
+    """Host side of the progress callback: prints steps once a run has taken more than ~10 s."""
+
+    start = 0.0
+    last = 0.0
+    label = ""
+
+    @classmethod
+    def reset(cls, label: str) -> None:
+        cls.start = cls.last = time.time()
+        cls.label = label
+
+    @classmethod
+    def report(cls, t, total) -> None:
+        now = time.time()
+        done = int(t) + 1
+        if now - cls.start > 10 and (now - cls.last > 10 or done == int(total)):
+            cls.last = now
+            print(f"[synthetic] {cls.label}step {done}/{int(total)} ({now - cls.start:.0f} s)", file=sys.stderr, flush=True)
+
+
 def run_one(key: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     """One seed, start to finish: setup, scan over steps, evaluate."""
     carry, fixed = setup(key, hp, spec)
-    carry, losses = jax.lax.scan(
-        lambda c, t: step(c, t, fixed, hp, spec), carry, jnp.arange(spec.train.steps)
-    )
+    steps = spec.train.steps
+    every = max(1, steps // 100)
+
+    def body(c, t):
+        if spec.progress:  # t is unbatched, so the callback runs once per report, not once per seed
+            jax.lax.cond(
+                (t + 1) % every == 0,
+                lambda: jax.debug.callback(_Progress.report, t, steps),
+                lambda: None,
+            )
+        return step(c, t, fixed, hp, spec)
+
+    carry, losses = jax.lax.scan(body, carry, jnp.arange(steps))
     return _finish(carry, fixed, losses, hp, spec)
 
 
@@ -341,35 +311,26 @@ def _shard_seeds(keys: jax.Array) -> tuple[jax.Array, int]:
     return jax.device_put(keys[idx], NamedSharding(mesh, PartitionSpec("seed"))), len(devices)
 
 
-def run_seeds(spec: Spec, hp: dict, keys: jax.Array) -> dict[str, np.ndarray]:
-    """Run every seed in ``keys`` (compiled whole, vmapped, sharded over local devices); numpy per seed."""
+#: Compiled programs by (spec, seed count): runs of a sweep in one process share them.
+_COMPILED: dict = {}
+TIMINGS: dict[str, float] = {"compile_s": 0.0, "run_s": 0.0}
+
+
+def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[str, np.ndarray]:
+    """Run every seed in ``keys`` (compiled whole, vmapped, sharded over local devices); numpy per seed.
+
+    Compile and run time are measured apart (added to :data:`TIMINGS`)."""
     n_seeds = keys.shape[0]
     sharded, _ = _shard_seeds(keys)
-    out = _run_many(sharded, hp, spec)
+    cache_key = (spec, sharded.shape)
+    start = time.time()
+    if cache_key not in _COMPILED:
+        print(f"[synthetic] {label}compiling ...", file=sys.stderr, flush=True)
+        _COMPILED[cache_key] = _run_many.lower(sharded, hp, spec).compile()
+        print(f"[synthetic] {label}compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    compiled = time.time()
+    _Progress.reset(label)
+    out = jax.block_until_ready(_COMPILED[cache_key](sharded, hp))
+    TIMINGS["compile_s"] += compiled - start
+    TIMINGS["run_s"] += time.time() - compiled
     return {name: np.asarray(v)[:n_seeds] for name, v in out.items()}
-
-
-def python_loop_run(spec: Spec, hp: dict, keys: jax.Array) -> dict[str, np.ndarray]:
-    """Same result as :func:`run_seeds`, but a Python loop calls a jitted (vmapped) step each step."""
-    carry, fixed = _setup_many(keys, hp, spec)
-    losses = []
-    for t in range(spec.train.steps):
-        carry, loss = _step_many(carry, jnp.int32(t), fixed, hp, spec)
-        losses.append(loss)
-    out = _finish_many(carry, fixed, jnp.stack(losses, axis=1), hp, spec)
-    return {name: np.asarray(v) for name, v in out.items()}
-
-
-@functools.partial(jax.jit, static_argnames="spec")
-def _setup_many(keys, hp, spec):
-    return jax.vmap(setup, in_axes=(0, None, None))(keys, hp, spec)
-
-
-@functools.partial(jax.jit, static_argnames="spec", donate_argnums=0)
-def _step_many(carry, t, fixed, hp, spec):
-    return jax.vmap(step, in_axes=(0, None, 0, None, None))(carry, t, fixed, hp, spec)
-
-
-@functools.partial(jax.jit, static_argnames="spec")
-def _finish_many(carry, fixed, losses, hp, spec):
-    return jax.vmap(_finish, in_axes=(0, 0, 0, None, None))(carry, fixed, losses, hp, spec)

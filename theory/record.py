@@ -86,6 +86,15 @@ def git_commit() -> str | None:
     return f"{sha}+dirty" if dirty else sha or None
 
 
+def command_line() -> list[str]:
+    """The command as typed: ``python -m <package> ...`` for a package's __main__, else the script."""
+    if not sys.argv:
+        return []
+    script = Path(sys.argv[0])
+    head = ["python", "-m", script.parent.name] if script.name == "__main__.py" else [str(script)]
+    return head + sys.argv[1:]
+
+
 def provenance(kind: str, packages: tuple[str, ...], device) -> dict:
     """The fields every results.json carries besides its own (see the module docstring)."""
     return {
@@ -93,7 +102,7 @@ def provenance(kind: str, packages: tuple[str, ...], device) -> dict:
         "versions": versions(packages),
         "device": device,
         "git_commit": git_commit(),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],
+        "command": command_line(),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 

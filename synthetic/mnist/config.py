@@ -12,7 +12,7 @@ class MNISTConfig:
     p_spu: float = 0.9  # P(a coupled class carries its own colour) in training
     p_rev: float = 0.1  # the same probability in the Rev test set (Rand uses 1/k)
     coupled: int = 2  # classes 0..coupled-1 have a designated colour (the paper: 0 red, 1 green)
-    source: str = "offline"  # "offline": digits rendered from matplotlib's fonts; "idx": MNIST IDX files
+    source: str = "offline"  # offline: font glyphs | sklearn: load_digits | idx: MNIST IDX files
     root: str | None = None  # folder with the four MNIST IDX files (source=idx)
     data_seed: int = 0  # seed of the offline digit images (the colours and label noise use the run's seeds)
     image_size: int = 28  # 28, or 14 (2x2 mean pooling, 4x cheaper)
@@ -21,3 +21,6 @@ class MNISTConfig:
     width: int = 256  # hidden width of the encoders
     embed_dim: int = 64  # joint embedding size of two_tower
     eval_batch: int = 1000  # images per evaluation chunk
+    # "paper": classes 0..coupled-1 coupled, Rev = own colour w.p. p_rev; "all_coupled": every class
+    # coupled, Rev = colour of class (y+1) mod k w.p. 1 - p_rev (data.colour_law; docs/mnist.md)
+    construction: str = "paper"

@@ -1,6 +1,7 @@
-"""Grey-scale digit images: MNIST from its IDX files, or digits rendered offline from matplotlib's fonts.
+"""Grey-scale digit images: MNIST from its IDX files, digits rendered from matplotlib's fonts, or
+scikit-learn's bundled handwritten digits (load_digits) upsampled; the last two need no download.
 
-Both sources return ``(images_NxHxW uint8, digits_N int32)`` with digits in ``0..k-1``.
+All three return ``(images_NxHxW uint8, digits_N int32)`` with digits in ``0..k-1``.
 """
 
 import functools
@@ -149,7 +150,13 @@ def render_digits(
     templates = digit_templates()
     digit = rng.integers(0, k, n).astype(np.int32)
     style = rng.integers(0, templates.shape[1], n).astype(np.int32)
-    params = np.stack(
+    params = _jitter(rng, n)
+    return _warp_chunked(templates, digit, style, params, size), digit
+
+
+def _jitter(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random affine parameters (angle, scale, shear, aspect, shift y, shift x) per image: float32 (n, 6)."""
+    return np.stack(
         [
             rng.uniform(-np.pi / 12, np.pi / 12, n),
             rng.uniform(0.8, 1.15, n),
@@ -160,20 +167,78 @@ def render_digits(
         ],
         axis=1,
     ).astype(np.float32)
-    # fixed-size chunks (the last one padded) bound the memory and compile _warp once
+
+
+def _warp_chunked(templates, index, style, params, size) -> np.ndarray:
+    """:func:`_warp` in fixed-size chunks (the last one padded; bounds memory, compiles once): uint8."""
+    n = len(index)
     chunk = 2048
     pad = -n % chunk
-    digit_p, style_p = np.pad(digit, (0, pad)), np.pad(style, (0, pad))
+    index_p, style_p = np.pad(index, (0, pad)), np.pad(style, (0, pad))
     params_p = np.pad(params, ((0, pad), (0, 0)), constant_values=1.0)
     images = np.concatenate(
         [
             np.asarray(
                 _warp(
-                    templates, digit_p[s : s + chunk], style_p[s : s + chunk], params_p[s : s + chunk], size
+                    templates, index_p[s : s + chunk], style_p[s : s + chunk], params_p[s : s + chunk], size
                 )
             )
             for s in range(0, n + pad, chunk)
         ]
         or [np.zeros((0, size, size), np.float32)]
     )[:n]
-    return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8), digit
+    return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- scikit-learn's handwritten digits
+
+# sklearn.datasets.load_digits: 1797 real handwritten digits (UCI optdigits), 8 x 8, grey levels 0..16,
+# bundled with scikit-learn (no download). A fixed split by position: the first SKLEARN_TRAIN images
+# are the training pool, the rest the test pool, so no test image is a warp of a training image.
+SKLEARN_TRAIN = 1200
+SKLEARN_SPLITS = ("train", "test")
+
+
+@functools.cache
+def sklearn_templates(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``split`` pool of load_digits upsampled to templates: float32 (N, 1, T, T) in [0, 1], digits (N,).
+
+    Each 8 x 8 image is resampled bilinearly so that its 8-pixel box spans 0.7 T, the glyph height of the
+    font templates (the warp in :func:`_warp` assumes it), centred, then blurred by 1.5 template pixels
+    to soften the 8 x 8 blocks.
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
+    from sklearn.datasets import load_digits
+
+    if split not in SKLEARN_SPLITS:
+        raise ValueError(f"split={split!r}; expected one of {SKLEARN_SPLITS}")
+    bunch = load_digits()
+    images, labels = bunch.images.astype(np.float32) / 16.0, bunch.target.astype(np.int32)
+    part = slice(0, SKLEARN_TRAIN) if split == "train" else slice(SKLEARN_TRAIN, None)
+    images, labels = images[part], labels[part]
+    # template pixel centre -> source coordinate (source pixel centres at 0..7)
+    u = (np.arange(_TEMPLATE) + 0.5 - _TEMPLATE / 2) * (8.0 / (0.7 * _TEMPLATE)) + 3.5
+    grid = np.meshgrid(u, u, indexing="ij")
+    out = np.stack([gaussian_filter(map_coordinates(im, grid, order=1, cval=0.0), 1.5) for im in images])
+    return np.clip(out, 0.0, 1.0)[:, None], labels
+
+
+def sklearn_digits(
+    n: int, k: int, seed: int | tuple[int, ...], size: int = 28, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` real handwritten digits from ``0..k-1`` (scikit-learn's load_digits), upsampled to size x size.
+
+    Each image is a random draw (with replacement) from the ``split`` pool of digits < k, warped by the
+    same random affine jitter as :func:`render_digits`; deterministic in ``seed``. load_digits has about
+    180 images per digit (about 120 in the training pool), so at the paper's counts every base image
+    appears many times under different warps. Returns uint8 (n, size, size) and int32 (n,).
+    """
+    if not 2 <= k <= 10:
+        raise ValueError(f"k={k}; expected 2..10 digit classes")
+    templates, labels = sklearn_templates(split)
+    pool = np.flatnonzero(labels < k)
+    rng = np.random.default_rng(seed)
+    index = pool[rng.integers(0, len(pool), n)].astype(np.int32)
+    params = _jitter(rng, n)
+    images = _warp_chunked(templates, index, np.zeros(n, np.int32), params, size)
+    return images, labels[index]

@@ -19,23 +19,11 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from synthetic.encoders import MLP, l2_normalize
+from synthetic.objectives import clip_loss
+
 OBJECTIVES = ("contrastive", "two_tower", "supervised")
 ENCODERS = ("mlp", "cnn")
-
-
-class MLPEncoder(nnx.Module):
-    """Flattened RGB image -> two ReLU layers of ``width`` -> ``out_dim``."""
-
-    def __init__(self, image_size: int, width: int, out_dim: int, rngs: nnx.Rngs):
-        self.hidden1 = nnx.Linear(image_size * image_size * 3, width, rngs=rngs)
-        self.hidden2 = nnx.Linear(width, width, rngs=rngs)
-        self.out = nnx.Linear(width, out_dim, rngs=rngs)
-
-    def __call__(self, x_BxHxWx3):
-        h = x_BxHxWx3.reshape(x_BxHxWx3.shape[0], -1)
-        h = jax.nn.relu(self.hidden1(h))
-        h = jax.nn.relu(self.hidden2(h))
-        return self.out(h)
 
 
 class CNNEncoder(nnx.Module):
@@ -56,10 +44,14 @@ class CNNEncoder(nnx.Module):
 
 
 def make_encoder(name: str, image_size: int, width: int, out_dim: int, rngs: nnx.Rngs) -> nnx.Module:
+    """``mlp``: the Gaussian runs' MLP encoder (two ReLU layers of ``width`` on the flattened RGB image);
+    ``cnn``: :class:`CNNEncoder`."""
     if name not in ENCODERS:
         raise ValueError(f"mnist.encoder={name!r}; expected one of {ENCODERS}")
-    cls = MLPEncoder if name == "mlp" else CNNEncoder
-    return cls(image_size, width, out_dim, rngs)
+    if name == "cnn":
+        return CNNEncoder(image_size, width, out_dim, rngs)
+    mlp = MLP(h=out_dim, width=width, depth=2, activation="relu", init_scale=1.0)
+    return mlp(image_size * image_size * 3, rngs)
 
 
 # ---------------------------------------------------------------- losses (pure functions)
@@ -79,25 +71,16 @@ def contrastive_onehot_loss(image_BxE, y_B, c_B, k: int, n_colours: int):
     return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, target_B).mean()
 
 
-def clip_loss(image_BxD, text_BxD, log_scale):
-    """Objective (b): symmetric InfoNCE of normalised embeddings over the batch, scale exp(log_scale)."""
-    image_BxD = image_BxD / jnp.linalg.norm(image_BxD, axis=-1, keepdims=True)
-    text_BxD = text_BxD / jnp.linalg.norm(text_BxD, axis=-1, keepdims=True)
-    logits_BxB = jnp.exp(log_scale) * image_BxD @ text_BxD.T
-    target_B = jnp.arange(image_BxD.shape[0])
-    i2t = optax.softmax_cross_entropy_with_integer_labels(logits_BxB, target_B)
-    t2i = optax.softmax_cross_entropy_with_integer_labels(logits_BxB.T, target_B)
-    return 0.5 * (i2t.mean() + t2i.mean())
-
-
-def _normalise(x):
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+def two_tower_loss(image_BxD, text_BxD, log_scale):
+    """Objective (b): the Gaussian runs' symmetric InfoNCE (synthetic.objectives.clip_loss) on normalised
+    embeddings, scale exp(log_scale)."""
+    return clip_loss(l2_normalize(image_BxD), l2_normalize(text_BxD), jnp.exp(log_scale))
 
 
 def zero_shot_class_embeddings(caption_KkxE, k: int, n_colours: int):
     """Class y's embedding: the normalised mean over colours of the normalised caption embeddings."""
-    per_caption = _normalise(caption_KkxE).reshape(k, n_colours, -1)
-    return _normalise(per_caption.mean(axis=1))
+    per_caption = l2_normalize(caption_KkxE).reshape(k, n_colours, -1)
+    return l2_normalize(per_caption.mean(axis=1))
 
 
 # ---------------------------------------------------------------- the three models
@@ -140,13 +123,13 @@ class TwoTower(nnx.Module):
         self.log_scale = nnx.Param(jnp.log(1.0 / 0.07))
 
     def loss(self, x, y, c):
-        return clip_loss(self.image(x), self.text(y, c), self.log_scale[...])
+        return two_tower_loss(self.image(x), self.text(y, c), self.log_scale[...])
 
     def scores(self, x):
         y_C = jnp.repeat(jnp.arange(self.k), self.n_colours)
         c_C = jnp.tile(jnp.arange(self.n_colours), self.k)
         classes = zero_shot_class_embeddings(self.text(y_C, c_C), self.k, self.n_colours)
-        return _normalise(self.image(x)) @ classes.T
+        return l2_normalize(self.image(x)) @ classes.T
 
 
 class Supervised(nnx.Module):

@@ -10,7 +10,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from omegaconf import OmegaConf
+
+from synthetic.config import TrainConfig
 from synthetic.mnist import data, digits, models
+from synthetic.results import body
 from synthetic.train import build_optimizer, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
@@ -162,7 +166,7 @@ def first_nonfinite_step(losses_SxT: np.ndarray) -> int | None:
     return int(np.argmax(bad.any(axis=0))) if bad.any() else None
 
 
-def run(cfg) -> dict:
+def run(cfg, on_chunk=None) -> dict:
     """Train ``cfg.seeds`` seeds of ``cfg.mnist.objective`` on MultiColoredMNIST and evaluate them.
 
     Reads ``cfg.mnist`` (an MNISTConfig), ``cfg.seeds`` (how many), ``cfg.seed`` (base seed; seed i uses
@@ -170,13 +174,15 @@ def run(cfg) -> dict:
     schedule, weight_decay). Seed i draws the label noise, the colours, the initialisation and the batches;
     the digit images are shared (MNIST, or the offline digits of ``mnist.data_seed``).
 
-    Returns ``{"per_seed": {metric: [float per seed]}, "status": "ok" | "diverged",
-    "diverged_step": int | None, "extra": {...}}`` with metrics ``acc_id``, ``acc_rand``, ``acc_rev``
+    Returns a results body (:func:`synthetic.results.body`; all seeds run in one program, so ``on_chunk``
+    is never called) with metrics ``acc_id``, ``acc_rand``, ``acc_rev``
     (accuracy against the noisy label, as in the paper) and ``loss_final`` (mean loss of the last 10%
     of steps); ``extra`` holds the data sizes and the Bayes-optimal reference accuracies.
     """
     mc = cfg.mnist
     validate(mc)
+    train = cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
+    train.check()
     seeds, steps, batch_size = int(cfg.seeds), int(cfg.train.steps), int(cfg.train.batch_size)
     if seeds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
@@ -227,9 +233,4 @@ def run(cfg) -> dict:
         "shape_only_accuracy": mc.p_inv,
         "palette": list(data.PALETTE_NAMES[: mc.k]),
     }
-    return {
-        "per_seed": {m: per_seed[m] for m in METRICS},
-        "status": "ok" if diverged is None else "diverged",
-        "diverged_step": diverged,
-        "extra": extra,
-    }
+    return body({m: per_seed[m] for m in METRICS}, diverged, extra)

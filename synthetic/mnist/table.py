@@ -3,10 +3,10 @@
     python -m synthetic.mnist.table DIR [--out OUT_DIR]
 
 DIR is searched recursively for the ``results.json`` files of ``python -m synthetic -m
-experiment=multicolored_mnist``; one row per (k, p_inv, p_spu, objective). Writes
+experiment=multicolored_mnist``; one row per (construction, source, k, p_inv, p_spu, objective). Writes
 ``mnist_table.csv`` and ``mnist_table.md`` into OUT_DIR (default DIR). Accuracies are in percent; the
 Bayes columns are the exact accuracy of the rule that is optimal for the training law
-(:func:`synthetic.mnist.data.bayes_accuracy`).
+(:func:`synthetic.mnist.data.bayes_reference`, for the run's ``mnist.construction``).
 """
 
 import argparse
@@ -49,6 +49,8 @@ COLUMNS = (
     "paper_rand_std",
     "paper_rev_mean",
     "paper_rev_std",
+    "construction",
+    "source",
 )
 
 
@@ -87,8 +89,11 @@ def _row(path: pathlib.Path) -> dict:
         raise ValueError(f"{path}: task={cfg.get('task')!r}; expected 'multicolored_mnist'")
     mc, metrics = cfg["mnist"], res["metrics"]
     k, p_inv, p_spu, p_rev, coupled = mc["k"], mc["p_inv"], mc["p_spu"], mc["p_rev"], mc["coupled"]
+    construction = mc.get("construction", "paper")  # results from before the key existed: the paper's
     # the paper's numbers sit beside a row only when the construction is the paper's
-    paper = PAPER.get((k, p_inv, p_spu, mc["objective"])) if coupled == 2 and p_rev == 0.1 else None
+    is_paper = construction == "paper" and coupled == 2 and p_rev == 0.1
+    paper = PAPER.get((k, p_inv, p_spu, mc["objective"])) if is_paper else None
+    bayes = data.bayes_reference(k, p_inv, p_spu, p_rev, coupled, construction)
 
     def pct(name, stat):  # the app writes non-finite values (a diverged seed) as null
         value = metrics[name][stat]
@@ -108,29 +113,43 @@ def _row(path: pathlib.Path) -> dict:
         "rand_std": pct("acc_rand", "std"),
         "rev_mean": pct("acc_rev", "mean"),
         "rev_std": pct("acc_rev", "std"),
-        "bayes_rand": 100.0 * data.bayes_accuracy(k, p_inv, p_spu, 1.0 / k, coupled),
-        "bayes_rev": 100.0 * data.bayes_accuracy(k, p_inv, p_spu, p_rev, coupled),
+        "bayes_rand": 100.0 * bayes["acc_rand"],
+        "bayes_rev": 100.0 * bayes["acc_rev"],
         "paper_rand_mean": paper[0][0] if paper else None,
         "paper_rand_std": paper[0][1] if paper else None,
         "paper_rev_mean": paper[1][0] if paper else None,
         "paper_rev_std": paper[1][1] if paper else None,
+        "construction": construction,
+        "source": mc.get("source", "offline"),
         "_path": str(path),
     }
 
 
 def collect(root: pathlib.Path) -> list[dict]:
-    """One row per cell and objective, sorted by k, p_inv (descending), p_spu, objective."""
+    """One row per cell and objective, sorted by construction, source, k, p_inv (descending), p_spu,
+    objective."""
     rows: dict[tuple, dict] = {}
     for path in find_results(root):
         row = _row(path)
-        key = (row["k"], row["p_inv"], row["p_spu"], row["objective"])
+        key = (row["construction"], row["source"], row["k"], row["p_inv"], row["p_spu"], row["objective"])
         if key in rows:
             raise ValueError(
                 f"two runs of cell {key}: {rows[key]['_path']} and {path}; point the table at a single sweep"
             )
         rows[key] = row
     order = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
-    return sorted(rows.values(), key=lambda r: (r["k"], -r["p_inv"], r["p_spu"], order[r["objective"]]))
+    constructions = {c: i for i, c in enumerate(data.CONSTRUCTIONS)}
+    return sorted(
+        rows.values(),
+        key=lambda r: (
+            constructions.get(r["construction"], len(constructions)),
+            r["source"],
+            r["k"],
+            -r["p_inv"],
+            r["p_spu"],
+            order[r["objective"]],
+        ),
+    )
 
 
 def _pm(mean, std) -> str:
@@ -149,8 +168,8 @@ def write(rows: list[dict], out_dir: pathlib.Path) -> list[pathlib.Path]:
         writer.writerows(rows)
     lines = [
         "| k | n | p_inv | p_spu | objective | seeds | ID | Rand | Rev | Bayes Rand / Rev "
-        "| paper Rand | paper Rev |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| paper Rand | paper Rev | construction | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         status = "" if r["status"] == "ok" else f" ({r['status']})"
@@ -159,7 +178,7 @@ def write(rows: list[dict], out_dir: pathlib.Path) -> list[pathlib.Path]:
             f"| {_pm(r['id_mean'], r['id_std'])} | {_pm(r['rand_mean'], r['rand_std'])} "
             f"| {_pm(r['rev_mean'], r['rev_std'])} | {r['bayes_rand']:.1f} / {r['bayes_rev']:.1f} "
             f"| {_pm(r['paper_rand_mean'], r['paper_rand_std'])} "
-            f"| {_pm(r['paper_rev_mean'], r['paper_rev_std'])} |"
+            f"| {_pm(r['paper_rev_mean'], r['paper_rev_std'])} | {r['construction']} | {r['source']} |"
         )
     md_path.write_text("\n".join(lines) + "\n")
     return [csv_path, md_path]
