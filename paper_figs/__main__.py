@@ -3,10 +3,12 @@
     python -m paper_figs                      # theory, synthetic, MNIST figures + CounterAnimal (mixed mode)
     python -m paper_figs --reference          # CounterAnimal figures and table from the paper's numbers alone
     python -m paper_figs --results DIR --out DIR
+    python -m paper_figs sweep DIR [--x KEY] [--metrics M1,M2] [--out DIR]   # any synthetic sweep folder
 
 CounterAnimal figures use the realdata results under --results (default results/realdata) drawn over the
 paper's numbers; with no results there they fall back to the paper's numbers and say so. A part whose module
 or saved results are missing is reported and skipped; the exit status is non-zero only if something broke.
+``sweep`` draws one synthetic sweep folder (paper_figs.sweep; ``python -m paper_figs sweep -h``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pathlib import Path
 import matplotlib
 
 from paper_figs import aggregate
+from paper_figs.common import DEFAULT_OUT
 from paper_figs.counteranimal import make_counteranimal
 
-DEFAULT_OUT = Path("paper_figs/out")
 DEFAULT_RESULTS = aggregate.DEFAULT_RESULTS
 # Figure modules written to the shared contract: make(out_dir, results_dir=None) -> list[Path].
 FIGURE_MODULES = ("theory_curves", "synthetic_vs_theory", "mnist")
@@ -88,7 +90,17 @@ def run_counteranimal(out_dir: Path, results_dir: Path | None, reference: bool) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__.split("\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sweep"]:
+        from paper_figs import sweep
+
+        return sweep.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_figs",
+        description=__doc__.split("\n")[0],
+        epilog="python -m paper_figs sweep DIR [--x KEY] [--metrics ...] [--out DIR]: "
+        "draw one synthetic sweep (see python -m paper_figs sweep -h)",
+    )
     parser.add_argument("--reference", action="store_true", help="CounterAnimal from reported numbers only")
     parser.add_argument("--results", type=Path, help=f"realdata results folder (default {DEFAULT_RESULTS})")
     parser.add_argument(

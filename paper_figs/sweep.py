@@ -1,0 +1,242 @@
+"""``python -m paper_figs sweep DIR``: any synthetic sweep's metrics against its swept key, with theory.
+
+    python -m paper_figs sweep results/synthetic/objectives/<time>     # x axis and series from the runs
+    python -m paper_figs sweep DIR --x data.mu_spu --metrics acc_common,acc_counter --out figs/
+
+Reads every results.json under DIR (``synthetic.aggregate.collect``). The x axis is the config key that varies
+across the runs: the runs' ``swept_keys`` when they record it, else every config key with two or more values
+(keys ending in ``_target_`` never count). When several vary, x is the one numeric key among them, or the key
+given with ``--x``; each other varying key (``objective.name``, ...) splits the runs into series, one colour
+and legend entry per value, whatever the value (a user's own objective included). One panel per metric: mean
+and std over seeds; dashed, the exact theory (``theory.<metric>`` in results.json) where the runs have it.
+Runs whose status is not ok are left out and counted in the title. Writes ``sweep_<experiment>_<time>``
+.png/.pdf into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from paper_figs.common import DEFAULT_OUT, save_figure
+from synthetic.aggregate import collect
+
+BOOKKEEPING = ("run", "status", "diverged_step", "wall_time_s", "swept_keys")  # row columns, not config
+DEFAULT_METRICS = ("acc_common", "acc_counter")  # when present; otherwise every metric
+MISSING = object()
+
+
+def metric_names(rows: Sequence[dict]) -> list[str]:
+    """Metrics of the runs: names with ``<name>_mean`` and ``<name>_std`` columns, in column order."""
+    columns = dict.fromkeys(k for r in rows for k in r)
+    return [
+        k[: -len("_mean")] for k in columns if k.endswith("_mean") and k[: -len("_mean")] + "_std" in columns
+    ]
+
+
+def config_keys(rows: Sequence[dict]) -> list[str]:
+    """Flattened config keys (``data.p_spu``, ``objective.name`` ...): every column but bookkeeping, metrics
+    and theory, and never a ``_target_`` (which names the code, not a setting)."""
+    metric_columns = {f"{m}_{s}" for m in metric_names(rows) for s in ("mean", "std", "n")}
+    return [
+        k
+        for k in dict.fromkeys(k for r in rows for k in r)
+        if k not in BOOKKEEPING
+        and k not in metric_columns
+        and not k.startswith("theory.")
+        and not k.endswith("_target_")
+    ]
+
+
+def _distinct(rows: Sequence[dict], key: str) -> set:
+    return {r[key] for r in rows if r.get(key, MISSING) is not MISSING}
+
+
+def varying_keys(rows: Sequence[dict]) -> list[str]:
+    """Config keys that vary across the sweep: from the runs' ``swept_keys`` (a group name such as
+    ``objective`` stands for its keys that vary), else every config key with two or more values."""
+    keys = config_keys(rows)
+    varies = [k for k in keys if len(_distinct(rows, k)) >= 2]
+    recorded = [
+        name.strip()
+        for r in rows
+        for name in (
+            r["swept_keys"].split(",") if isinstance(r.get("swept_keys"), str) else r.get("swept_keys") or ()
+        )
+        if name.strip()
+    ]
+    if not recorded:
+        return varies
+    out: list[str] = []
+    for name in dict.fromkeys(recorded):
+        if name.endswith("_target_"):
+            continue
+        out += [name] if name in keys else [k for k in varies if k.startswith(name + ".")]
+    return list(dict.fromkeys(out))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def choose_x(rows: Sequence[dict], where: Path, x: str | None = None) -> tuple[str, list[str]]:
+    """(x key, series keys): x as given or detected; the other varying keys make the series."""
+    varies = varying_keys(rows)
+    if x is not None:
+        keys = config_keys(rows)
+        if x not in keys:
+            near = [k for k in keys if k.startswith(x + ".") or k.endswith("." + x)]
+            hint = f"; did you mean {near}?" if near else ""
+            raise ValueError(
+                f"{where}: --x {x!r} is not a config key of these runs (keys that vary: {varies}){hint}"
+            )
+        return x, [k for k in varies if k != x]
+    if not varies:
+        raise ValueError(
+            f"{where}: no config key varies across its {len(rows)} runs; name the x axis with --x KEY"
+        )
+    numeric = [k for k in varies if all(_is_number(v) for v in _distinct(rows, k))]
+    if len(varies) == 1:
+        x = varies[0]
+    elif len(numeric) == 1:
+        x = numeric[0]
+    else:
+        raise ValueError(f"{where}: several keys vary ({varies}); choose the x axis with --x KEY")
+    return x, [k for k in varies if k != x]
+
+
+def _order(value) -> tuple:
+    """Sort key: numbers by value, before anything else by text (never compares a number with a string)."""
+    return (0, value, "") if _is_number(value) else (1, 0, str(value))
+
+
+def split_series(rows: Sequence[dict], series_keys: Sequence[str]) -> dict[tuple, list[dict]]:
+    """Runs grouped by their values of the series keys, groups in value order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in series_keys), []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: tuple(_order(v) for v in kv[0])))
+
+
+def _column(rows: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])
+
+
+def draw(
+    rows: Sequence[dict], x: str, series_keys: Sequence[str], metrics: Sequence[str], title: str
+) -> Figure:
+    """One panel per metric: mean +- std over seeds against x, one colour per series; dashed, the exact
+    theory (one black curve when every series has the same, else one per series in its colour)."""
+    x_values = _distinct(rows, x)
+    numeric_x = all(_is_number(v) for v in x_values)
+    ticks = {v: i for i, v in enumerate(sorted(x_values, key=_order))}  # positions when x is categorical
+    groups = split_series(rows, series_keys)
+    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        handles, curves = [], {}
+        for i, (values, group) in enumerate(groups.items()):
+            group = sorted(group, key=lambda r: _order(r.get(x)))
+            xs = np.array([float(r[x]) if numeric_x else ticks[r[x]] for r in group])
+            mean, std = _column(group, f"{metric}_mean"), _column(group, f"{metric}_std")
+            if np.all(np.isnan(mean)):
+                continue  # this series has no such metric
+            label = ", ".join(str(v) for v in values) if series_keys else "simulation"
+            colour = colours(i % colours.N)
+            bars = ax.errorbar(
+                xs, mean, yerr=np.nan_to_num(std), fmt="o-", ms=4, capsize=2, color=colour, label=label
+            )
+            handles.append(bars)
+            theory = _column(group, f"theory.{metric}")
+            if not np.all(np.isnan(theory)):
+                curves[label] = (colour, xs, theory)
+        drawn = {(tuple(xs), tuple(theory)) for _, xs, theory in curves.values()}
+        shared = len(drawn) == 1 and len(curves) == len(handles)  # every series drawn has the same theory
+        if shared:
+            _, xs, theory = next(iter(curves.values()))
+            ax.plot(xs, theory, "--", color="k", lw=1.4, label="exact theory", zorder=1)
+        else:
+            for label, (colour, xs, theory) in curves.items():
+                ax.plot(xs, theory, "--", color=colour, lw=1.4, label=f"exact theory, {label}", zorder=1)
+        if curves:
+            proxy = Line2D(
+                [], [], ls="--", color="k" if shared else "0.4", label=f"exact theory (theory.{metric})"
+            )
+            handles.append(proxy)
+        if not numeric_x:
+            ax.set_xticks(list(ticks.values()), [str(v) for v in ticks])
+        ax.set(xlabel=x, ylabel=f"{metric} (mean ± std over seeds)", title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend(handles=handles, title=", ".join(series_keys) or None, fontsize=8, title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure(sweep_dir: Path, x: str | None = None, metrics: Sequence[str] | None = None) -> Figure:
+    """The sweep figure of the runs under ``sweep_dir`` (see the module docstring)."""
+    sweep_dir = Path(sweep_dir)
+    runs = collect(sweep_dir)  # FileNotFoundError naming the folder when it is missing or holds no run
+    rows = [r for r in runs if r["status"] == "ok"]
+    if not rows:
+        statuses = sorted({str(r["status"]) for r in runs})
+        raise ValueError(
+            f"{sweep_dir}: none of its {len(runs)} runs finished with status ok (statuses: {statuses})"
+        )
+    x, series_keys = choose_x(rows, sweep_dir, x)
+    with_x = [r for r in rows if r.get(x) is not None]
+    notes = [f"{len(runs) - len(rows)} runs not ok"] if len(rows) < len(runs) else []
+    notes += [f"{len(rows) - len(with_x)} runs without {x}"] if len(with_x) < len(rows) else []
+    rows = with_x
+    known = metric_names(rows)
+    if metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if m in known] or known
+    unknown = [m for m in metrics if m not in known]
+    if unknown or not metrics:
+        raise ValueError(f"{sweep_dir}: metric(s) {unknown or metrics} not in these runs; they have {known}")
+    left_out = f" ({', '.join(notes)} left out)" if notes else ""
+    return draw(rows, x, series_keys, metrics, f"{sweep_dir}: {len(rows)} runs{left_out}")
+
+
+def stem(sweep_dir: Path) -> str:
+    """Output name from the sweep's last two folders (``<experiment>/<time>``)."""
+    parts = Path(sweep_dir).resolve().parts[-2:]
+    return "sweep_" + re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts))
+
+
+def write(sweep_dir: Path, out_dir: Path = DEFAULT_OUT, x: str | None = None, metrics=None) -> list[Path]:
+    """Draw the sweep figure and write it (PNG + PDF) into out_dir."""
+    return save_figure(figure(sweep_dir, x, metrics), Path(out_dir), stem(sweep_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paper_figs sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("dir", type=Path, help="a sweep folder (results.json files below it)")
+    parser.add_argument("--x", help="config key on the x axis (default: the key that varies)")
+    parser.add_argument("--metrics", help=f"comma-separated metrics (default: {','.join(DEFAULT_METRICS)})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+    )
+    args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # files only, no windows
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    try:
+        paths = write(args.dir, args.out, args.x, metrics)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("wrote", *paths, sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""`python -m paper_figs sweep DIR`: any synthetic sweep folder drawn against its swept key.
+
+The sweep folders are written here as results.json files in the shape README's "Where results go" describes
+(resolved config, metrics.<name> with mean/std/n/per_seed, theory.<name>, status); expected numbers are
+computed from the per-seed values with numpy, not read back through paper_figs.
+"""
+
+import json
+import zlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+from paper_figs import __main__ as driver  # noqa: E402
+from paper_figs import sweep  # noqa: E402
+
+P_SPU = (0.5, 0.75, 1.0)
+OBJECTIVES = ("supervised", "my_objective", "clip")  # my_objective: a user's own, unknown to the package
+METRICS = ("acc_common", "acc_counter")
+
+
+def per_seed(objective: str, p_spu: float, metric: str) -> list[float]:
+    """Five seeds whose mean depends on the objective, p_spu and the metric."""
+    rng = np.random.default_rng(zlib.crc32(f"{objective} {p_spu} {metric}".encode()))
+    base = 0.9 - 0.4 * (p_spu - 0.5) * (metric == "acc_counter") - 0.1 * OBJECTIVES.index(objective)
+    return list(base + rng.normal(0, 0.02, 5))
+
+
+def theory_acc(p_spu: float, metric: str) -> float:
+    return 0.95 - 0.5 * (p_spu - 0.5) * (metric == "acc_counter")
+
+
+def write_run(folder: Path, config: dict, metrics: dict[str, list[float]], theory: dict, status: str = "ok"):
+    """One results.json as python -m synthetic writes it."""
+    folder.mkdir(parents=True)
+    doc = {
+        "config": config,
+        "status": status,
+        "diverged_step": None,
+        "metrics": {
+            name: {
+                "mean": float(np.mean(v)),
+                "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,  # as synthetic.results
+                "n": len(v),
+                "per_seed": [float(x) for x in v],
+            }
+            for name, v in metrics.items()
+        },
+        "theory": theory,
+        "wall_time_s": float(np.random.default_rng(len(str(folder))).uniform(1, 9)),  # varies: not a key
+        "versions": {"python": "3.11"},
+        "device": {"backend": "cpu", "count": 1, "kind": "cpu"},
+        "extra": {},
+    }
+    (folder / "results.json").write_text(json.dumps(doc, allow_nan=False))
+
+
+def config(objective: str, p_spu: float) -> dict:
+    return {
+        "name": "objectives",
+        "seeds": 5,
+        "data": {"name": "gaussian", "p_spu": p_spu, "mu_spu": 2.0, "n": 256},
+        "objective": {"name": objective, "_target_": f"pkg_{objective}.build"},  # _target_ varies too
+        "train": {"steps": 500, "lr": 0.003},
+        "hydra": {"job": {"num": 0}},
+    }
+
+
+@pytest.fixture
+def objectives_sweep(tmp_path) -> Path:
+    """3 objectives x 3 values of p_spu, job folders in scrambled order; theory depends on p_spu only."""
+    root = tmp_path / "objectives" / "2026-01-01_00-00-00"
+    jobs = [(o, p) for o in OBJECTIVES for p in P_SPU]
+    order = np.random.default_rng(0).permutation(len(jobs))
+    for job, i in enumerate(order):
+        objective, p = jobs[i]
+        write_run(
+            root / str(job),
+            config(objective, p),
+            {m: per_seed(objective, p, m) for m in METRICS},
+            {m: theory_acc(p, m) for m in METRICS} | {"clip_optimum": [[1.0]], "note": "exact"},
+        )
+    return root
+
+
+def series_on(ax) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
+    """label -> (x, y, error-bar half length, colour) for every errorbar series on the axes."""
+    out = {}
+    for container in ax.containers:
+        line = container.lines[0]
+        segments = container.lines[2][0].get_segments()
+        half = np.array([(s[1][1] - s[0][1]) / 2 for s in segments])
+        out[container.get_label()] = (line.get_xdata(), line.get_ydata(), half, to_hex(line.get_color()))
+    return out
+
+
+def test_objectives_sweep_one_series_per_objective_with_theory(objectives_sweep):
+    fig = sweep.figure(objectives_sweep)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == list(METRICS)
+    for ax, metric in zip(axes, METRICS, strict=True):
+        assert (
+            ax.get_xlabel() == "data.p_spu"
+        )  # the one numeric key that varies (wall time and _target_ don't count)
+        drawn = series_on(ax)
+        assert sorted(drawn) == sorted(OBJECTIVES)  # the unknown objective included
+        assert len({colour for *_, colour in drawn.values()}) == len(OBJECTIVES)
+        for objective in OBJECTIVES:
+            x, y, err, _ = drawn[objective]
+            seeds = [per_seed(objective, p, metric) for p in P_SPU]
+            np.testing.assert_allclose(x, P_SPU)
+            np.testing.assert_allclose(y, [np.mean(s) for s in seeds], rtol=1e-12)
+            np.testing.assert_allclose(err, [np.std(s, ddof=1) for s in seeds], rtol=1e-9)
+        legend = ax.get_legend()
+        assert legend.get_title().get_text() == "objective.name"
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels == ["clip", "my_objective", "supervised", f"exact theory (theory.{metric})"]
+        # every objective has the same theory here: one black dashed curve
+        (theory,) = [line for line in ax.get_lines() if line.get_label().startswith("exact theory")]
+        assert theory.get_linestyle() == "--" and to_hex(theory.get_color()) == "#000000"
+        np.testing.assert_allclose(theory.get_xdata(), P_SPU)
+        np.testing.assert_allclose(theory.get_ydata(), [theory_acc(p, metric) for p in P_SPU])
+
+
+def test_theory_per_series_and_runs_not_ok_left_out(tmp_path):
+    """Theory that differs between series is drawn once per series in its colour; a diverged run is left
+    out and counted in the title."""
+    root = tmp_path / "mu" / "t0"
+    for job, (mu, p) in enumerate([(m, p) for m in (1.5, 3.0) for p in P_SPU]):
+        cfg = {"data": {"p_spu": p, "mu_spu": mu}, "objective": {"name": "linear_clip"}}
+        metrics = {"acc_counter": [0.5 + 0.1 * mu - 0.2 * p, 0.52 + 0.1 * mu - 0.2 * p]}
+        write_run(root / str(job), cfg, metrics, {"acc_counter": mu * p})
+    write_run(root / "99", {"data": {"p_spu": 0.6, "mu_spu": 9.0}}, {"acc_counter": [0.1]}, {}, "diverged")
+    fig = sweep.figure(root, x="data.p_spu", metrics=["acc_counter"])
+    (ax,) = fig.axes
+    assert "6 runs (1 runs not ok left out)" in fig.get_suptitle()
+    drawn = series_on(ax)
+    assert sorted(drawn) == ["1.5", "3.0"]  # the diverged run's mu_spu = 9 is not a series
+    for line in ax.get_lines():
+        if line.get_label().startswith("exact theory, "):
+            mu = line.get_label().removeprefix("exact theory, ")
+            assert to_hex(line.get_color()) == drawn[mu][3]
+            np.testing.assert_allclose(line.get_ydata(), [float(mu) * p for p in P_SPU])
+    assert sorted(line.get_label() for line in ax.get_lines() if "theory" in line.get_label()) == [
+        "exact theory, 1.5",
+        "exact theory, 3.0",
+    ]
+
+
+def test_explicit_x_categorical_objectives_and_p_spu_as_series(objectives_sweep):
+    fig = sweep.figure(objectives_sweep, x="objective.name", metrics=["acc_counter"])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(OBJECTIVES)
+    drawn = series_on(ax)
+    assert list(drawn) == [str(p) for p in P_SPU]
+    for p in P_SPU:
+        x, y, _, _ = drawn[str(p)]
+        np.testing.assert_allclose(x, range(len(OBJECTIVES)))
+        np.testing.assert_allclose(y, [np.mean(per_seed(o, p, "acc_counter")) for o in sorted(OBJECTIVES)])
+
+
+def test_swept_keys_recorded_by_the_runs_decide_what_varies():
+    """swept_keys (comma-separated) wins over detection; a group name stands for its varying keys; keys
+    ending in _target_ never count."""
+    rows = [
+        {
+            "run": str(i),
+            "status": "ok",
+            "swept_keys": "objective,data.p_spu,objective._target_",
+            "data.p_spu": p,
+            "data.mu_spu": 2.0 + i,  # varies, but the sweep did not sweep it
+            "objective.name": o,
+            "objective._target_": f"m.{o}",
+            "acc_counter_mean": 0.5,
+            "acc_counter_std": 0.0,
+            "acc_counter_n": 1,
+        }
+        for i, (o, p) in enumerate([("a", 0.5), ("a", 0.9), ("b", 0.5), ("b", 0.9)])
+    ]
+    assert sweep.varying_keys(rows) == ["objective.name", "data.p_spu"]
+    assert sweep.choose_x(rows, Path("d")) == ("data.p_spu", ["objective.name"])
+    for r in rows:
+        del r["swept_keys"]
+    assert sweep.varying_keys(rows) == ["data.p_spu", "data.mu_spu", "objective.name"]
+    with pytest.raises(
+        ValueError, match=r"d: several keys vary \(\['data.p_spu', 'data.mu_spu', 'objective.name'\]\)"
+    ):
+        sweep.choose_x(rows, Path("d"))
+
+
+def test_command_writes_png_and_pdf(objectives_sweep, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert driver.main(["sweep", str(objectives_sweep), "--metrics", "acc_counter", "--out", str(out)]) == 0
+    stem = "sweep_objectives_2026-01-01_00-00-00"
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.pdf", f"{stem}.png"]
+    assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out / f"{stem}.png") in capsys.readouterr().out
+
+
+def test_bad_input_names_the_folder_and_the_key(objectives_sweep, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"{empty}: no results.json below it"):
+        sweep.figure(empty)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'absent'}: no such directory"):
+        sweep.figure(tmp_path / "absent")
+    with pytest.raises(ValueError, match=rf"{objectives_sweep}: --x 'data.sigma' is not a config key"):
+        sweep.figure(objectives_sweep, x="data.sigma")
+    with pytest.raises(ValueError, match=r"did you mean \['objective.name'\]"):
+        sweep.figure(objectives_sweep, x="objective")
+    with pytest.raises(
+        ValueError, match=r"metric\(s\) \['acc_rare'\] not in these runs; they have \['acc_common'"
+    ):
+        sweep.figure(objectives_sweep, metrics=["acc_common", "acc_rare"])
+    assert driver.main(["sweep", str(empty)]) == 2
+    assert f"error: {empty}: no results.json below it" in capsys.readouterr().err
+    assert driver.main(["sweep", str(objectives_sweep), "--x", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "--x 'nope' is not a config key of these runs" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_nothing_varies_asks_for_x(tmp_path):
+    root = tmp_path / "one"
+    write_run(root / "0", config("clip", 0.9), {"acc_counter": [0.4, 0.5]}, {})
+    with pytest.raises(ValueError, match=f"{root}: no config key varies across its 1 runs; name the x axis"):
+        sweep.figure(root)
+    (ax,) = sweep.figure(root, x="data.p_spu").axes  # named explicitly, a single point is drawn
+    np.testing.assert_allclose(series_on(ax)["simulation"][1], [0.45])
