@@ -4,13 +4,14 @@
     python -m paper_figs sweep DIR --x data.mu_spu --metrics acc_common,acc_counter --out figs/
 
 Reads every results.json under DIR (``synthetic.aggregate.collect``). The x axis is the config key that varies
-across the runs: the runs' ``swept_keys`` when they record it, else every config key with two or more values
-(keys ending in ``_target_`` never count). When several vary, x is the one numeric key among them, or the key
-given with ``--x``; each other varying key (``objective.name``, ...) splits the runs into series, one colour
-and legend entry per value, whatever the value (a user's own objective included). One panel per metric: mean
-and std over seeds; dashed, the exact theory (``theory.<metric>`` in results.json) where the runs have it.
-Runs whose status is not ok are left out and counted in the title. Writes ``sweep_<experiment>_<time>``
-.png/.pdf into --out.
+across the runs: the runs' ``swept_keys`` when they record it, else every config key with two or more values.
+A component counts as one key named by its group, valued by the class in its ``_target_`` (``objective``:
+``Clip``, ``SigLIP``, a user's ``MyObjective``); ``_target_`` keys themselves never count. When several keys
+vary, x is the one numeric key among them, or the key given with ``--x``; each other varying key splits the
+runs into series, one colour and legend entry per value, whatever the value. One panel per metric: mean and
+std over seeds; dashed, the exact theory (``theory.<metric>`` in results.json) where the runs have it. Runs
+whose status is not ok are left out and counted in the title. Writes ``sweep_<experiment>_<time>`` .png/.pdf
+into --out.
 """
 
 from __future__ import annotations
@@ -43,9 +44,24 @@ def metric_names(rows: Sequence[dict]) -> list[str]:
     ]
 
 
+def with_components(rows: Sequence[dict]) -> list[dict]:
+    """Rows with a ``<group>`` column (``objective``, ``encoder`` ...) naming the class in each
+    ``<group>._target_`` (``synthetic.objectives.Clip`` -> ``Clip``; the full path where two targets share a
+    class name), so that a component swept by name is one key, a user's own included."""
+    out = [dict(r) for r in rows]
+    for key in dict.fromkeys(k for r in rows for k in r if k.endswith("._target_")):
+        group, targets = key.removesuffix("._target_"), _distinct(rows, key) - {None}
+        short = {t: str(t).rsplit(".", 1)[-1] for t in targets}
+        unique = len(set(short.values())) == len(targets)
+        for r in out:
+            if r.get(key) is not None and group not in r:
+                r[group] = short[r[key]] if unique else r[key]
+    return out
+
+
 def config_keys(rows: Sequence[dict]) -> list[str]:
-    """Flattened config keys (``data.p_spu``, ``objective.name`` ...): every column but bookkeeping, metrics
-    and theory, and never a ``_target_`` (which names the code, not a setting)."""
+    """Flattened config keys (``data.p_spu``, ``objective`` ...): every column but bookkeeping, metrics and
+    theory, and never a ``_target_`` (its ``<group>`` column from :func:`with_components` stands for it)."""
     metric_columns = {f"{m}_{s}" for m in metric_names(rows) for s in ("mean", "std", "n")}
     return [
         k
@@ -61,27 +77,38 @@ def _distinct(rows: Sequence[dict], key: str) -> set:
     return {r[key] for r in rows if r.get(key, MISSING) is not MISSING}
 
 
+def _follows(rows: Sequence[dict], key: str, owner: str) -> bool:
+    """Whether ``key`` has one value per value of ``owner`` (a component's field that changes with it)."""
+    seen: dict = {}
+    return all(seen.setdefault(r.get(owner), r.get(key)) == r.get(key) for r in rows)
+
+
 def varying_keys(rows: Sequence[dict]) -> list[str]:
-    """Config keys that vary across the sweep: from the runs' ``swept_keys`` (a group name such as
-    ``objective`` stands for its keys that vary), else every config key with two or more values."""
+    """Config keys that vary across the sweep. From the runs' ``swept_keys`` when they record it (a group
+    name such as ``objective`` stands for its component, else for its keys that vary; ``<group>._target_``
+    for ``<group>``); otherwise every config key with two or more values, less a component's fields that
+    only change with the component."""
     keys = config_keys(rows)
     varies = [k for k in keys if len(_distinct(rows, k)) >= 2]
     recorded = [
-        name.strip()
+        name.strip().removesuffix("._target_")
         for r in rows
         for name in (
             r["swept_keys"].split(",") if isinstance(r.get("swept_keys"), str) else r.get("swept_keys") or ()
         )
-        if name.strip()
+        if name.strip() and name.strip() != "_target_"
     ]
     if not recorded:
-        return varies
+        return [k for k in varies if not ("." in k and _owned(rows, k, varies))]
     out: list[str] = []
     for name in dict.fromkeys(recorded):
-        if name.endswith("_target_"):
-            continue
         out += [name] if name in keys else [k for k in varies if k.startswith(name + ".")]
     return list(dict.fromkeys(out))
+
+
+def _owned(rows: Sequence[dict], key: str, varies: Sequence[str]) -> bool:
+    owner = key.rsplit(".", 1)[0]
+    return owner in varies and _follows(rows, key, owner)
 
 
 def _is_number(value) -> bool:
@@ -185,7 +212,7 @@ def draw(
 def figure(sweep_dir: Path, x: str | None = None, metrics: Sequence[str] | None = None) -> Figure:
     """The sweep figure of the runs under ``sweep_dir`` (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
-    runs = collect(sweep_dir)  # FileNotFoundError naming the folder when it is missing or holds no run
+    runs = with_components(collect(sweep_dir))  # FileNotFoundError naming the folder if no run is there
     rows = [r for r in runs if r["status"] == "ok"]
     if not rows:
         statuses = sorted({str(r["status"]) for r in runs})

@@ -21,14 +21,19 @@ from paper_figs import __main__ as driver  # noqa: E402
 from paper_figs import sweep  # noqa: E402
 
 P_SPU = (0.5, 0.75, 1.0)
-OBJECTIVES = ("supervised", "my_objective", "clip")  # my_objective: a user's own, unknown to the package
+# objective class -> its config node as results.json stores it (_target_ + fields); MyObjective: a user's
+OBJECTIVES = {
+    "Supervised": {"_target_": "synthetic.objectives.Supervised"},
+    "MyObjective": {"_target_": "my_pkg.objectives.MyObjective", "temperature": 0.5, "margin": 1.0},
+    "Clip": {"_target_": "synthetic.objectives.Clip", "temperature": 0.07, "logit_scale_max": 100.0},
+}
 METRICS = ("acc_common", "acc_counter")
 
 
 def per_seed(objective: str, p_spu: float, metric: str) -> list[float]:
     """Five seeds whose mean depends on the objective, p_spu and the metric."""
     rng = np.random.default_rng(zlib.crc32(f"{objective} {p_spu} {metric}".encode()))
-    base = 0.9 - 0.4 * (p_spu - 0.5) * (metric == "acc_counter") - 0.1 * OBJECTIVES.index(objective)
+    base = 0.9 - 0.4 * (p_spu - 0.5) * (metric == "acc_counter") - 0.1 * list(OBJECTIVES).index(objective)
     return list(base + rng.normal(0, 0.02, 5))
 
 
@@ -65,8 +70,9 @@ def config(objective: str, p_spu: float) -> dict:
     return {
         "name": "objectives",
         "seeds": 5,
-        "data": {"name": "gaussian", "p_spu": p_spu, "mu_spu": 2.0, "n": 256},
-        "objective": {"name": objective, "_target_": f"pkg_{objective}.build"},  # _target_ varies too
+        "data": {"_target_": "synthetic.data.GaussianData", "p_spu": p_spu, "mu_spu": 2.0, "n": 256},
+        "encoder": {"_target_": "synthetic.encoders.Linear", "h": 16},
+        "objective": OBJECTIVES[objective],  # temperature changes with the objective: not a key of its own
         "train": {"steps": 500, "lr": 0.003},
         "hydra": {"job": {"num": 0}},
     }
@@ -105,9 +111,7 @@ def test_objectives_sweep_one_series_per_objective_with_theory(objectives_sweep)
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == list(METRICS)
     for ax, metric in zip(axes, METRICS, strict=True):
-        assert (
-            ax.get_xlabel() == "data.p_spu"
-        )  # the one numeric key that varies (wall time and _target_ don't count)
+        assert ax.get_xlabel() == "data.p_spu"  # the one numeric key that varies (not wall time)
         drawn = series_on(ax)
         assert sorted(drawn) == sorted(OBJECTIVES)  # the unknown objective included
         assert len({colour for *_, colour in drawn.values()}) == len(OBJECTIVES)
@@ -118,9 +122,9 @@ def test_objectives_sweep_one_series_per_objective_with_theory(objectives_sweep)
             np.testing.assert_allclose(y, [np.mean(s) for s in seeds], rtol=1e-12)
             np.testing.assert_allclose(err, [np.std(s, ddof=1) for s in seeds], rtol=1e-9)
         legend = ax.get_legend()
-        assert legend.get_title().get_text() == "objective.name"
+        assert legend.get_title().get_text() == "objective"  # not objective.temperature nor ._target_
         labels = [t.get_text() for t in legend.get_texts()]
-        assert labels == ["clip", "my_objective", "supervised", f"exact theory (theory.{metric})"]
+        assert labels == ["Clip", "MyObjective", "Supervised", f"exact theory (theory.{metric})"]
         # every objective has the same theory here: one black dashed curve
         (theory,) = [line for line in ax.get_lines() if line.get_label().startswith("exact theory")]
         assert theory.get_linestyle() == "--" and to_hex(theory.get_color()) == "#000000"
@@ -154,7 +158,7 @@ def test_theory_per_series_and_runs_not_ok_left_out(tmp_path):
 
 
 def test_explicit_x_categorical_objectives_and_p_spu_as_series(objectives_sweep):
-    fig = sweep.figure(objectives_sweep, x="objective.name", metrics=["acc_counter"])
+    fig = sweep.figure(objectives_sweep, x="objective", metrics=["acc_counter"])
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == sorted(OBJECTIVES)
     drawn = series_on(ax)
@@ -166,32 +170,46 @@ def test_explicit_x_categorical_objectives_and_p_spu_as_series(objectives_sweep)
 
 
 def test_swept_keys_recorded_by_the_runs_decide_what_varies():
-    """swept_keys (comma-separated) wins over detection; a group name stands for its varying keys; keys
-    ending in _target_ never count."""
-    rows = [
+    """swept_keys (comma-separated) wins over detection. A group name stands for its component (the class
+    in its _target_) or, in results without targets, for its keys that vary; _target_ keys never count."""
+    old = [
         {
             "run": str(i),
             "status": "ok",
-            "swept_keys": "objective,data.p_spu,objective._target_",
+            "swept_keys": "objective,data.p_spu",
             "data.p_spu": p,
             "data.mu_spu": 2.0 + i,  # varies, but the sweep did not sweep it
             "objective.name": o,
-            "objective._target_": f"m.{o}",
             "acc_counter_mean": 0.5,
             "acc_counter_std": 0.0,
             "acc_counter_n": 1,
         }
         for i, (o, p) in enumerate([("a", 0.5), ("a", 0.9), ("b", 0.5), ("b", 0.9)])
     ]
-    assert sweep.varying_keys(rows) == ["objective.name", "data.p_spu"]
-    assert sweep.choose_x(rows, Path("d")) == ("data.p_spu", ["objective.name"])
-    for r in rows:
-        del r["swept_keys"]
-    assert sweep.varying_keys(rows) == ["data.p_spu", "data.mu_spu", "objective.name"]
+    assert sweep.varying_keys(old) == ["objective.name", "data.p_spu"]
+    assert sweep.choose_x(old, Path("d")) == ("data.p_spu", ["objective.name"])
+    targets = {"a": "synthetic.objectives.Clip", "b": "user.mine.Clip"}  # same class name, two modules
+    new = sweep.with_components(
+        [
+            {k: v for k, v in r.items() if k != "objective.name"}
+            | {"objective._target_": targets[r["objective.name"]], "objective.t": r["data.mu_spu"] // 4}
+            for r in old
+        ]
+    )
+    assert [r["objective"] for r in new] == [targets[o] for o in "aabb"]  # full paths: short names collide
+    for r in new:
+        r["swept_keys"] = "objective._target_,data.p_spu"
+    assert sweep.varying_keys(new) == ["objective", "data.p_spu"]
+    for rows in (old, new):
+        for r in rows:
+            del r["swept_keys"]
+    assert sweep.varying_keys(old) == ["data.p_spu", "data.mu_spu", "objective.name"]
+    # objective.t (0, 0, 1, 1) changes only with the objective: part of it, not a key of its own
+    assert sweep.varying_keys(new) == ["data.p_spu", "data.mu_spu", "objective"]
     with pytest.raises(
-        ValueError, match=r"d: several keys vary \(\['data.p_spu', 'data.mu_spu', 'objective.name'\]\)"
+        ValueError, match=r"d: several keys vary \(\['data.p_spu', 'data.mu_spu', 'objective'\]\)"
     ):
-        sweep.choose_x(rows, Path("d"))
+        sweep.choose_x(new, Path("d"))
 
 
 def test_command_writes_png_and_pdf(objectives_sweep, tmp_path, capsys):
@@ -212,8 +230,8 @@ def test_bad_input_names_the_folder_and_the_key(objectives_sweep, tmp_path, caps
         sweep.figure(tmp_path / "absent")
     with pytest.raises(ValueError, match=rf"{objectives_sweep}: --x 'data.sigma' is not a config key"):
         sweep.figure(objectives_sweep, x="data.sigma")
-    with pytest.raises(ValueError, match=r"did you mean \['objective.name'\]"):
-        sweep.figure(objectives_sweep, x="objective")
+    with pytest.raises(ValueError, match=r"--x 'p_spu' is not a config key .* did you mean \['data.p_spu'\]"):
+        sweep.figure(objectives_sweep, x="p_spu")
     with pytest.raises(
         ValueError, match=r"metric\(s\) \['acc_rare'\] not in these runs; they have \['acc_common'"
     ):
@@ -227,7 +245,7 @@ def test_bad_input_names_the_folder_and_the_key(objectives_sweep, tmp_path, caps
 
 def test_nothing_varies_asks_for_x(tmp_path):
     root = tmp_path / "one"
-    write_run(root / "0", config("clip", 0.9), {"acc_counter": [0.4, 0.5]}, {})
+    write_run(root / "0", config("Clip", 0.9), {"acc_counter": [0.4, 0.5]}, {})
     with pytest.raises(ValueError, match=f"{root}: no config key varies across its 1 runs; name the x axis"):
         sweep.figure(root)
     (ax,) = sweep.figure(root, x="data.p_spu").axes  # named explicitly, a single point is drawn
