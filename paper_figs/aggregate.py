@@ -3,9 +3,9 @@
     python -m paper_figs.aggregate results/realdata [MORE_PATHS...] [--out paper_figs/out]
 
 Each path is a results.json file or a folder searched recursively (a Hydra multirun directory). One row
-per (model, weights, label space, prompts), in percent like the paper: common, counter, drop and, where the
-paper reports the same model under the same protocol ("1 vs 1000", single prompt), its numbers and
-measured - reported.
+per (model, weights, label space, prompts, protocol variant), in percent like the paper: common, counter,
+drop and, where the paper reports the same model under the same protocol ("1 vs 1000", single prompt),
+its numbers and measured - reported.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ TABLE_COLUMNS = (
     "high_quality",
     "label_space",
     "prompts",
+    "variant",
     "source",
     "common",
     "counter",
@@ -69,7 +70,11 @@ class ResultsError(ValueError):
 
 
 class FailedRun(ResultsError):
-    """A realdata run that failed: its results.json says why and holds no metrics."""
+    """A realdata run that did not finish (status failed or interrupted): its results.json says why."""
+
+
+FINISHED = ("ok", "diverged")  # theory.record.STATUSES that carry metrics
+PAPER_CLASSNAMES = "synset"  # realdata's default class-name list (docs/realdata.md section 4)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Measured:
     n_common: int | None
     n_counter: int | None
     status: str
+    variant: str = ""  # how the protocol differs from the paper's defaults ("" when it does not)
 
 
 def find_results(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
@@ -125,9 +131,10 @@ def load_result(path: Path) -> Measured:
         raise ResultsError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    if data.get("status") == "failed" and data.get("dataset") == "counteranimal":
+    if data.get("dataset") == "counteranimal" and data.get("status", "ok") not in FINISHED:
         raise FailedRun(
-            f"{path}: failed run of {data.get('model')} {data.get('pretrained')}: {data.get('error')}"
+            f"{path}: {data.get('status')} run of {data.get('model')} {data.get('pretrained')}: "
+            f"{data.get('error')}"
         )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
@@ -153,7 +160,9 @@ def load_result(path: Path) -> Measured:
 
     kind, model, pretrained = data["model_kind"], str(data["model"]), str(data["pretrained"] or "")
     ref = paper_match(kind, model, pretrained, paper_points())
-    fields = _model_fields(data)
+    # zoo metadata: realdata writes "zoo" only when the run is exactly that zoo entry; older files kept it in
+    # config.model
+    fields = (data.get("zoo") or {}) if "zoo_entry" in data else _model_fields(data)
     if ref is not None:
         backbone, pretrain_data, high_quality = ref.backbone, ref.pretrain_data, ref.high_quality
     else:
@@ -184,12 +193,29 @@ def load_result(path: Path) -> Measured:
         n_common=int(n_common) if is_finite_number(n_common) else None,
         n_counter=int(n_counter) if is_finite_number(n_counter) else None,
         status=str(data.get("status", UNKNOWN)),
+        variant=protocol_variant(data),
     )
 
 
-def row_key(p: ModelPoint) -> tuple[str, ...]:
-    """One table row per (model, weights, label space, prompts)."""
-    return (p.kind, p.arch, p.pretrained, p.label_space, p.prompts)
+def protocol_variant(data: dict) -> str:
+    """How a run's protocol differs from realdata's defaults: class-name list, 1v20 reading ("" if not).
+
+    Files written before realdata recorded ``classnames`` used open_clip's names."""
+    parts = []
+    classnames = data.get("classnames", "openai")
+    if classnames != PAPER_CLASSNAMES:
+        parts.append(f"classnames={classnames}")
+    one_vs_20 = data.get("one_vs_20")
+    if data.get("label_space") == "1v20" and isinstance(one_vs_20, dict):
+        if not one_vs_20.get("true_class_in_k", True):
+            parts.append(f"1v20 true class + {one_vs_20.get('k')}")
+    return "; ".join(parts)
+
+
+def row_key(m: Measured) -> tuple[str, ...]:
+    """One table row per (model, weights, label space, prompts, protocol variant)."""
+    p = m.point
+    return (p.kind, p.arch, p.pretrained, p.label_space, p.prompts, m.variant)
 
 
 def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured], list[str]]:
@@ -204,7 +230,7 @@ def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured],
         except FailedRun as err:
             notes.append(f"skipped {err}")
             continue
-        key = row_key(m.point)
+        key = row_key(m)
         old = chosen.get(key)
         if old is not None:
             newer, older = (m, old) if file.stat().st_mtime >= old.point.path.stat().st_mtime else (old, m)
@@ -244,11 +270,13 @@ def table_rows(measured: list[Measured] | None = None) -> list[dict[str, str]]:
         p = m.point
         on_protocol = p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS)
         ref = paper_match(p.kind, p.model, p.pretrained, papers) if on_protocol else None
-        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status))
+        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status, m.variant))
     return rows
 
 
-def _row(p: ModelPoint, ref: ModelPoint | None, n_common, n_counter, status: str) -> dict[str, str]:
+def _row(
+    p: ModelPoint, ref: ModelPoint | None, n_common, n_counter, status: str, variant: str = ""
+) -> dict[str, str]:
     diff = (lambda a, b: _pct(a - b)) if ref is not None else (lambda a, b: "")
     return {
         "kind": p.kind,
@@ -259,6 +287,7 @@ def _row(p: ModelPoint, ref: ModelPoint | None, n_common, n_counter, status: str
         "high_quality": "" if p.high_quality is None else str(int(p.high_quality)),
         "label_space": p.label_space,
         "prompts": p.prompts,
+        "variant": variant,
         "source": p.source,
         "common": _pct(p.common),
         "counter": _pct(p.counter),

@@ -3,12 +3,15 @@
 Layout: <cache_dir>/features/<key>/manifest.json (model identity, image-list fingerprint, paths, chunk size)
 and chunk-00000.npz ... (features, readable mask, errors). A chunk is written atomically once all
 of its images are done, so an interrupted run loses at most one chunk per worker batch in flight.
+A chunk that cannot be read back (truncated, overwritten) is named in a warning, deleted and rebuilt.
+Text classifiers: <cache_dir>/text/<model>-<key>.npy, keyed by (model identity, templates, class names).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -16,11 +19,15 @@ from pathlib import Path
 import numpy as np
 
 CHUNK_SIZE = 256
+log = logging.getLogger(__name__)
+
+
+def digest(blob) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def cache_key(identity: dict, fingerprint: str) -> str:
-    blob = json.dumps({"model": identity, "images": fingerprint}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
+    return digest({"model": identity, "images": fingerprint})
 
 
 def _slug(text: str) -> str:
@@ -33,6 +40,17 @@ def atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+class CorruptChunks(RuntimeError):
+    """Chunks of a feature cache that cannot be read back; ``paths`` names them."""
+
+    def __init__(self, paths: list[Path], reasons: list[str]):
+        self.paths = paths
+        listed = "; ".join(f"{p} ({r})" for p, r in zip(paths, reasons, strict=True))
+        super().__init__(
+            f"unreadable feature cache chunks: {listed}; delete them and run again to rebuild them"
+        )
+
+
 class FeatureCache:
     def __init__(self, cache_dir: str | Path, identity: dict, fingerprint: str, paths: list[str]):
         self.key = cache_key(identity, fingerprint)
@@ -41,12 +59,19 @@ class FeatureCache:
         self.n = len(paths)
         manifest = self.dir / "manifest.json"
         if manifest.exists():
-            meta = json.loads(manifest.read_text())
-            if meta["fingerprint"] != fingerprint or meta["paths"] != paths:
+            try:
+                meta = json.loads(manifest.read_text())
+                matches = meta["fingerprint"] == fingerprint and meta["paths"] == paths
+                self.chunk_size = int(meta["chunk_size"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise RuntimeError(
+                    f"feature cache manifest {manifest} cannot be read ({type(e).__name__}: {e}); delete the "
+                    f"folder {self.dir} to rebuild this model's features"
+                ) from e
+            if not matches:
                 raise RuntimeError(
                     f"feature cache {self.dir} does not match this image list; delete the folder"
                 )
-            self.chunk_size = meta["chunk_size"]
         else:
             self.chunk_size = CHUNK_SIZE
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -82,41 +107,60 @@ class FeatureCache:
 
         atomic_write(self.chunk_path(c), write)
 
+    def _read_chunk(self, c: int):
+        n = len(self.chunk_range(c))
+        with np.load(self.chunk_path(c)) as z:
+            feats, readable, errors = z["features"], z["readable"], z["errors"]
+        if feats.ndim != 2 or len(feats) != n or readable.shape != (n,) or errors.shape != (n,):
+            raise ValueError(f"holds {len(feats)} rows, expected {n}")
+        return feats, readable, errors
+
     def load(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-        """All features (N, D), the readable mask (N,) and the unreadable images' errors by position."""
+        """All features (N, D), the readable mask (N,) and the unreadable images' errors by position.
+
+        Raises CorruptChunks naming every chunk that cannot be read back."""
         missing = self.missing_chunks()
         if missing:
             raise RuntimeError(f"feature cache {self.dir} is missing chunks {missing}")
-        feats, readable, errors = [], [], {}
+        feats, readable, errors, bad, why = [], [], {}, [], []
         for c in range(self.n_chunks):
-            with np.load(self.chunk_path(c)) as z:
-                feats.append(z["features"])
-                readable.append(z["readable"])
-                for p, e in zip(self.chunk_range(c), z["errors"], strict=True):
-                    if e:
-                        errors[p] = str(e)
+            try:
+                f, r, e = self._read_chunk(c)
+            except Exception as err:  # truncated zip, bad header, wrong shapes: all mean "rebuild it"
+                bad.append(self.chunk_path(c))
+                why.append(f"{type(err).__name__}: {err}")
+                continue
+            feats.append(f)
+            readable.append(r)
+            errors.update({p: str(x) for p, x in zip(self.chunk_range(c), e, strict=True) if x})
+        if bad:
+            raise CorruptChunks(bad, why)
         dim = max(f.shape[1] for f in feats)  # a chunk of only unreadable images is stored as (n, 0)
         feats = [f if f.shape[1] == dim else np.zeros((len(f), dim), np.float32) for f in feats]
         return np.concatenate(feats), np.concatenate(readable), errors
 
 
-class ArrayCache:
-    """Small named arrays (zero-shot text weights) stored beside the features of one model."""
-
-    def __init__(self, cache_dir: str | Path, identity: dict):
-        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-        self.dir = Path(cache_dir) / "text" / f"{_slug(identity['name'])}-{key}"
-
-    def get_or_compute(self, name: str, compute) -> np.ndarray:
-        path = self.dir / f"{name}.npy"
-        if path.exists():
+def cached_array(path: Path, compute) -> np.ndarray:
+    """np.load(path), or compute() and save it atomically; an unreadable file is named, then recomputed."""
+    if path.exists():
+        try:
             return np.load(path)
-        value = compute()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        except Exception as e:
+            log.warning(
+                "cached array %s cannot be read (%s: %s); computing it again", path, type(e).__name__, e
+            )
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
 
-        def write(p: Path):
-            with open(p, "wb") as f:
-                np.save(f, value)
+    def write(p: Path):
+        with open(p, "wb") as f:
+            np.save(f, value)
 
-        atomic_write(path, write)
-        return value
+    atomic_write(path, write)
+    return value
+
+
+def text_classifier_path(cache_dir, identity: dict, templates, classnames) -> Path:
+    """Where a zero-shot classifier is cached: keyed by model identity, templates and class names."""
+    key = digest({"model": identity, "templates": list(templates), "classnames": list(classnames)})
+    return Path(cache_dir) / "text" / f"{_slug(identity['name'])}-{key}.npy"

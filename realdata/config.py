@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,9 +11,12 @@ from omegaconf import MISSING, OmegaConf
 
 LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
+CLASSNAME_LISTS = ("synset", "openai")  # see realdata/classnames.py and docs/realdata.md section 4
 MODEL_KINDS = ("clip", "imagenet")
 DEVICES = ("auto", "cpu", "cuda")
 PACKAGE_DIR = Path(__file__).parent
+# zoo metadata from the paper's tables: recorded only when the run is that zoo entry (see evaluate.zoo_fields)
+ZOO_FIELDS = ("backbone", "pretrain_data", "high_quality_data", "paper_common", "paper_counter", "paper_drop")
 
 
 @dataclass
@@ -30,7 +34,7 @@ class ModelConfig:
     config_file: str | None = None  # open_clip model config JSON registered with open_clip.add_model_config
     kind: str = "clip"
     force_quick_gelu: bool | None = None  # None: match the tag's QuickGELU setting
-    # metadata from the paper's tables (figures read these from results.json)
+    # metadata from the paper's tables (zoo entries only; figures read these from results.json)
     backbone: str = ""
     pretrain_data: str = ""
     high_quality_data: bool = False
@@ -41,9 +45,12 @@ class ModelConfig:
 
 @dataclass
 class OneVs20Config:
-    """The 1v20 label space: per class, its k most confusable labels under a reference CLIP."""
+    """The 1v20 label space: per class, its most confusable labels under a reference CLIP."""
 
     k: int = 20
+    # true: the k candidates are the true class and its k-1 most confusable labels (the paper's "top 20");
+    # false: the true class plus k confusable labels (k+1 candidates). docs/realdata.md section 4.
+    true_class_in_k: bool = True
     reference: ModelConfig = field(
         default_factory=lambda: ModelConfig(name="ViT-B-32-quickgelu", pretrained="laion400m_e31")
     )
@@ -56,6 +63,7 @@ class RealdataConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     label_space: str = "1v1000"
     prompts: str = "single"
+    classnames: str = "synset"
     one_vs_20: OneVs20Config = field(default_factory=OneVs20Config)
     batch_size: int = 64
     num_workers: int = 4
@@ -64,6 +72,28 @@ class RealdataConfig:
     cache_dir: str = "results/realdata/cache"
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
+    verbose: bool = False  # true: show open_clip's INFO log lines (hidden otherwise)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "none"
+
+
+def run_name(name: str, pretrained: str | None) -> str:
+    """Folder name of the model actually run: model name plus tag, weights-file stem, or 'random'.
+
+    'local-dir:/x/DFN2B-CLIP-ViT-B-16' -> 'local-dir_DFN2B-CLIP-ViT-B-16'."""
+    name = str(name)
+    if name.startswith("local-dir:"):
+        name = "local-dir_" + Path(name[len("local-dir:") :].rstrip("/")).name
+    pretrained = str(pretrained or "")
+    if not pretrained:
+        weights = "random"
+    elif "/" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}:
+        weights = Path(pretrained).stem  # a weights file: its stem (the cache key holds its hash)
+    else:
+        weights = pretrained
+    return f"{_slug(name)}_{_slug(weights)}"
 
 
 def register() -> None:
@@ -71,6 +101,9 @@ def register() -> None:
     if not OmegaConf.has_resolver("realdata_dir"):
         # lets bundled configs (the tiny test model) point at files shipped inside the package
         OmegaConf.register_new_resolver("realdata_dir", lambda: str(PACKAGE_DIR))
+    if not OmegaConf.has_resolver("realdata_run_name"):
+        # output folders name the model run (conf/realdata/realdata.yaml, hydra.run.dir)
+        OmegaConf.register_new_resolver("realdata_run_name", run_name)
 
 
 def _choice(value, allowed, key):
@@ -82,6 +115,7 @@ def validate(cfg) -> None:
     """Checks the structured schema cannot express: enumerations and ranges."""
     _choice(cfg.label_space, LABEL_SPACES, "label_space")
     _choice(cfg.prompts, PROMPT_SETS, "prompts")
+    _choice(cfg.classnames, CLASSNAME_LISTS, "classnames")
     _choice(cfg.device, DEVICES, "device")
     _choice(cfg.precision, ("auto", "fp32"), "precision")
     _choice(cfg.model.kind, MODEL_KINDS, "model.kind")

@@ -17,7 +17,8 @@ from pathlib import Path
 GROUPS = ("common", "counter")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 CLASS_DIR_RE = re.compile(r"^(\d+) (.+)$")
-GROUP_DIR_RE = re.compile(r"^(common|counter)-(.+)$")
+GROUP_DIR_RE = re.compile(r"^(common|counter)-(.+)$", re.IGNORECASE)  # 'Counter-snow' is a counter group
+N_IMAGENET = 1000
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
 EXPECTED_LAYOUT = (
@@ -53,9 +54,10 @@ class CounterAnimal:
 
     root: Path  # the folder holding the class folders
     records: list[ImageRecord]
-    skipped: list[Skipped]  # files that are not images, found at listing time
-    # folders that are neither classes (beside the class folders) nor groups (inside them)
-    ignored: list[str] = field(default_factory=list)
+    skipped: list[Skipped]  # files that are not images, or outside a group, found at listing time
+    # folders that are not read, with why: not a class (beside the class folders), not a group (inside one),
+    # a class index outside 0..999, a group that resolves outside its class folder
+    ignored: list[Skipped] = field(default_factory=list)
 
     def fingerprint(self) -> str:
         """Hash of the sorted image list (path, group, label, size): keys the feature cache."""
@@ -102,36 +104,86 @@ def resolve_root(root: str | Path) -> Path:
     raise DatasetLayoutError(f"no class folders found in {str(root)!r}; expected {EXPECTED_LAYOUT}")
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def scan(root: str | Path) -> CounterAnimal:
-    """List every image of every class and group, sorted; non-image files are recorded as skipped."""
+    """List every image of every class and group, sorted; what is not read is listed with the reason.
+
+    Errors: a missing root, no class folders, two class folders with the same index, no image at all, or a
+    group (common/counter) with no image in any class."""
     base = resolve_root(root)
     records: list[ImageRecord] = []
     skipped: list[Skipped] = []
-    ignored: list[str] = []
     # folders beside the class folders that are not classes (e.g. __MACOSX/ from unzipping): listed, not read
-    ignored += [p.name for p in sorted(base.iterdir()) if p.is_dir() and not CLASS_DIR_RE.match(p.name)]
+    ignored = [
+        Skipped(p.name, "not a class folder ('<imagenet index> <class name>')")
+        for p in sorted(base.iterdir())
+        if p.is_dir() and not CLASS_DIR_RE.match(p.name)
+    ]
+    by_index: dict[int, list[str]] = {}
+    for class_dir in _class_dirs(base):
+        by_index.setdefault(int(CLASS_DIR_RE.match(class_dir.name).group(1)), []).append(class_dir.name)
+    duplicates = {i: names for i, names in by_index.items() if len(names) > 1}
+    if duplicates:
+        listed = "; ".join(f"{i}: {', '.join(map(repr, names))}" for i, names in sorted(duplicates.items()))
+        raise DatasetLayoutError(
+            f"several class folders under {str(base)!r} share an ImageNet index ({listed}); merge or remove "
+            "them so that each index names one class"
+        )
     for class_dir in _class_dirs(base):
         index, class_name = CLASS_DIR_RE.match(class_dir.name).groups()
+        if not 0 <= int(index) < N_IMAGENET:
+            ignored.append(
+                Skipped(class_dir.name, f"ImageNet index {int(index)} is outside 0..{N_IMAGENET - 1}")
+            )
+            continue
         for entry in sorted(class_dir.iterdir()):
             if entry.is_file():  # outside common-/counter-: no group, so it cannot be evaluated
                 skipped.append(Skipped(entry.relative_to(base).as_posix(), "not inside a group folder"))
         for group_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
+            rel_dir = group_dir.relative_to(base).as_posix()
             m = GROUP_DIR_RE.match(group_dir.name)
             if m is None:
-                ignored.append(group_dir.relative_to(base).as_posix())
+                ignored.append(
+                    Skipped(rel_dir, "not a group folder (common-<background> or counter-<background>)")
+                )
                 continue
-            group, background = m.groups()
+            if not _inside(group_dir, class_dir):
+                ignored.append(
+                    Skipped(rel_dir, f"resolves outside its class folder (to {str(group_dir.resolve())!r})")
+                )
+                continue
+            group, background = m.group(1).lower(), m.group(2)
             for f in sorted(group_dir.rglob("*")):
                 if not f.is_file():
                     continue
                 rel = f.relative_to(base).as_posix()
                 if f.suffix.lower() not in IMAGE_EXTENSIONS:
                     skipped.append(Skipped(rel, f"not an image file (extension {f.suffix!r})"))
-                    continue
-                records.append(ImageRecord(rel, group, int(index), class_name, background, f.stat().st_size))
+                elif not _inside(f, class_dir):
+                    skipped.append(
+                        Skipped(rel, f"resolves outside its class folder (to {str(f.resolve())!r})")
+                    )
+                else:
+                    records.append(
+                        ImageRecord(rel, group, int(index), class_name, background, f.stat().st_size)
+                    )
     if not records:
         raise DatasetLayoutError(f"no images found under {str(base)!r}; expected {EXPECTED_LAYOUT}")
+    require_both_groups([r.group for r in records], f"image files listed under {str(base)!r}")
     return CounterAnimal(base, records, skipped, ignored)
+
+
+def require_both_groups(groups, what: str) -> None:
+    """A run needs images in both groups: the drop compares them."""
+    for g in GROUPS:
+        if g not in set(groups):
+            raise DatasetLayoutError(
+                f"no {g} images among the {what}: every {g}-<background> folder is empty, missing or "
+                f"unreadable, so there is no {g} accuracy to compare"
+            )
 
 
 @dataclass(frozen=True)

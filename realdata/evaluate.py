@@ -1,21 +1,26 @@
-"""One evaluation: a model on CounterAnimal in one label space and prompt set.
+"""One evaluation: a model on CounterAnimal in one label space, prompt set and class-name list.
 
-Writes results.json, predictions.csv and per_class.csv into the output directory."""
+``evaluate(cfg, out_dir)`` runs under the shared run contract (theory.record.recorded_run): results.json is
+written atomically at the start (status interrupted), at the end (ok) or on an exception (failed /
+interrupted), beside predictions.csv and per_class.csv. Earlier outputs in out_dir are moved to
+``out_dir/earlier-<time>/`` first, so a failed re-run never destroys a good result.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
-import platform
-import re
-import time
+import datetime
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from realdata.config import validate
-from realdata.dataset import CounterAnimal, reference_classes, scan
+from realdata.cache import cached_array, text_classifier_path
+from realdata.classnames import SOURCES, imagenet_classnames
+from realdata.config import ZOO_FIELDS, run_name, validate
+from realdata.dataset import CounterAnimal, reference_classes, require_both_groups, scan
 from realdata.features import extract_features
 from realdata.labels import (
     candidate_mask,
@@ -25,9 +30,13 @@ from realdata.labels import (
     restricted_topk,
     save_confusable,
 )
-from realdata.metrics import group_metrics, per_class_table
-from realdata.models import Encoder, imagenet_classnames, load_encoder, resolve_device
+from realdata.metrics import group_metrics, missing_groups, per_class_table
+from realdata.models import ModelSpec, describe, device_name, resolve_device, scores, templates
+from theory.record import RESULTS_FILE, provenance, recorded_run
 
+log = logging.getLogger("realdata")
+PACKAGES = ("numpy", "torch", "torchvision", "open_clip_torch", "timm", "pillow", "hydra-core")
+OUTPUT_FILES = (RESULTS_FILE, "predictions.csv", "per_class.csv")
 PER_CLASS_COLUMNS = (
     "imagenet_index",
     "class_name",
@@ -52,101 +61,69 @@ PREDICTION_COLUMNS = (
 )
 
 
-def zero_shot_weights(encoder: Encoder, prompts: str, cache_dir) -> np.ndarray | None:
-    """Text classifier of a CLIP, cached beside its features (None for ImageNet classifiers)."""
-    if encoder.kind != "clip":
-        return None
-    from realdata.cache import ArrayCache
-
-    return ArrayCache(cache_dir, encoder.identity).get_or_compute(
-        f"zeroshot-{prompts}", lambda: encoder.text_weights(prompts)
-    )
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(text).name if "/" in text else text) or "none"
+def text_weights(spec: ModelSpec, prompts: str, classnames: str, cache_dir) -> tuple[np.ndarray | None, str]:
+    """A CLIP's zero-shot classifier, cached by (model identity, templates, class names); builds the model
+    only when it is not cached. (None, "") for ImageNet classifiers."""
+    if spec.kind != "clip":
+        return None, ""
+    path = text_classifier_path(cache_dir, spec.identity, templates(prompts), imagenet_classnames(classnames))
+    return cached_array(path, lambda: spec.encoder().text_weights(prompts, classnames)), str(path)
 
 
 def one_vs_20_path(cfg, data: CounterAnimal) -> Path:
     if cfg.one_vs_20.file:
         return Path(cfg.one_vs_20.file)
     ref = cfg.one_vs_20.reference
-    name = (
-        f"{_slug(ref.name)}-{_slug(ref.pretrained or 'random')}-k{cfg.one_vs_20.k}-{data.fingerprint()[:12]}"
-    )
+    how = "in" if cfg.one_vs_20.true_class_in_k else "plus"
+    name = f"{run_name(ref.name, ref.pretrained)}-{cfg.classnames}-k{cfg.one_vs_20.k}{how}"
+    name += f"-{data.fingerprint()[:12]}"
     return Path(cfg.cache_dir) / "one_vs_20" / f"{name}.json"
 
 
-def one_vs_20_sets(cfg, data: CounterAnimal, device) -> dict[int, list[int]]:
-    """Load the saved 1v20 candidate sets, or compute them once with the reference CLIP and save them."""
+def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int]], Path]:
+    """Load the saved 1v20 candidate sets, or compute them once with the reference CLIP and save them.
+
+    Runs before the evaluated model's extraction, so a missing reference fails before any work."""
     path = one_vs_20_path(cfg, data)
+    o = cfg.one_vs_20
     if path.exists():
         sets, meta = load_confusable(path)
-        if meta.get("k") != cfg.one_vs_20.k:
-            raise ValueError(
-                f"{path} holds k={meta.get('k')} confusable labels, one_vs_20.k={cfg.one_vs_20.k}"
-            )
-        return sets
-    ref_cfg = cfg.one_vs_20.reference
-    if ref_cfg.kind != "clip":
-        raise ValueError(f"one_vs_20.reference.kind={ref_cfg.kind!r}: the paper ranks labels with a CLIP")
-    ref = load_encoder(ref_cfg, device, cfg.seed, cfg.precision)
+        for key, want in (("k", o.k), ("true_class_in_k", o.true_class_in_k)):
+            if meta.get(key) != want:
+                raise ValueError(f"{path} holds sets with {key}={meta.get(key)!r}, one_vs_20.{key}={want!r}")
+        return sets, path
+    ref_cfg = o.reference
+    try:
+        if ref_cfg.kind != "clip":
+            raise ValueError(f"one_vs_20.reference.kind={ref_cfg.kind!r}: the paper ranks labels with a CLIP")
+        ref = describe(ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, key="one_vs_20.reference")
+        ref.encoder()  # weights that are not here fail now, before any image is read
+    except Exception as e:
+        raise RuntimeError(
+            f"label_space=1v20 needs candidate sets: one_vs_20.file={str(path)!r} does not exist, and the "
+            f"reference CLIP that ranks them, one_vs_20.reference (name={ref_cfg.name!r}, "
+            f"pretrained={ref_cfg.pretrained!r}), cannot be loaded ({type(e).__name__}: {e}). Point "
+            "one_vs_20.file at saved sets or one_vs_20.reference at weights available on this machine."
+        ) from e
     feats, readable, _, _ = extract_features(
         ref, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
     )
     labels = np.array([r.label for r in data.records])[readable]
-    scores = ref.scores(feats[readable], "single", zero_shot_weights(ref, "single", cfg.cache_dir))
+    weights, _ = text_weights(ref, "single", cfg.classnames, cfg.cache_dir)
     classes = sorted(set(labels.tolist()))
-    sets = confusable_labels(class_mean_similarity(scores, labels, classes), classes, cfg.one_vs_20.k)
+    sim = class_mean_similarity(scores("clip", feats[readable], weights), labels, classes)
+    sets = confusable_labels(sim, classes, o.k, o.true_class_in_k)
     meta = {
         "reference": {"name": ref_cfg.name, "pretrained": ref_cfg.pretrained},
-        "k": cfg.one_vs_20.k,
+        "k": o.k,
+        "true_class_in_k": o.true_class_in_k,
         "prompts": "single",
+        "classnames": cfg.classnames,
         "ranking": "mean cosine similarity over the class's common and counter images",
         "image_list_fingerprint": data.fingerprint(),
     }
     save_confusable(path, sets, meta)
-    return sets
-
-
-def versions() -> dict:
-    import hydra
-    import open_clip
-    import PIL
-    import torch
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "open_clip": open_clip.__version__,
-        "pillow": PIL.__version__,
-        "hydra": hydra.__version__,
-    }
-
-
-def device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return "cpu"
-
-
-def run_header(cfg) -> dict:
-    """The keys every results.json starts with, a failed run's too: CLIP_benchmark's flat shape
-    (dataset, model, pretrained, task) plus what tells sweep runs apart."""
-    return {
-        "dataset": "counteranimal",
-        "model": cfg.model.name,
-        "pretrained": cfg.model.pretrained,
-        "task": "zeroshot_classification",
-        "model_kind": cfg.model.kind,
-        "label_space": cfg.label_space,
-        "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
-    }
+    return sets, path
 
 
 def predict(scores_NxK: np.ndarray, mask_NxK: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,73 +132,173 @@ def predict(scores_NxK: np.ndarray, mask_NxK: np.ndarray) -> tuple[np.ndarray, n
     return pred, restricted_topk(scores_NxK, mask_NxK, 5)
 
 
-def evaluate(cfg, out_dir: str | Path) -> dict:
-    """Run one evaluation and write results.json, predictions.csv and per_class.csv into out_dir."""
-    start = time.time()
-    validate(cfg)
+def zoo_fields(cfg, zoo_entry: str | None) -> dict:
+    """The zoo entry's table metadata, only when the run is that entry (else nothing)."""
+    if zoo_entry is None:
+        return {}
+    return {k: OmegaConf.select(cfg, f"model.{k}") for k in ZOO_FIELDS}
+
+
+def recorded_config(cfg, zoo_entry: str | None) -> dict:
+    """The resolved config; a run that is not a zoo entry carries no zoo metadata in it."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if zoo_entry is None:
+        for k in ZOO_FIELDS:
+            config["model"].pop(k, None)
+    return config
+
+
+def run_header(cfg, zoo_entry: str | None = None, device: str = "") -> dict:
+    """The fields every results.json starts with, a failed run's too: the shared provenance, CLIP_benchmark's
+    flat shape (dataset, model, pretrained, task) and what tells runs apart."""
+    o = cfg.one_vs_20
+    return {
+        **provenance("counteranimal", PACKAGES, device),
+        "dataset": "counteranimal",
+        "model": cfg.model.name,
+        "pretrained": cfg.model.pretrained,
+        "task": "zeroshot_classification",
+        "model_kind": cfg.model.kind,
+        "run_name": run_name(cfg.model.name, cfg.model.pretrained),
+        "label_space": cfg.label_space,
+        "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
+        "classnames": cfg.classnames,
+        "classnames_source": SOURCES.get(cfg.classnames, ""),
+        "one_vs_20": {
+            "k": o.k,
+            "true_class_in_k": o.true_class_in_k,
+            "n_candidates": o.k if o.true_class_in_k else o.k + 1,
+            "reference": run_name(o.reference.name, o.reference.pretrained),
+        },
+        "zoo_entry": zoo_entry,
+        **({"zoo": zoo_fields(cfg, zoo_entry)} if zoo_entry else {}),
+        "config": recorded_config(cfg, zoo_entry),
+    }
+
+
+def keep_earlier(out_dir: Path) -> Path | None:
+    """Move earlier outputs in out_dir into out_dir/earlier-<time>/ (nothing is overwritten)."""
+    present = [out_dir / f for f in OUTPUT_FILES if (out_dir / f).exists()]
+    if not present:
+        return None
+    stamp = datetime.datetime.fromtimestamp(present[0].stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
+    keep = out_dir / f"earlier-{stamp}"
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in present:
+        os.replace(f, keep / f.name)
+    log.info("moved the earlier outputs of %s to %s", out_dir, keep)
+    return keep
+
+
+def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
+    """Run one evaluation under the run contract; returns the results document written to out_dir.
+
+    zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed)."""
     out_dir = Path(out_dir)
+    try:
+        device = resolve_device(cfg.device)
+        where = device_name(device)
+    except Exception:  # reported as the run's failure by work() below
+        device, where = None, str(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    keep_earlier(out_dir)
+    head = run_header(cfg, zoo_entry, where)
+    return recorded_run(out_dir, head, lambda checkpoint: _work(cfg, out_dir, device, checkpoint))
+
+
+def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
+    validate(cfg)
+    device = device if device is not None else resolve_device(cfg.device)
     data = scan(cfg.data.root)
-    encoder = load_encoder(cfg.model, device, cfg.seed, cfg.precision)
+    listing = {
+        "data_root": str(data.root),
+        "ignored_folders": [{"path": s.path, "reason": s.reason} for s in data.ignored],
+    }
+    checkpoint(listing)
+    spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose)
+    sets, sets_path = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else (None, None)
     feats, readable, errors, cache = extract_features(
-        encoder, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
+        spec, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
     )
+    if not readable.any():
+        raise ValueError(
+            f"no readable image under {str(data.root)!r}: all {len(data.records)} image files tried failed "
+            f"to open (first: {data.records[0].path}: {errors.get(0, '?')})"
+        )
     records = [r for r, ok in zip(data.records, readable, strict=True) if ok]
     labels = np.array([r.label for r in records], dtype=int)
     groups = np.array([r.group for r in records])
-    scores = encoder.scores(
-        feats[readable], cfg.prompts, zero_shot_weights(encoder, cfg.prompts, cfg.cache_dir)
-    )
+    require_both_groups(groups.tolist(), f"readable images under {str(data.root)!r}")
+    weights, weights_path = text_weights(spec, cfg.prompts, cfg.classnames, cfg.cache_dir)
+    score = scores(spec.kind, feats[readable], weights)
 
-    sets = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else None
     ref45 = [c.imagenet_index for c in reference_classes()]
     mask = candidate_mask(cfg.label_space, labels, ref45, sets)
-    pred, top5 = predict(scores, mask)
+    pred, top5 = predict(score, mask)
     correct = pred == labels
     in_top5 = (top5 == labels[:, None]).any(axis=1)
 
+    names = data.classes()
+    missing = [
+        {"imagenet_index": c, "class_name": names[c], "missing": lacking}
+        for c, lacking in missing_groups(labels, groups).items()
+    ]
+    if missing:
+        log.warning(
+            "%d classes lack a group and are left out of both accuracies: %s",
+            len(missing),
+            ", ".join(
+                f"{m['imagenet_index']} {m['class_name']} (no {'/'.join(m['missing'])})" for m in missing
+            ),
+        )
     skipped = [{"path": s.path, "reason": s.reason} for s in data.skipped]
     skipped += [{"path": data.records[p].path, "reason": e} for p, e in sorted(errors.items())]
     metrics = group_metrics(labels, groups, correct, in_top5)
     metrics.update(n_skipped=len(skipped), skipped_files=skipped)
 
-    _write_predictions(out_dir / "predictions.csv", records, pred, correct, top5)
+    class_names = imagenet_classnames(cfg.classnames)
+    _write_predictions(out_dir / "predictions.csv", records, pred, correct, top5, class_names)
     _write_per_class(out_dir / "per_class.csv", data, labels, groups, correct)
-    results = {
-        **run_header(cfg),
+    m = metrics
+    log.info(
+        "%s [%s, %s, %s names]: common %.2f%%, counter %.2f%%, drop %.2f points over %d classes -> %s",
+        run_name(cfg.model.name, cfg.model.pretrained),
+        cfg.label_space,
+        cfg.prompts,
+        cfg.classnames,
+        100 * m["acc_common"],
+        100 * m["acc_counter"],
+        100 * m["drop"],
+        m["n_classes"],
+        out_dir / RESULTS_FILE,
+    )
+    return {
+        **listing,
         "metrics": metrics,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "status": "ok",
-        "wall_time_s": time.time() - start,
-        "versions": versions(),
-        "device": device_name(device),
-        "data_root": str(data.root),
+        "classes_missing_a_group": missing,
+        "weights": spec.identity["weights"],
         "feature_cache": str(cache.dir),
+        "text_classifier": weights_path,
+        "one_vs_20_file": str(sets_path) if sets_path else None,
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
-    return results
 
 
-def _write_predictions(path: Path, records, pred, correct, top5) -> None:
-    names = imagenet_classnames()
+def _write_predictions(path: Path, records, pred, correct, top5, class_names) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(PREDICTION_COLUMNS)
         for r, p, ok, t5 in zip(records, pred, correct, top5, strict=True):
-            w.writerow(
-                [
-                    r.path,
-                    r.group,
-                    r.label,
-                    int(p),
-                    int(ok),
-                    " ".join(map(str, t5)),
-                    r.class_name,
-                    r.background,
-                ]
-                + [names[int(p)]]
-            )
+            row = [
+                r.path,
+                r.group,
+                r.label,
+                int(p),
+                int(ok),
+                " ".join(map(str, t5)),
+                r.class_name,
+                r.background,
+            ]
+            w.writerow(row + [class_names[int(p)]])
 
 
 def _write_per_class(path: Path, data: CounterAnimal, labels, groups, correct) -> None:

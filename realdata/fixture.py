@@ -26,15 +26,19 @@ def make_counteranimal(
     corrupt: bool = True,
     stray: bool = True,
     seed: int = 0,
+    photos: bool = False,
 ) -> Path:
-    """Write random JPEG/PNG images in the released layout, for the first `n_classes` reference classes.
+    """Write JPEG/PNG images in the released layout, for the first `n_classes` reference classes.
 
-    Extensions alternate in case (.jpg, .JPG, .jpeg, .png); with `corrupt` one .jpg holds garbage bytes, with
-    `stray` a notes.txt sits among the images. Returns the folder holding the class folders.
+    Images are random pixels, or with `photos` crops of the two real photographs scikit-learn bundles
+    (`sklearn.datasets.load_sample_images`). Extensions alternate in case (.jpg, .JPG, .jpeg, .png); with
+    `corrupt` one .jpg holds garbage bytes, with `stray` a notes.txt sits among the images. Returns the folder
+    holding the class folders.
     """
     from PIL import Image
 
     rng = np.random.default_rng(seed)
+    sources = load_photos() if photos else None
     base = Path(root) / wrap if wrap else Path(root)
     classes = reference_classes()[:n_classes]
     exts = (".jpg", ".JPG", ".jpeg", ".png")
@@ -47,7 +51,10 @@ def make_counteranimal(
             folder = base / f"{c.imagenet_index} {c.class_name}" / f"{group}-{bg}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                pixels = rng.integers(0, 256, (size, size + 8 * i % 17, 3), dtype=np.uint8)
+                shape = (size, size + 8 * i % 17)
+                pixels = (
+                    photo_crop(sources, rng, shape) if photos else rng.integers(0, 256, (*shape, 3), np.uint8)
+                )
                 ext = exts[(i + ci) % len(exts)]
                 Image.fromarray(pixels).save(
                     folder / f"img_{i:03d}{ext}", format="PNG" if ext == ".png" else "JPEG"
@@ -63,6 +70,25 @@ def make_counteranimal(
         (first / "notes.txt").write_text("not an image")
         (base / "imagenet_names.txt").write_text("some copies ship this beside the class folders\n")
     return base
+
+
+def load_photos() -> list[np.ndarray]:
+    """The two real photographs bundled with scikit-learn (china.jpg, flower.jpg; 427 x 640 RGB)."""
+    from sklearn.datasets import load_sample_images
+
+    return list(load_sample_images().images)
+
+
+def photo_crop(photos: list[np.ndarray], rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A random crop of one photograph, resized to shape (h, w)."""
+    from PIL import Image
+
+    photo = photos[int(rng.integers(len(photos)))]
+    h = int(rng.integers(photo.shape[0] // 3, photo.shape[0] + 1))
+    w = int(rng.integers(photo.shape[1] // 3, photo.shape[1] + 1))
+    y, x = int(rng.integers(photo.shape[0] - h + 1)), int(rng.integers(photo.shape[1] - w + 1))
+    crop = Image.fromarray(photo[y : y + h, x : x + w])
+    return np.asarray(crop.resize((shape[1], shape[0]), Image.BILINEAR))
 
 
 def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:

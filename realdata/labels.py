@@ -2,8 +2,10 @@
 
 1v1000: all 1000 ImageNet classes (the paper's default).
 45way:  the paper's 45 CounterAnimal classes.
-1v20:   the image's own class plus its k=20 most confusable labels under a reference CLIP, ranked by the mean
-        cosine similarity between that class's images (common and counter together) and each label's prompt.
+1v20:   per class, k=20 candidates: the class and its 19 most confusable labels
+        (one_vs_20.true_class_in_k=true, the default), or the class plus 20 confusable labels (false),
+        ranked by the mean cosine similarity between that class's images (common and counter together) and
+        each label's prompt under a reference CLIP.
         Computed once, saved as JSON and reused for every model (CLIPs and ImageNet classifiers alike).
 """
 
@@ -19,8 +21,11 @@ from realdata.config import LABEL_SPACES
 N_IMAGENET = 1000
 
 
-def confusable_labels(mean_sim_CxK: np.ndarray, class_indices: list[int], k: int) -> dict[int, list[int]]:
-    """Per class: [class, then its k most similar other labels, most similar first].
+def confusable_labels(
+    mean_sim_CxK: np.ndarray, class_indices: list[int], k: int, true_class_in_k: bool = True
+) -> dict[int, list[int]]:
+    """Per class: [class, then its most similar other labels, most similar first]: k labels in all when
+    true_class_in_k, else the class plus k others.
 
     mean_sim_CxK[c, j]: mean cosine similarity of class_indices[c]'s images to label j.
     Ties go to the lower label index.
@@ -30,10 +35,11 @@ def confusable_labels(mean_sim_CxK: np.ndarray, class_indices: list[int], k: int
         raise ValueError(f"{mean_sim_CxK.shape[0]} rows of similarities for {len(class_indices)} classes")
     if k >= mean_sim_CxK.shape[1]:
         raise ValueError(f"k={k} must be smaller than the number of labels {mean_sim_CxK.shape[1]}")
+    n_others = k - 1 if true_class_in_k else k
     out = {}
     for row, cls in zip(mean_sim_CxK, class_indices, strict=True):
         order = np.lexsort((np.arange(row.size), -row))  # by similarity descending, then index ascending
-        others = [int(j) for j in order if j != cls][:k]
+        others = [int(j) for j in order if j != cls][:n_others]
         out[int(cls)] = [int(cls), *others]
     return out
 

@@ -1,23 +1,31 @@
 """Image encoders behind one interface: open_clip CLIPs (zero-shot over ImageNet names), torchvision models.
 
 Both give, per image, a score for each of the 1000 ImageNet classes; label spaces restrict those scores later.
+``describe`` checks a model config and computes its identity (the cache key) without building anything;
+``ModelSpec.encoder()`` builds the model the first time something really needs it, so a run whose features
+and text classifier are cached never builds one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import logging
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from realdata.classnames import imagenet_classnames
 from realdata.config import MODEL_KINDS, PROMPT_SETS
 
 PAPER_TEMPLATES = ("A photo of {}.",)  # prompts=single, the paper's protocol
+WEIGHTS_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".npz"}
 
 
 def templates(prompts: str):
@@ -29,12 +37,6 @@ def templates(prompts: str):
 
         return OPENAI_IMAGENET_TEMPLATES
     return PAPER_TEMPLATES
-
-
-def imagenet_classnames() -> tuple[str, ...]:
-    from open_clip import IMAGENET_CLASSNAMES
-
-    return IMAGENET_CLASSNAMES
 
 
 def file_fingerprint(path: str | Path, block: int = 8 << 20) -> str:
@@ -54,21 +56,46 @@ def _unknown(kind: str, name: str, known: list[str]) -> ValueError:
 
 
 def _looks_like_path(s: str) -> bool:
-    return os.sep in s or "/" in s or Path(s).suffix in {".pt", ".pth", ".bin", ".safetensors", ".npz"}
+    return os.sep in s or "/" in s or Path(s).suffix in WEIGHTS_SUFFIXES
+
+
+class _HideOpenClipInfo(logging.Filter):
+    """open_clip logs its progress with logging.info on the root logger; keep only its warnings."""
+
+    def __init__(self):
+        super().__init__()
+        import open_clip
+
+        self.prefix = str(Path(open_clip.__file__).parent)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def open_clip_logs(verbose: bool):
+    """Hide open_clip's INFO lines unless verbose (config key `verbose`)."""
+    if verbose:
+        yield
+        return
+    root, quiet = logging.getLogger(), _HideOpenClipInfo()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 @dataclass
 class Encoder:
-    """A loaded model: `transform` for PIL images, `encode` for batches, `identity` for the feature cache."""
+    """A built model: `transform` for PIL images, `encode` for batches."""
 
     kind: str  # clip | imagenet
     model: torch.nn.Module
     transform: object
     device: torch.device
-    identity: dict
     tokenizer: object = None
     autocast: bool = False
-    _text_weights: dict = field(default_factory=dict)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> np.ndarray:
@@ -81,29 +108,25 @@ class Encoder:
         return out.float().cpu().numpy()
 
     @torch.no_grad()
-    def text_weights(self, prompts: str) -> np.ndarray:
-        """Zero-shot classifier (D x 1000) from open_clip's ImageNet names and the prompt set."""
+    def text_weights(self, prompts: str, classnames: str) -> np.ndarray:
+        """Zero-shot classifier (D x 1000): open_clip.build_zero_shot_classifier over the chosen names."""
         from open_clip import build_zero_shot_classifier
 
-        if prompts not in self._text_weights:
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-                w = build_zero_shot_classifier(
-                    self.model,
-                    self.tokenizer,
-                    imagenet_classnames(),
-                    templates(prompts),
-                    num_classes_per_batch=50,
-                    device=self.device,
-                )
-            self._text_weights[prompts] = w.float().cpu().numpy()
-        return self._text_weights[prompts]
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+            w = build_zero_shot_classifier(
+                self.model,
+                self.tokenizer,
+                imagenet_classnames(classnames),
+                templates(prompts),
+                num_classes_per_batch=50,
+                device=self.device,
+            )
+        return w.float().cpu().numpy()
 
-    def scores(self, features_NxD: np.ndarray, prompts: str, text_weights_Dx1000: np.ndarray | None = None):
-        """Per-image scores over the 1000 ImageNet classes (cosine similarity for CLIP, logits otherwise)."""
-        if self.kind == "imagenet":
-            return features_NxD
-        w = self.text_weights(prompts) if text_weights_Dx1000 is None else text_weights_Dx1000
-        return features_NxD @ w
+
+def scores(kind: str, features_NxD: np.ndarray, text_weights_Dx1000: np.ndarray | None) -> np.ndarray:
+    """Per-image scores over the 1000 ImageNet classes (cosine similarity for CLIP, logits otherwise)."""
+    return features_NxD if kind == "imagenet" else features_NxD @ text_weights_Dx1000
 
 
 def _precision_id(autocast: bool) -> str:
@@ -141,6 +164,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
 # open_clip looks for weights in a local-dir: folder with these patterns and, finding none, only logs a
 # warning and builds random weights; we stop instead.
 LOCAL_DIR_WEIGHTS = ("*.safetensors", "*.bin", "*.pth")
@@ -165,8 +194,44 @@ def _local_dir(name: str, pretrained: str | None) -> Path:
     return folder
 
 
-def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
-    """Any open_clip model: (name, tag), (name, weights file), 'local-dir:FOLDER', or random weights."""
+# what torch.load / safetensors / load_state_dict raise on a file that is not a (matching) checkpoint
+LOAD_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, KeyError, RuntimeError, OSError)
+
+
+def _not_a_checkpoint(key: str, path: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"{key}={path!r} is not a checkpoint this model can load ({type(err).__name__}: {err}); expected a "
+        "state_dict saved with torch.save or a .safetensors file of the same architecture"
+    )
+
+
+@dataclass
+class ModelSpec:
+    """A checked model config: its identity (cache keys) and, built on first use, its Encoder."""
+
+    kind: str
+    mcfg: object
+    identity: dict
+    device: torch.device
+    seed: int
+    autocast: bool
+    quick_gelu: bool = False
+    verbose: bool = False
+    key: str = "model"  # the config key it came from, for error messages
+    _encoder: Encoder | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.identity["name"]
+
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            with open_clip_logs(self.verbose):
+                self._encoder = _build_clip(self) if self.kind == "clip" else _build_imagenet(self)
+        return self._encoder
+
+
+def _clip_identity(mcfg, seed: int) -> tuple[dict, bool]:
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
@@ -176,8 +241,8 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
     local_dir = name.startswith("local-dir:")
     if not local_dir and name not in open_clip.list_models():
         raise _unknown("open_clip", name, open_clip.list_models())
-
     quick_gelu = mcfg.force_quick_gelu
+    tag_cfg: dict = {}
     if local_dir:
         folder = _local_dir(name, pretrained)
         weights_id = {p.name: file_fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file()}
@@ -199,36 +264,22 @@ def load_clip(mcfg, device: torch.device, seed: int = 0, precision: str = "auto"
         if quick_gelu is None:  # OpenAI and LAION-400M weights were trained with QuickGELU
             quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         weights_id = f"tag:{pretrained}"
-
-    torch.manual_seed(seed)  # only matters for random weights
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=pretrained, force_quick_gelu=bool(quick_gelu), device=device
-    )
-    model.eval()
     model_cfg = open_clip.get_model_config(name) or {}
-    autocast = device.type == "cuda" and precision == "auto"
     identity = {
         "kind": "clip",
         "name": name,
         "weights": weights_id,
         "quick_gelu": bool(quick_gelu) or bool(model_cfg.get("quick_gelu", False)),
         "model_cfg": json.dumps(model_cfg, sort_keys=True),
-        "transform": repr(preprocess),
-        "precision": _precision_id(autocast),
+        # the image transform follows the model config and the tag's preprocess settings
+        "pretrained_cfg": json.dumps(tag_cfg, sort_keys=True, default=str),
+        "open_clip": open_clip.__version__,
     }
-    return Encoder(
-        "clip",
-        model,
-        preprocess,
-        device,
-        identity,
-        tokenizer=open_clip.get_tokenizer(name),
-        autocast=autocast,
-    )
+    return identity, bool(quick_gelu)
 
 
-def load_imagenet(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
-    """A torchvision ImageNet classifier: weights name (IMAGENET1K_V1), state_dict file, or random."""
+def _imagenet_weights(mcfg):
+    """(weights enum entry giving the transform, weights to load or None, weights id)."""
     import torchvision
 
     name, pretrained = mcfg.name, mcfg.pretrained
@@ -236,42 +287,82 @@ def load_imagenet(mcfg, device: torch.device, seed: int = 0, precision: str = "a
     if name not in known:
         raise _unknown("torchvision", name, known)
     weights_enum = torchvision.models.get_model_weights(name)
-    base_weights = next(iter(weights_enum))  # supplies the eval transform when weights come from a file
-    torch.manual_seed(seed)
+    base = next(iter(weights_enum))  # supplies the eval transform when weights come from a file
     if not pretrained:
-        model, weights, weights_id = (
-            torchvision.models.get_model(name, weights=None),
-            base_weights,
-            f"random:{seed}",
-        )
-    elif os.path.isfile(pretrained):
-        model = torchvision.models.get_model(name, weights=None)
-        model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
-        weights, weights_id = base_weights, f"file:{file_fingerprint(pretrained)}"
-    elif _looks_like_path(pretrained):
+        return base, None, "random"
+    if os.path.isfile(pretrained):
+        return base, None, f"file:{file_fingerprint(pretrained)}"
+    if _looks_like_path(pretrained):
         raise FileNotFoundError(
             f"model.pretrained {pretrained!r} looks like a weights file but does not exist"
         )
-    else:
-        try:
-            weights = weights_enum[pretrained] if pretrained != "DEFAULT" else weights_enum.DEFAULT
-        except KeyError:
-            names = [w.name for w in weights_enum]
-            raise ValueError(
-                f"model.pretrained {pretrained!r} is not a weights name of {name!r}: {names}"
-            ) from None
-        model, weights_id = torchvision.models.get_model(name, weights=weights), f"tag:{weights.name}"
-    model.eval().to(device)
-    transform = weights.transforms()
+    try:
+        weights = weights_enum[pretrained] if pretrained != "DEFAULT" else weights_enum.DEFAULT
+    except KeyError:
+        names = [w.name for w in weights_enum]
+        raise ValueError(
+            f"model.pretrained {pretrained!r} is not a weights name of {name!r}: {names}"
+        ) from None
+    return weights, weights, f"tag:{weights.name}"
+
+
+def describe(
+    mcfg,
+    device: torch.device,
+    seed: int = 0,
+    precision: str = "auto",
+    verbose: bool = False,
+    key: str = "model",
+) -> ModelSpec:
+    """Check a model config (names, tags, files) and compute its identity; builds nothing."""
     autocast = device.type == "cuda" and precision == "auto"
-    identity = {"kind": "imagenet", "name": name, "weights": weights_id, "transform": repr(transform)}
+    if mcfg.kind == "clip":
+        identity, quick_gelu = _clip_identity(mcfg, seed)
+    elif mcfg.kind == "imagenet":
+        transform_weights, _, weights_id = _imagenet_weights(mcfg)
+        identity = {"kind": "imagenet", "name": mcfg.name, "weights": weights_id}
+        identity["transform"] = repr(transform_weights.transforms())
+        identity["seed"] = seed if weights_id == "random" else None
+        quick_gelu = False
+    else:
+        raise ValueError(f"{key}.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
     identity["precision"] = _precision_id(autocast)
-    return Encoder("imagenet", model, transform, device, identity, autocast=autocast)
+    return ModelSpec(mcfg.kind, mcfg, identity, device, seed, autocast, quick_gelu, verbose, key)
+
+
+def _build_clip(spec: ModelSpec) -> Encoder:
+    import open_clip
+
+    name, pretrained = spec.mcfg.name, spec.mcfg.pretrained or None
+    torch.manual_seed(spec.seed)  # only matters for random weights
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, force_quick_gelu=spec.quick_gelu, device=spec.device
+        )
+    except LOAD_ERRORS as e:
+        if pretrained and os.path.isfile(pretrained):
+            raise _not_a_checkpoint(f"{spec.key}.pretrained", pretrained, e) from e
+        raise
+    model.eval()
+    return Encoder("clip", model, preprocess, spec.device, open_clip.get_tokenizer(name), spec.autocast)
+
+
+def _build_imagenet(spec: ModelSpec) -> Encoder:
+    import torchvision
+
+    name, pretrained = spec.mcfg.name, spec.mcfg.pretrained
+    transform_weights, weights, _ = _imagenet_weights(spec.mcfg)
+    torch.manual_seed(spec.seed)
+    model = torchvision.models.get_model(name, weights=weights)
+    if pretrained and os.path.isfile(pretrained):
+        try:
+            model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
+        except LOAD_ERRORS as e:
+            raise _not_a_checkpoint(f"{spec.key}.pretrained", pretrained, e) from e
+    model.eval().to(spec.device)
+    return Encoder("imagenet", model, transform_weights.transforms(), spec.device, autocast=spec.autocast)
 
 
 def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
-    if mcfg.kind == "clip":
-        return load_clip(mcfg, device, seed, precision)
-    if mcfg.kind == "imagenet":
-        return load_imagenet(mcfg, device, seed, precision)
-    raise ValueError(f"model.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
+    """Check and build a model in one step (tests, benchmarks)."""
+    return describe(mcfg, device, seed, precision).encoder()

@@ -1,6 +1,6 @@
 """The paper's model zoo as Hydra configs (conf/realdata/model/), generated from the reference tables.
 
-    python -m realdata.zoo          # (re)write conf/realdata/model/*.yaml from table3_clip.csv and table4_imagenet.csv
+    python -m realdata.zoo    # (re)write conf/realdata/model/*.yaml from table3_clip.csv, table4_imagenet.csv
 
 CLIP entries use open_clip's `-quickgelu` model name whenever open_clip says the weights were trained with
 QuickGELU (OpenAI, LAION-400M, DFN), so activations always match the weights.

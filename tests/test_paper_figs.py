@@ -38,8 +38,9 @@ def write_result(
     label_space: str = "1v1000",
     prompts: str = "single",
     config_model: dict | None = None,
+    **extra,
 ) -> Path:
-    """A results.json as realdata writes it (fractions, class-balanced)."""
+    """A results.json as realdata writes it (fractions, class-balanced); extra: top-level fields."""
     folder.mkdir(parents=True, exist_ok=True)
     data = {
         "dataset": "counteranimal",
@@ -67,6 +68,7 @@ def write_result(
         "wall_time_s": 1.0,
         "versions": {},
         "device": "cpu",
+        **extra,
     }
     path = folder / "results.json"
     path.write_text(json.dumps(data))
@@ -175,6 +177,44 @@ def test_config_metadata_used_for_models_outside_the_paper(tmp_path):
     p = aggregate.load_result(path).point
     assert (p.backbone, p.pretrain_data, p.high_quality) == ("ViT-B/32", "CommonPool-L", True)
     assert p.data_size is None and p.params_m == CLIP_IMAGE_PARAMS_M["ViT-B-32"]
+
+
+def test_zoo_metadata_only_from_the_zoo_field_of_new_results(tmp_path):
+    """realdata writes zoo metadata (top-level "zoo") only when the run is that zoo entry; a run that is not
+    carries zoo_entry null, and stale config.model metadata must not be shown for it."""
+    stale = {"name": "ViT-B-32", "backbone": "ViT-B/32", "pretrain_data": "LAION400M"}
+    other = write_result(
+        tmp_path / "a", "ViT-B-32", "commonpool_l_s1b_b8k", 0.6, 0.4, config_model=stale, zoo_entry=None
+    )
+    p = aggregate.load_result(other).point
+    assert p.pretrain_data != "LAION400M" and p.backbone == "ViT-B-32"
+    zoo = {"backbone": "ViT-B/32*", "pretrain_data": "MyData", "high_quality_data": True}
+    entry = write_result(
+        tmp_path / "b", "ViT-B-32", "commonpool_l_s1b_b8k", 0.6, 0.4, zoo_entry="my_entry", zoo=zoo
+    )
+    p = aggregate.load_result(entry).point
+    assert (p.backbone, p.pretrain_data, p.high_quality) == ("ViT-B/32*", "MyData", True)
+
+
+def test_protocol_variants_get_their_own_rows_and_interrupted_runs_are_skipped(tmp_path):
+    one_vs_20 = {"k": 20, "true_class_in_k": True}
+    write_result(tmp_path / "a", "RN50", "openai", 0.60, 0.40, classnames="synset", one_vs_20=one_vs_20)
+    write_result(tmp_path / "b", "RN50", "openai", 0.62, 0.41, classnames="openai", one_vs_20=one_vs_20)
+    plus = {"k": 20, "true_class_in_k": False}
+    write_result(
+        tmp_path / "c", "RN50", "openai", 0.5, 0.3, label_space="1v20", classnames="synset", one_vs_20=plus
+    )
+    stopped = write_result(tmp_path / "d", "RN50", "openai", 0.1, 0.1, classnames="synset")
+    data = json.loads(stopped.read_text())
+    data.update(status="interrupted", error="KeyboardInterrupt")
+    del data["metrics"]
+    stopped.write_text(json.dumps(data))
+    measured, notes = aggregate.load_measured([tmp_path])
+    variants = sorted((m.point.label_space, m.variant) for m in measured)
+    assert variants == [("1v1000", ""), ("1v1000", "classnames=openai"), ("1v20", "1v20 true class + 20")]
+    assert any("interrupted run of RN50" in n for n in notes)
+    rows = aggregate.table_rows(measured)
+    assert sorted(r["variant"] for r in rows) == ["", "1v20 true class + 20", "classnames=openai"]
 
 
 def test_duplicate_runs_keep_the_newest(tmp_path):
