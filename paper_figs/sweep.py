@@ -84,10 +84,10 @@ def _follows(rows: Sequence[dict], key: str, owner: str) -> bool:
 
 
 def varying_keys(rows: Sequence[dict]) -> list[str]:
-    """Config keys that vary across the sweep. From the runs' ``swept_keys`` when they record it (a group
-    name such as ``objective`` stands for its component, else for its keys that vary; ``<group>._target_``
-    for ``<group>``); otherwise every config key with two or more values, less a component's fields that
-    only change with the component."""
+    """Config keys that vary across the sweep: the runs' ``swept_keys`` when they record it (a group name
+    such as ``objective`` stands for its component, else for its keys that vary; ``<group>._target_`` for
+    ``<group>``), otherwise every config key with two or more values; less a component's fields that only
+    change with the component (``objective.rho`` of one objective among others)."""
     keys = config_keys(rows)
     varies = [k for k in keys if len(_distinct(rows, k)) >= 2]
     recorded = [
@@ -98,12 +98,14 @@ def varying_keys(rows: Sequence[dict]) -> list[str]:
         )
         if name.strip() and name.strip() != "_target_"
     ]
-    if not recorded:
-        return [k for k in varies if not ("." in k and _owned(rows, k, varies))]
-    out: list[str] = []
-    for name in dict.fromkeys(recorded):
-        out += [name] if name in keys else [k for k in varies if k.startswith(name + ".")]
-    return list(dict.fromkeys(out))
+    if recorded:  # recorded over every run, failed ones included: keep what varies among these rows
+        varies = [
+            k
+            for name in dict.fromkeys(recorded)
+            for k in ([name] if name in keys else [k for k in varies if k.startswith(name + ".")])
+            if len({r.get(k) for r in rows}) >= 2
+        ]
+    return [k for k in varies if not ("." in k and _owned(rows, k, varies))]
 
 
 def _owned(rows: Sequence[dict], key: str, varies: Sequence[str]) -> bool:
