@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
-from paper_figs.common import save_figure
+from paper_figs.common import DEFAULT_OUT, save_figure
 from synthetic.mnist import table
 
 NAME = "mnist_rand_rev"
@@ -97,7 +97,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=None, help="multirun folder (default: newest sweep)")
-    parser.add_argument("--out", type=Path, default=Path("paper_figs/out"), help="output folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     args = parser.parse_args(argv)
     paths = make(args.out, args.results)
     print("wrote", *paths, sep="\n  ")

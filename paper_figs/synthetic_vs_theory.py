@@ -23,19 +23,20 @@ import numpy as np
 from scipy.special import ndtr
 
 import theory
-from paper_figs.common import save_figure
+from paper_figs.common import DEFAULT_OUT, save_figure
 from synthetic.aggregate import collect
 
 NAME = "synthetic_vs_theory"
 DEFAULT_RESULTS = Path("results/synthetic")
 EXPERIMENTS = ("theorem62", "objectives")
 GROUP_COLOURS = {"common": "tab:blue", "counter": "tab:red", "balanced": "tab:gray"}
-OBJECTIVE_STYLE = {  # objective -> (colour, marker)
-    "linear_clip": ("tab:blue", "o"),
+OBJECTIVE_STYLE = {  # objective (as _key() spells it) -> (colour, marker); any other: black crosses
+    "linearclip": ("tab:blue", "o"),
     "clip": ("tab:orange", "s"),
     "siglip": ("tab:purple", "^"),
     "supervised": ("tab:green", "D"),
 }
+MEAN_PROMPT = ("clip", "siglip")  # also drawn with the mean prompt E[z_T | y] (hollow markers)
 MODEL_KEYS = ("mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "d_image", "d_text", "caption_q")
 
 
@@ -49,6 +50,21 @@ def latest_sweep(results_dir: Path, name: str) -> Path:
             f"(or `make demo` for a CPU-size run)"
         )
     return sweeps[-1]
+
+
+def component(row: dict, group: str) -> str:
+    """Which component built a run's ``group`` (``objective``, ``encoder``): the class named by
+    ``<group>._target_`` (``synthetic.objectives.LinearClip`` -> ``LinearClip``), or ``<group>.name`` in
+    results written before components had targets (``linear_clip``)."""
+    name = row.get(f"{group}._target_") or row.get(f"{group}.name")
+    if name is None:
+        raise ValueError(f"run {row.get('run')}: no {group}._target_ (or {group}.name) in its config")
+    return str(name).rsplit(".", 1)[-1]
+
+
+def _key(name: str) -> str:
+    """One spelling for both: ``LinearClip`` and ``linear_clip`` -> ``linearclip``."""
+    return name.replace("_", "").lower()
 
 
 def _ok_rows(rows: list[dict]) -> list[dict]:
@@ -108,7 +124,7 @@ def theorem62_table(rows: list[dict]) -> list[dict]:
 
 def _panel_theorem62(ax, rows: list[dict]) -> None:
     ref = rows[0]
-    rank = int(ref["encoder.h"]) if ref["encoder.name"] == "linear" else None
+    rank = int(ref["encoder.h"]) if _key(component(ref, "encoder")) == "linear" else None
     grid = np.linspace(0.5, 1.0, 201)
     model = _model(ref, grid)
     bounds = theory.paper_bounds(model)
@@ -148,11 +164,11 @@ def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, lette
         label="least squares",
     )
     for objective, rows in by_objective.items():
-        colour, marker = OBJECTIVE_STYLE.get(objective, ("black", "x"))
+        colour, marker = OBJECTIVE_STYLE.get(_key(objective), ("black", "x"))
         p, mean, std = _series(rows, f"acc_{group}")
-        label = objective if objective == "supervised" else f"{objective}, class prompt"
+        label = objective if _key(objective) == "supervised" else f"{objective}, class prompt"
         ax.errorbar(p, mean, yerr=std, fmt=marker, ms=4, color=colour, capsize=2, alpha=0.85, label=label)
-        if objective in ("clip", "siglip"):  # the "mean" prompt E[z_T | y] (hollow markers)
+        if _key(objective) in MEAN_PROMPT:
             p, mean, std = _series(rows, f"acc_{group}_prompt_mean")
             ax.errorbar(
                 p,
@@ -178,9 +194,9 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
         if not r:
             raise FileNotFoundError(f"{sweeps[name]}: no run finished with status ok")
     check_one_data_model(rows, sweeps)
-    by_objective: dict[str, list[dict]] = {"linear_clip": rows["theorem62"]}
-    for r in rows["objectives"]:
-        by_objective.setdefault(r["objective.name"], []).append(r)
+    by_objective: dict[str, list[dict]] = {}
+    for r in rows["theorem62"] + rows["objectives"]:
+        by_objective.setdefault(component(r, "objective"), []).append(r)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--results", type=Path, default=DEFAULT_RESULTS, help="root holding <experiment>/<time>/"
     )
-    parser.add_argument("--out", type=Path, default=Path("paper_figs/out"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     for path in make(args.out, args.results):
         print(path)

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from scipy.special import ndtr
 
 import theory
-from paper_figs.common import save_figure
+from paper_figs.common import DEFAULT_OUT, save_figure
 
 NAME = "theory_curves"
 MU_SPU = (1.0, 1.5, 2.0, 3.0)  # 1.0: the printed lemma is exact there (outside the theorem's mu_spu >= 1.5)
@@ -94,7 +94,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("paper_figs/out"), help="output folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     paths = make(parser.parse_args(argv).out)
     print("wrote", *paths, sep="\n  ")
     return paths

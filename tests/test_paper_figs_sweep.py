@@ -1,10 +1,12 @@
-"""`python -m paper_figs sweep DIR`: any synthetic sweep folder drawn against its swept key.
+"""`python -m paper_figs sweep DIR`: any synthetic sweep folder drawn against its swept key; and
+paper_figs.synthetic_vs_theory on sweeps whose components are named by `_target_`.
 
 The sweep folders are written here as results.json files in the shape README's "Where results go" describes
 (resolved config, metrics.<name> with mean/std/n/per_seed, theory.<name>, status); expected numbers are
 computed from the per-seed values with numpy, not read back through paper_figs.
 """
 
+import csv
 import json
 import re
 import zlib
@@ -255,3 +257,69 @@ def test_nothing_varies_asks_for_x(tmp_path):
         sweep.figure(root)
     (ax,) = sweep.figure(root, x="data.p_spu").axes  # named explicitly, a single point is drawn
     np.testing.assert_allclose(series_on(ax)["simulation"][1], [0.45])
+
+
+# ------------------------------------------------------------------ synthetic_vs_theory on the same shape
+GROUPS = ("common", "counter", "balanced", "id")
+
+
+def gaussian_config(p_spu: float, objective: dict) -> dict:
+    data = dict(mu_inv=1.0, mu_spu=2.0, sigma_inv=1.0, sigma_spu=0.5, sigma_xi=1.0, caption_q=1.0)
+    return {
+        "data": {"_target_": "synthetic.data.GaussianData", "p_spu": p_spu, "n": 256, "d_image": 256}
+        | {"d_text": 256}
+        | data,
+        "encoder": {"_target_": "synthetic.encoders.Linear", "h": 16, "init_scale": 0.1},
+        "objective": objective,
+    }
+
+
+def test_synthetic_vs_theory_reads_components_by_target(tmp_path, monkeypatch):
+    """theorem62 + objectives sweeps whose config names components by _target_ (no objective.name): the
+    panel-(a) table holds the numbers written, and every objective, a user's own included, is drawn."""
+    from paper_figs import synthetic_vs_theory as F
+
+    objectives = {
+        "Clip": {"_target_": "synthetic.objectives.Clip", "logit_scale_init": 2.66},
+        "MyObjective": {"_target_": "my_pkg.objectives.MyObjective"},
+        "Supervised": {"_target_": "synthetic.objectives.Supervised"},
+    }
+    expected = {}
+    for job, p in enumerate(P_SPU):
+        metrics = {f"acc_{g}": per_seed("Clip", p, f"linear {g}") for g in GROUPS}  # any five seeds
+        th = {f"acc_{g}": theory_acc(p, "acc_counter") - 0.01 * i for i, g in enumerate(GROUPS)}
+        th |= {"common_accuracy_lower_bound": 0.3 + p / 10, "counter_accuracy_upper_bound": 0.9 - p / 10}
+        lin = {"_target_": "synthetic.objectives.LinearClip", "rho": 1.0}
+        write_run(tmp_path / "theorem62" / "t1" / str(job), gaussian_config(p, lin), metrics, th)
+        expected |= {(p, g): (np.mean(metrics[f"acc_{g}"]), th[f"acc_{g}"]) for g in GROUPS}
+        for k, (name, node) in enumerate(objectives.items()):
+            ms = {f"acc_{g}{s}": per_seed(name, p, g + s) for g in GROUPS for s in ("", "_prompt_mean")}
+            write_run(tmp_path / "objectives" / "t1" / f"{job}{k}", gaussian_config(p, node), ms, {})
+    drawn = {}
+
+    def keep(fig, out_dir, stem):  # instead of writing the figure, keep it to look at
+        drawn[stem] = fig
+        return []
+
+    monkeypatch.setattr(F, "save_figure", keep)
+    (csv_path,) = F.make(tmp_path / "out", tmp_path)
+    with csv_path.open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(expected)
+    for row in table:
+        sim, th = expected[(float(row["p_spu"]), row["group"])]
+        assert float(row["sim_mean"]) == pytest.approx(sim) and float(row["theory"]) == pytest.approx(th)
+        assert float(row["sim_minus_theory"]) == pytest.approx(sim - th)
+    counter_panel = drawn["synthetic_vs_theory"].axes[1]
+    labels = [c.get_label() for c in counter_panel.containers]
+    assert labels == [
+        "LinearClip, class prompt",
+        "Clip, class prompt",
+        "Clip, mean prompt",
+        "MyObjective, class prompt",
+        "Supervised",
+    ]
+    mine = counter_panel.containers[labels.index("MyObjective, class prompt")].lines[0]
+    np.testing.assert_allclose(
+        mine.get_ydata(), [np.mean(per_seed("MyObjective", p, "counter")) for p in P_SPU]
+    )
