@@ -30,6 +30,9 @@ REQUIRED_KEYS = (
     "num_workers",
     "device",
     "cache_dir",
+    "classnames",
+    "one_vs_20.true_class_in_k",
+    "verbose",
 )
 CONF = REPO / "conf" / "realdata"
 register()
@@ -88,53 +91,87 @@ def test_every_model_config_composes_and_validates():
             validate(compose("realdata", overrides=["label_space=1v5", "data.root=/x"]))
 
 
+def _realdata(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "realdata", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_python_m_realdata_help_lists_only_realdata_groups():
+    proc = _realdata(["--help"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
+    assert listed == {"model"}, listed
+    config = proc.stdout.split("== Config ==")[1]
+    for key in ("classnames: synset", "true_class_in_k: true", "label_space: 1v1000", "verbose: false"):
+        assert key in config
+    for foreign in ("objective", "encoder", "p_spu", "mnist", "seeds:"):
+        assert foreign not in proc.stdout
+
+
 def test_python_m_realdata_multirun_end_to_end(tmp_path):
-    """A Hydra multirun of `python -m realdata` over two label spaces: both runs write their outputs where
-    paper_figs looks, the second reads the first one's feature cache, and paper_figs reads both."""
+    """A Hydra multirun of `python -m realdata` over a label space and a non-model key (batch_size): every job
+    writes its own folder named after the model run, the jobs share the feature cache, and paper_figs reads
+    them."""
     from paper_figs.aggregate import load_measured
 
     assert fixture_main([str(tmp_path / "try"), "--classes", "2"]) == 0  # 3 common, 2 counter per class
     root, ckpt = tmp_path / "try" / "data", tmp_path / "try" / "tiny-clip.pt"
     out = tmp_path / "sweep"
-    cmd = [
-        sys.executable,
-        "-m",
-        "realdata",
-        "-m",
-        f"data.root={root}",
-        "model=tiny",
-        f"model.pretrained={ckpt}",
-        "label_space=1v1000,45way",
-        "num_workers=1",
-        "batch_size=4",
-        "device=cpu",
-        f"cache_dir={tmp_path / 'cache'}",
-        f"hydra.sweep.dir={out}",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    proc = _realdata(
+        [
+            "-m",
+            f"data.root={root}",
+            "model=tiny",
+            f"model.pretrained={ckpt}",
+            "label_space=1v1000,45way",
+            "batch_size=2,4",
+            "num_workers=1",
+            "device=cpu",
+            f"cache_dir={tmp_path / 'cache'}",
+            f"hydra.sweep.dir={out}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = {ls: out / f"{ls}_single" / "tiny" for ls in ("1v1000", "45way")}
-    results = {ls: json.loads((d / "results.json").read_text()) for ls, d in runs.items()}
-    assert results["1v1000"]["feature_cache"] == results["45way"]["feature_cache"]
-    results = results["1v1000"]
+    jobs = sorted(p.parent for p in out.glob("*/results.json"))
+    assert [j.name for j in jobs] == [
+        "0_1v1000_single_tiny-clip_tiny-clip",
+        "1_1v1000_single_tiny-clip_tiny-clip",
+        "2_45way_single_tiny-clip_tiny-clip",
+        "3_45way_single_tiny-clip_tiny-clip",
+    ]
+    docs = [json.loads((j / "results.json").read_text()) for j in jobs]
+    assert [(d["label_space"], d["config"]["batch_size"]) for d in docs] == [
+        ("1v1000", 2),
+        ("1v1000", 4),
+        ("45way", 2),
+        ("45way", 4),
+    ]
+    assert len({d["feature_cache"] for d in docs}) == 1  # later jobs read the first job's features
+    results = docs[0]
     for key in ("dataset", "model", "pretrained", "task", "model_kind", "label_space", "prompts", "metrics"):
         assert key in results
-    for key in ("config", "status", "wall_time_s", "versions", "device"):
+    for key in ("config", "status", "wall_time_s", "versions", "device", "git_commit", "command", "kind"):
         assert key in results
     assert (results["dataset"], results["task"], results["status"]) == (
         "counteranimal",
         "zeroshot_classification",
         "ok",
     )
+    # model.pretrained was overridden: the run is not the `tiny` zoo entry, so it carries none of its metadata
+    assert (
+        results["zoo_entry"] is None and "zoo" not in results and "backbone" not in results["config"]["model"]
+    )
     m = results["metrics"]
     assert (m["n_common"], m["n_counter"], m["n_skipped"]) == (6, 4, 2)
     assert 0.0 <= m["acc_common"] <= 1.0 and m["drop"] == pytest.approx(m["acc_common"] - m["acc_counter"])
+    assert docs[1]["metrics"]["acc_common"] == m["acc_common"]  # batch size does not change the numbers
     assert results["config"]["model"]["name"] == "tiny-clip"
-    with open(runs["1v1000"] / "predictions.csv", newline="") as f:
+    with open(jobs[0] / "predictions.csv", newline="") as f:
         preds = list(csv.DictReader(f))
     assert len(preds) == 10 and {"path", "group", "label", "pred"} <= set(preds[0])
-    with open(runs["1v1000"] / "per_class.csv", newline="") as f:
+    with open(jobs[0] / "per_class.csv", newline="") as f:
         header = next(csv.reader(f))
     assert header == [
         "imagenet_index",
@@ -153,20 +190,40 @@ def test_python_m_realdata_multirun_end_to_end(tmp_path):
     assert by_space["1v1000"].common == pytest.approx(100 * m["acc_common"])
 
 
-def test_python_m_realdata_missing_root_fails_and_records_it(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "realdata",
-        f"data.root={tmp_path / 'absent'}",
-        "model=tiny",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_override_without_a_zoo_entry_then_a_failed_rerun(tmp_path):
+    """model.name/model.pretrained overridden on top of the default zoo entry: the folder and results.json
+    name the model run and carry none of the default entry's metadata; a failed re-run into the same folder
+    keeps the good result."""
+    from realdata.fixture import TINY_CONFIG
+
+    assert fixture_main([str(tmp_path / "try"), "--classes", "2"]) == 0
+    root, ckpt = tmp_path / "try" / "data", tmp_path / "try" / "tiny-clip.pt"
+    common = ["model.name=tiny-clip", f"model.config_file={TINY_CONFIG}", f"model.pretrained={ckpt}"]
+    common += ["device=cpu", "num_workers=0", "progress=false", f"cache_dir={tmp_path / 'cache'}"]
+    proc = _realdata([f"data.root={root}", *common], cwd=tmp_path)  # default output folders, under tmp_path
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Loaded built-in" not in proc.stderr + proc.stdout  # open_clip's INFO lines are hidden
+    (path,) = (tmp_path / "results" / "realdata").glob("1v1000_single/*/*/results.json")
+    assert path.parent.parent.name == "tiny-clip_tiny-clip"
+    good = json.loads(path.read_text())
+    assert (good["status"], good["model"], good["run_name"], good["zoo_entry"]) == (
+        "ok",
+        "tiny-clip",
+        "tiny-clip_tiny-clip",
+        None,
+    )
+    text = path.read_text()
+    assert "LAION400M" not in text and "67.13" not in text and "ViT-B/32" not in text
+
+    proc = _realdata(
+        [f"data.root={tmp_path / 'absent'}", *common, f"hydra.run.dir={path.parent}"], cwd=tmp_path
+    )
     assert proc.returncode != 0
     assert "absent" in proc.stderr and "expected" in proc.stderr
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["status"] == "failed" and "absent" in results["error"]
+    failed = json.loads(path.read_text())
+    assert failed["status"] == "failed" and "absent" in failed["error"]
+    (kept,) = path.parent.glob("earlier-*/results.json")
+    assert json.loads(kept.read_text())["metrics"] == good["metrics"]
 
 
 @pytest.mark.data
