@@ -2,6 +2,7 @@
 
 import gzip
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -397,3 +398,67 @@ def test_sklearn_digits_load_classes_shapes_and_split():
         digits.sklearn_digits(10, 10, seed=0, split="val")
     with pytest.raises(ValueError, match="k=11"):
         digits.sklearn_digits(10, 11, seed=0)
+
+
+# ---------------------------------------------------------------- table: constructions and the bound report
+
+
+def _fake_result(folder, k, p_inv, objective, construction=None, source="offline"):
+    mnist = {"k": k, "n": None, "p_inv": p_inv, "p_spu": 0.9, "p_rev": 0.1, "coupled": 2}
+    mnist |= {"objective": objective, "source": source}
+    if construction is not None:  # results written before the key existed have none
+        mnist["construction"] = construction
+    metric = {"mean": 0.5, "std": 0.01, "per_seed": [0.49, 0.51]}
+    res = {
+        "config": {"task": "multicolored_mnist", "mnist": mnist},
+        "metrics": {m: metric for m in ("acc_id", "acc_rand", "acc_rev")},
+        "extra": {"n_train": 123},
+    }
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(res))
+
+
+def test_table_rows_per_construction_and_source(tmp_path):
+    from synthetic.mnist import table
+
+    _fake_result(tmp_path / "a", 10, 0.75, "contrastive")  # old result: the paper's construction
+    _fake_result(tmp_path / "b", 10, 0.75, "contrastive", "all_coupled")
+    _fake_result(tmp_path / "c", 10, 0.75, "contrastive", "all_coupled", "sklearn")
+    rows = table.collect(tmp_path)
+    assert [(r["construction"], r["source"]) for r in rows] == [
+        ("paper", "offline"),
+        ("all_coupled", "offline"),
+        ("all_coupled", "sklearn"),
+    ]
+    paper, variant = rows[0], rows[1]
+    assert paper["paper_rev_mean"] == 5.53 and variant["paper_rev_mean"] is None
+    assert paper["bayes_rev"] == pytest.approx(100 * data.bayes_accuracy(10, 0.75, 0.9, 0.1))
+    # all_coupled: the Bayes rule follows the colour; Rev paints class y in class y+1's colour
+    assert variant["bayes_rev"] == pytest.approx(100 * 0.1 / 9)
+    assert variant["bayes_rev"] == pytest.approx(100 * data.bayes_accuracy(10, 0.75, 0.9, 0.9, 10, 1))
+    table.write(rows, tmp_path / "out")
+    md = (tmp_path / "out" / "mnist_table.md").read_text().splitlines()
+    assert md[0].endswith("| construction | source |") and md[4].endswith("| all_coupled | sklearn |")
+
+
+def test_bound_report_and_max_train_accuracy(capsys):
+    from synthetic.mnist import table
+
+    laws = data.laws(10, 0.75, 0.9, 0.1)
+    top = data.bayes_reference(10, 0.75, 0.9, 0.1)["acc_id"]
+    for x in (0.3, 0.5, 0.6):
+        a = table.max_train_accuracy(laws["id"], laws["rev"], x)
+        # the bound at a is x (up to the bisection tolerance), and a little more ID forces Rev above x
+        assert a < top - 1e-3
+        assert data.worst_accuracy(laws["id"], laws["rev"], a)[0] <= x + 1e-9
+        assert data.worst_accuracy(laws["id"], laws["rev"], a + 1e-4)[0] > x
+    assert np.isnan(table.max_train_accuracy(laws["id"], laws["rev"], -0.1))
+    # k = 3: the Bayes rule itself has Rev 33.6 (colour beats shape for classes 0, 1): Rev <= .5 allows any ID
+    laws3 = data.laws(3, 0.75, 0.9, 0.1)
+    assert table.max_train_accuracy(laws3["id"], laws3["rev"], 0.5) == pytest.approx(laws3["id"].max(0).sum())
+    assert table.main(["--bound", "3", "0.75", "0.9", "--construction", "all_coupled"]) == 0
+    out = capsys.readouterr().out
+    ref = data.bayes_reference(3, 0.75, 0.9, 0.1, 2, "all_coupled")
+    assert f"Rev {100 * ref['acc_rev']:.2f}" in out and "construction = all_coupled" in out
+    with pytest.raises(SystemExit):
+        table.main(["--bound", "11", "0.75", "0.9"])

@@ -1,12 +1,17 @@
 """Table of a MultiColoredMNIST multirun: Rand and Rev accuracy (mean +- std over seeds) beside the paper.
 
     python -m synthetic.mnist.table DIR [--out OUT_DIR]
+    python -m synthetic.mnist.table --bound K P_INV P_SPU [--construction paper|all_coupled] [--p-rev 0.1]
 
 DIR is searched recursively for the ``results.json`` files of ``python -m synthetic -m
 experiment=multicolored_mnist``; one row per (construction, source, k, p_inv, p_spu, objective). Writes
 ``mnist_table.csv`` and ``mnist_table.md`` into OUT_DIR (default DIR). Accuracies are in percent; the
 Bayes columns are the exact accuracy of the rule that is optimal for the training law
 (:func:`synthetic.mnist.data.bayes_reference`, for the run's ``mnist.construction``).
+
+``--bound`` prints, for one cell, the Bayes rule's accuracies and the lowest Rand / Rev accuracy that any
+classifier with a given in-distribution accuracy can have (:func:`synthetic.mnist.data.worst_accuracy`),
+the numbers of docs/mnist.md's argument about the paper's k = 10 cell.
 """
 
 import argparse
@@ -14,6 +19,8 @@ import csv
 import json
 import pathlib
 import sys
+
+import numpy as np
 
 from synthetic.mnist import data
 
@@ -184,13 +191,96 @@ def write(rows: list[dict], out_dir: pathlib.Path) -> list[pathlib.Path]:
     return [csv_path, md_path]
 
 
+def max_train_accuracy(train, test, max_test_accuracy: float, tol: float = 1e-7) -> float:
+    """The highest training-law accuracy of any classifier whose test accuracy is <= ``max_test_accuracy``.
+
+    Bisection on :func:`data.worst_accuracy` (nondecreasing in the training accuracy); nan if even the
+    lowest test accuracy of any classifier exceeds ``max_test_accuracy``.
+    """
+    lo, hi = 0.0, float(train.max(axis=0).sum())
+    if data.worst_accuracy(train, test, lo)[0] > max_test_accuracy:
+        return float("nan")
+    if data.worst_accuracy(train, test, hi)[0] <= max_test_accuracy:
+        return hi
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if data.worst_accuracy(train, test, mid)[0] <= max_test_accuracy else (lo, mid)
+    return lo
+
+
+def bound_report(
+    k: int, p_inv: float, p_spu: float, p_rev: float = 0.1, construction: str = "paper", coupled: int = 2
+) -> str:
+    """Markdown: the Bayes rule; the lowest Rand / Rev accuracy of any classifier at a given ID accuracy."""
+    laws = data.laws(k, p_inv, p_spu, p_rev, coupled, construction)
+    bayes = data.bayes_reference(k, p_inv, p_spu, p_rev, coupled, construction)
+    top = bayes["acc_id"]
+    same = bool(np.abs(laws["rand"] - laws["rev"]).max() < 1e-15)
+    lines = [
+        f"k = {k}, p_inv = {p_inv}, p_spu = {p_spu}, p_rev = {p_rev}, construction = {construction}",
+        "",
+        f"Bayes rule of the training law: ID {100 * top:.2f}, Rand {100 * bayes['acc_rand']:.2f}, "
+        f"Rev {100 * bayes['acc_rev']:.2f}; shape alone: {100 * p_inv:.2f} on every set. "
+        f"Rand and Rev laws identical: {'yes' if same else 'no'}.",
+        "",
+        "| ID accuracy at least | lowest possible Rand | lowest possible Rev |",
+        "|---|---|---|",
+    ]
+    grid = sorted({top, p_inv, 0.74, 0.73, 0.72, 0.70, 0.65, 0.60, 0.50, 0.25}, reverse=True)
+    for a in (x for x in grid if x <= top + 1e-12):
+        rand = data.worst_accuracy(laws["id"], laws["rand"], a)[0]
+        rev = data.worst_accuracy(laws["id"], laws["rev"], a)[0]
+        lines.append(f"| {100 * a:.2f} | {100 * rand:.2f} | {100 * rev:.2f} |")
+    lines.append("")
+    for target in (0.6,):
+        at_top = data.worst_accuracy(laws["id"], laws["rev"], top)[0]
+        if at_top < target:
+            lines.append(
+                f"No ID accuracy guarantees Rev >= {100 * target:.0f}: even at the Bayes ID accuracy some "
+                f"classifier has Rev {100 * at_top:.2f}."
+            )
+        else:
+            a = max_train_accuracy(laws["id"], laws["rev"], target)
+            lines.append(
+                f"Every classifier with ID accuracy above {100 * a:.2f} has Rev >= {100 * target:.0f}."
+            )
+    for objective in OBJECTIVE_ORDER:
+        cell = PAPER.get((k, p_inv, p_spu, objective))
+        if cell is None:
+            continue
+        (rand_m, _), (rev_m, rev_s) = cell
+        worst_rev = data.worst_accuracy(laws["rand"], laws["rev"], rand_m / 100)[0]
+        lines.append(
+            f"Paper, {objective}: Rev {rev_m} +- {rev_s} allows ID <= "
+            f"{100 * max_train_accuracy(laws['id'], laws['rev'], rev_m / 100):.2f} "
+            f"(<= {100 * max_train_accuracy(laws['id'], laws['rev'], (rev_m + 2 * rev_s) / 100):.2f} at "
+            f"Rev {rev_m + 2 * rev_s:.2f}); its Rand {rand_m} forces Rev >= {100 * worst_rev:.2f}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("dir", type=pathlib.Path, help="a multirun directory (searched recursively)")
+    parser.add_argument(
+        "dir", type=pathlib.Path, nargs="?", help="a multirun directory (searched recursively)"
+    )
     parser.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: DIR)")
+    parser.add_argument(
+        "--bound", nargs=3, type=float, metavar=("K", "P_INV", "P_SPU"), help="print the bounds of one cell"
+    )
+    parser.add_argument("--construction", default="paper", choices=data.CONSTRUCTIONS)
+    parser.add_argument("--p-rev", type=float, default=0.1)
     args = parser.parse_args(argv)
+    if args.bound is not None:
+        k, p_inv, p_spu = args.bound
+        if k != int(k) or not 2 <= k <= 10:
+            parser.error(f"--bound K={k}; expected an integer number of classes in 2..10")
+        print(bound_report(int(k), p_inv, p_spu, args.p_rev, args.construction))
+        return 0
+    if args.dir is None:
+        parser.error("give a multirun directory DIR, or --bound K P_INV P_SPU")
     rows = collect(args.dir)
     for path in write(rows, args.out or args.dir):
         print(path)
