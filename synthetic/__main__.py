@@ -1,8 +1,11 @@
-"""``python -m synthetic``: the Hydra app (config: conf/synthetic.yaml; see docs/synthetic.md).
+"""``python -m synthetic``: the Hydra app (config: conf/synthetic/synthetic.yaml; see docs/synthetic.md).
 
 python -m synthetic data.p_spu=0.9 objective=clip seeds=5
 python -m synthetic -m experiment=theorem62
 """
+
+import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -15,7 +18,17 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf/synthetic", config_name="synthetic")
 def main(cfg: DictConfig) -> dict:
-    return app.main(cfg)
+    try:
+        return app.main(cfg)
+    except KeyboardInterrupt:
+        # results.json already says "interrupted"; exit now rather than wait for (or abort in) the XLA thread
+        print(
+            "[synthetic] interrupted (SIGINT): results.json says status interrupted",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
 """``python -m synthetic.aggregate DIR [-o CSV]``: every results.json under DIR -> one CSV, one row per run.
 
 Columns: ``run`` (the run directory relative to DIR), ``status``, ``diverged_step``, ``wall_time_s``, the
-resolved config flattened (``data.p_spu``, ``objective.name`` ...), ``<metric>_mean``, ``<metric>_std``,
-``<metric>_n`` and ``theory.<name>`` for scalar theory values. Stdlib only (figures import it too).
+run's own resolved config flattened (``data.p_spu``, ``objective._target_`` ...), ``swept_keys`` (the config
+keys whose values differ across the sweep, comma-separated), ``<metric>_mean``, ``<metric>_std``,
+``<metric>_n`` and ``theory.<name>`` for scalar theory values (``theory.linear_clip.acc_counter`` ...).
+
+A sweep that stopped half-way is reported, not hidden: jobs that are missing (expected from the sweep's
+``multirun.yaml`` but without a results.json), failed or interrupted are listed in a warning (and on
+stderr by the command), and a malformed results.json is named. Needs only the stdlib (and Hydra's override
+parser to count the expected jobs).
 """
 
 from __future__ import annotations
@@ -10,9 +16,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import sys
+import warnings
 from pathlib import Path
 
-from synthetic.results import RESULTS_FILE
+from theory.record import RESULTS_FILE
+
+
+class SweepWarning(UserWarning):
+    """Some jobs of a sweep are missing, failed, interrupted or unreadable."""
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -27,36 +40,93 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def row(path: Path, root: Path) -> dict:
-    """One flat row from one results.json."""
-    doc = json.loads(path.read_text())
-    r = {
-        "run": str(path.parent.relative_to(root)),
-        "status": doc["status"],
-        "diverged_step": doc.get("diverged_step"),
-        "wall_time_s": doc.get("wall_time_s"),
-    }
-    r.update(_flatten({k: v for k, v in doc["config"].items() if k != "hydra"}))
-    for name, m in doc["metrics"].items():
-        r.update({f"{name}_mean": m["mean"], f"{name}_std": m["std"], f"{name}_n": m["n"]})
-    r.update({f"theory.{k}": v for k, v in doc.get("theory", {}).items() if not isinstance(v, list | dict)})
+    """One flat row from one results.json (``_config``: its flattened config, for swept_keys)."""
+    try:
+        doc = json.loads(path.read_text())
+        config = _flatten({k: v for k, v in doc["config"].items() if k != "hydra"})
+        r = {
+            "run": str(path.parent.relative_to(root)),
+            "status": doc["status"],
+            "diverged_step": doc.get("diverged_step"),
+            "wall_time_s": doc.get("wall_time_s"),
+            **config,
+        }
+        for name, m in (doc.get("metrics") or {}).items():
+            r.update({f"{name}_mean": m["mean"], f"{name}_std": m["std"], f"{name}_n": m["n"]})
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: malformed results.json ({type(e).__name__}: {e})") from None
+    r.update({f"theory.{k}": v for k, v in _flatten(doc.get("theory") or {}).items()})
+    r["_config"] = config
     return r
 
 
+def _job_order(p: Path):
+    # Job folders in numeric order (2 before 10); (0, int) / (1, str) keys never compare an int with a str.
+    return [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]
+
+
+def expected_jobs(root: Path) -> int | None:
+    """How many jobs the sweep in ``root`` launches (from Hydra's multirun.yaml), or None if unknown."""
+    path = root / "multirun.yaml"
+    if not path.exists():
+        return None
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        hydra_cfg = OmegaConf.load(path).hydra
+        params = {k: str(v) for k, v in (hydra_cfg.sweeper.get("params") or {}).items()}
+        for o in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
+            params[o.key_or_group] = o.input_line.split("=", 1)[1]
+        overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+        return math.prod(
+            len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1 for o in overrides
+        )
+    except Exception:  # a sweep syntax we cannot count (glob over groups ...): report what is on disk
+        return None
+
+
 def collect(root: Path) -> list[dict]:
-    """Rows of every results.json under ``root`` (sorted by run directory)."""
+    """Rows of every results.json under ``root`` (numeric job order), with ``swept_keys``; warns
+    (:class:`SweepWarning`) listing missing, failed, interrupted and malformed jobs."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
             f"{root}: no such directory (a sweep directory of python -m synthetic -m ...)"
         )
-    # Job folders in numeric order (2 before 10); (0, int) / (1, str) keys never compare an int with a str.
-    paths = sorted(
-        root.rglob(RESULTS_FILE),
-        key=lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts],
-    )
-    if not paths:
-        raise FileNotFoundError(f"{root}: no {RESULTS_FILE} below it; run python -m synthetic -m ... first")
-    return [row(p, root) for p in paths]
+    paths = sorted(root.rglob(RESULTS_FILE), key=_job_order)
+    problems = []
+    rows = []
+    for p in paths:
+        try:
+            rows.append(row(p, root))
+        except ValueError as e:
+            problems.append(str(e))
+    if not rows:
+        raise FileNotFoundError(
+            f"{root}: no readable {RESULTS_FILE} below it; run python -m synthetic -m ... first"
+            + (f" ({'; '.join(problems)})" if problems else "")
+        )
+    problems += [
+        f"{r['run']}: status {r['status']}" for r in rows if r["status"] in ("failed", "interrupted")
+    ]
+    n = expected_jobs(root)
+    if n is not None:
+        have = {p.parent.relative_to(root).parts[0] for p in paths}
+        problems += [f"{i}: missing (no {RESULTS_FILE})" for i in range(n) if str(i) not in have]
+    configs = [r.pop("_config") for r in rows]
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    swept = [k for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1]
+    for r in rows:
+        r["swept_keys"] = ",".join(swept)
+    if problems:
+        warnings.warn(
+            f"{root}: {len(problems)} job(s) missing, failed, interrupted or unreadable: "
+            + "; ".join(problems),
+            SweepWarning,
+            stacklevel=2,
+        )
+    return rows
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -75,7 +145,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("dir", type=Path, help="a sweep directory (results.json files below it)")
     parser.add_argument("-o", "--out", type=Path, default=None, help="CSV path (default DIR/aggregate.csv)")
     args = parser.parse_args(argv)
-    rows = collect(args.dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SweepWarning)
+        rows = collect(args.dir)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     path = write_csv(rows, args.out or args.dir / "aggregate.csv")
     print(f"{len(rows)} runs -> {path}")
     return path

@@ -57,7 +57,9 @@ def build(node: Any, key: str, base: type):
 
     conf = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
     if "_target_" not in conf:
-        raise ValueError(f"{key}: no _target_ naming the Python class that builds it (got keys {sorted(conf)})")
+        raise ValueError(
+            f"{key}: no _target_ naming the Python class that builds it (got keys {sorted(conf)})"
+        )
     try:
         obj = instantiate(conf)
     except InstantiationException as e:
@@ -69,5 +71,7 @@ def build(node: Any, key: str, base: type):
             raise cause from None
         raise ValueError(f"{key}._target_={conf['_target_']!r}: {e}") from None
     if not isinstance(obj, base):
-        raise ValueError(f"{key}._target_={conf['_target_']!r}: builds {type(obj).__name__}, not a {base.__name__}")
+        raise ValueError(
+            f"{key}._target_={conf['_target_']!r}: builds {type(obj).__name__}, not a {base.__name__}"
+        )
     return obj

@@ -95,9 +95,7 @@ def to_plain(cfg) -> dict:
     """The resolved config as plain data (what results.json stores)."""
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)
-    return {
-        f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-    }
+    return {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
 def _plain(v):
@@ -133,7 +131,9 @@ def resolve(cfg) -> GaussianRunConfig:
     d, t, o = run.data, run.train, run.objective
     expect(run.seeds >= 1, "seeds", run.seeds, "at least 1 seed")
     t.check()
-    expect(d.n > 0 or t.batch_size > 0, "train.batch_size", t.batch_size, "> 0 when data.n = 0 (fresh samples)")
+    expect(
+        d.n > 0 or t.batch_size > 0, "train.batch_size", t.batch_size, "> 0 when data.n = 0 (fresh samples)"
+    )
     expect(d.n == 0 or t.batch_size <= d.n, "train.batch_size", t.batch_size, f"<= data.n = {d.n}")
     batch = t.batch_size or d.n
     expect(batch >= o.MIN_BATCH, "train.batch_size", batch, f">= {o.MIN_BATCH} for {type(o).__name__}")

@@ -96,7 +96,12 @@ class MLP(Encoder):
         super().__post_init__()
         expect(isinstance(self.width, int) and self.width >= 1, "encoder.width", self.width, "a width >= 1")
         expect(isinstance(self.depth, int) and self.depth >= 0, "encoder.depth", self.depth, "a depth >= 0")
-        expect(self.activation in ACTIVATIONS, "encoder.activation", self.activation, f"one of {list(ACTIVATIONS)}")
+        expect(
+            self.activation in ACTIVATIONS,
+            "encoder.activation",
+            self.activation,
+            f"one of {list(ACTIVATIONS)}",
+        )
 
     def __call__(self, d_in: int, rngs: nnx.Rngs) -> MLPModule:
         return MLPModule(d_in, self, rngs)

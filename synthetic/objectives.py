@@ -23,7 +23,6 @@ import optax
 from flax import nnx
 
 import theory
-
 from synthetic.components import Component, expect
 from synthetic.data import Batch
 from synthetic.encoders import Encoder, l2_normalize
@@ -122,7 +121,12 @@ class LinearClip(Objective):
         expect(math.isfinite(self.rho) and self.rho > 0, "objective.rho", self.rho, "a finite weight > 0")
 
     def check(self, encoder: Encoder) -> None:
-        expect(encoder.LINEAR, "encoder", type(encoder).__name__, "a linear encoder: linear_clip penalises ||W_I^T W_T||")
+        expect(
+            encoder.LINEAR,
+            "encoder",
+            type(encoder).__name__,
+            "a linear encoder: linear_clip penalises ||W_I^T W_T||",
+        )
 
     def loss(self, model, batch, hp):
         base = linear_clip_loss(model.embed_image(batch.x_image), model.embed_text(batch.x_text))
@@ -187,7 +191,9 @@ class SigLIP(_Scaled):
 
     def __post_init__(self):
         super().__post_init__()
-        expect(math.isfinite(self.siglip_b_init), "objective.siglip_b_init", self.siglip_b_init, "a finite bias")
+        expect(
+            math.isfinite(self.siglip_b_init), "objective.siglip_b_init", self.siglip_b_init, "a finite bias"
+        )
 
     def params(self, h, k, rngs):
         return {

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from theory.record import json_safe
+
 #: Distributions whose versions every synthetic results.json records.
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "hydra-core", "omegaconf")
 
@@ -42,17 +44,21 @@ def group_summaries(per_seed: dict[str, list]) -> dict[str, list]:
     return out
 
 
-def body(per_seed: dict[str, list], diverged_step: int | None, extra: dict, theory: dict | None = None) -> dict:
-    """A results body from per-seed metrics; status "diverged" when some seed's loss went non-finite."""
+def body(
+    per_seed: dict[str, list], diverged_step: int | None, extra: dict, theory: dict | None = None
+) -> dict:
+    """A results body (plain JSON) from per-seed metrics; "diverged" when a seed's loss went non-finite."""
     per_seed = group_summaries(per_seed)
-    return {
-        "status": "diverged" if diverged_step is not None else "ok",
-        "diverged_step": diverged_step,
-        "seeds_done": max((len(v) for v in per_seed.values()), default=0),
-        "metrics": {name: summarize(v) for name, v in sorted(per_seed.items())},
-        "theory": theory or {},
-        "extra": extra,
-    }
+    return json_safe(
+        {
+            "status": "diverged" if diverged_step is not None else "ok",
+            "diverged_step": diverged_step,
+            "seeds_done": max((len(v) for v in per_seed.values()), default=0),
+            "metrics": {name: summarize(v) for name, v in sorted(per_seed.items())},
+            "theory": theory or {},
+            "extra": extra,
+        }
+    )
 
 
 def device_info() -> dict:

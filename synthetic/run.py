@@ -42,7 +42,9 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
     def accs(objective: str) -> dict:
         per = {}
         for g in theory.GROUPS:
-            per[f"acc_{g}"] = float(theory.zero_shot_accuracy(model, g, "class", rank=rank, **_obj(objective)))
+            per[f"acc_{g}"] = float(
+                theory.zero_shot_accuracy(model, g, "class", rank=rank, **_obj(objective))
+            )
             per[f"acc_{g}_prompt_mean"] = float(
                 theory.zero_shot_accuracy(model, g, "mean", rank=rank, **_obj(objective))
             )
@@ -99,7 +101,9 @@ def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str
     bad = raw["first_bad_step"] >= 0
     per_seed = {name: v.astype(float) for name, v in raw.items() if name not in ARRAY_OUTPUTS}
     model = run.data.theory_model()
-    optimum = run.objective.optimum(model, _rank(run)) if model is not None and "latent_product" in raw else None
+    optimum = (
+        run.objective.optimum(model, _rank(run)) if model is not None and "latent_product" in raw else None
+    )
     if optimum is not None:
         dist = np.linalg.norm(raw["latent_product"] - optimum, axis=(1, 2)) / np.linalg.norm(optimum)
         per_seed["dist_optimum"] = dist
@@ -128,7 +132,9 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     return result
 
 
-def _collect(raws: list[dict[str, np.ndarray]], run_cfg: GaussianRunConfig, spec: T.Spec, prediction: dict) -> dict:
+def _collect(
+    raws: list[dict[str, np.ndarray]], run_cfg: GaussianRunConfig, spec: T.Spec, prediction: dict
+) -> dict:
     raw = {name: np.concatenate([r[name] for r in raws]) for name in raws[0]}
     first_bad = raw["first_bad_step"]
     diverged = first_bad[first_bad >= 0]

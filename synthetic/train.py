@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -138,7 +139,9 @@ def setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Fixed]:
     return Carry(params, opt_state, jnp.int32(-1), order), Fixed(world, train_set, k_steps, k_eval)
 
 
-def get_batch(t: jax.Array, order: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> tuple[D.Batch, jax.Array]:
+def get_batch(
+    t: jax.Array, order: jax.Array, fixed: Fixed, hp: dict, spec: Spec
+) -> tuple[D.Batch, jax.Array]:
     """The step's batch and the (possibly new) epoch order.
 
     Fresh samples (data.n = 0): a new draw each step. Full batch: the training set. Minibatches: without
@@ -262,7 +265,11 @@ class _Progress:
         done = int(t) + 1
         if now - cls.start > 10 and (now - cls.last > 10 or done == int(total)):
             cls.last = now
-            print(f"[synthetic] {cls.label}step {done}/{int(total)} ({now - cls.start:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[synthetic] {cls.label}step {done}/{int(total)} ({now - cls.start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def run_one(key: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
@@ -316,6 +323,26 @@ _COMPILED: dict = {}
 TIMINGS: dict[str, float] = {"compile_s": 0.0, "run_s": 0.0}
 
 
+def _in_thread(fn):
+    """fn() in a daemon thread while the main thread waits in Python, so Ctrl-C (SIGINT) stops a long
+    compiled run at once instead of after it (the CPU backend runs a program synchronously)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["out"] = fn()
+        except BaseException as e:  # handed to the main thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
+
+
 def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[str, np.ndarray]:
     """Run every seed in ``keys`` (compiled whole, vmapped, sharded over local devices); numpy per seed.
 
@@ -330,7 +357,7 @@ def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[st
         print(f"[synthetic] {label}compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     compiled = time.time()
     _Progress.reset(label)
-    out = jax.block_until_ready(_COMPILED[cache_key](sharded, hp))
+    out = _in_thread(lambda: jax.block_until_ready(_COMPILED[cache_key](sharded, hp)))
     TIMINGS["compile_s"] += compiled - start
     TIMINGS["run_s"] += time.time() - compiled
     return {name: np.asarray(v)[:n_seeds] for name, v in out.items()}

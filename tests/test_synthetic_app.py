@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 
 import theory
 from synthetic import train as T
-from synthetic.config import SyntheticConfig, register_configs
+from synthetic.config import register_configs, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "synthetic"
@@ -28,9 +29,13 @@ def _compose(overrides):
         return compose("synthetic", overrides=overrides, return_hydra_config=True)
 
 
-def _task(cfg) -> SyntheticConfig:
-    """The app's config without the hydra node, checked against the structured schema."""
-    return T.as_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+def _task(cfg):
+    """The app's config without the hydra node."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+def _split(cfg):
+    return T.split(resolve(cfg))
 
 
 def _sweep_points(cfg):
@@ -45,33 +50,47 @@ def test_every_experiment_composes_and_validates(experiment):
     if cfg.task != "gaussian":
         return
     # Each swept value (one key at a time) gives a config the engine accepts.
-    base = OmegaConf.structured(_task(cfg))
     for key, values in _sweep_points(cfg).items():
         for value in values:
-            if "." in key:  # a value: set it on the typed config (type-checked like an override)
-                point = base.copy()
-                OmegaConf.update(point, key, value)
-                T.split_config(point)
-            else:  # a config group option: compose it
-                T.split_config(_task(_compose([f"experiment={experiment}", f"{key}={value}"])))
+            _split(_task(_compose([f"experiment={experiment}", f"{key}={value}"])))
 
 
 @pytest.mark.parametrize(
     "override", [f"{g}={p.stem}" for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 )
 def test_every_group_option_composes(override):
-    cfg = _compose([override] + (["encoder=linear"] if override.startswith("objective=linear_clip") else []))
-    group, option = override.split("=")
-    assert cfg[group].name == option or group == "data"
-    if not (override.startswith("encoder=mlp")):  # mlp + the default linear_clip is rejected (tested below)
-        T.split_config(_task(cfg))
+    cfg = _compose([override] + (["objective=clip"] if override == "encoder=mlp" else []))
+    group, _ = override.split("=")
+    assert cfg[group]._target_.startswith(
+        f"synthetic.{ {'data': 'data', 'encoder': 'encoders'}.get(group, 'objectives') }."
+    )
+    _split(_task(cfg))  # mlp + the default linear_clip is rejected (test_synthetic_train)
+
+
+@pytest.mark.parametrize("path", sorted(CONF.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_component_yaml_values_are_the_dataclass_defaults(path):
+    """One source of defaults: a component's base YAML repeats its class's defaults, nothing else
+    (variants such as data/kclass.yaml only override a few keys on top of a base file)."""
+    from hydra.utils import get_class
+
+    if path.parent.name not in GROUPS:
+        return
+    node = OmegaConf.load(path)
+    if "defaults" in node:  # a variant: composes to valid components (test_every_group_option_composes)
+        return
+    cls = get_class(node._target_)
+    defaults = {f.name: f.default for f in __import__("dataclasses").fields(cls)}
+    values = {k: v for k, v in OmegaConf.to_container(node).items() if k != "_target_"}
+    assert values == {k: defaults[k] for k in values}, path
+    assert set(values) == set(defaults), f"{path} should list every field of {cls.__name__}"
 
 
 def test_theorem62_is_the_theorem_regime():
     cfg = _compose(["experiment=theorem62"])
     p = [float(v) for v in str(cfg.hydra.sweeper.params["data.p_spu"]).split(",")]
     assert len(p) >= 11 and min(p) == 0.5 and max(p) == 1.0
-    assert cfg.seeds >= 5 and cfg.encoder.name == "linear" and cfg.objective.name == "linear_clip"
+    assert cfg.seeds >= 5 and cfg.encoder._target_.endswith(".Linear")
+    assert cfg.objective._target_.endswith(".LinearClip")
     assert cfg.data.d_image >= cfg.data.n and cfg.data.d_text >= cfg.data.n  # d = Omega(n)
     objectives = _compose(["experiment=objectives"])
     assert set(str(objectives.hydra.sweeper.params["objective"]).split(",")) == {
@@ -82,8 +101,31 @@ def test_theorem62_is_the_theorem_regime():
 
 
 def test_misspelt_key_fails_naming_it():
+    with pytest.raises(ValueError, match=r"data\.p_spuu: not a field of synthetic\.data\.GaussianData"):
+        resolve(_task(_compose(["+data.p_spuu=0.5"])))
     with pytest.raises(ConfigCompositionException, match="p_spuu"):
-        _compose(["data.p_spuu=0.5"])
+        _compose(["data.p_spuu=0.5"])  # without +: Hydra itself refuses a key the YAML does not have
+    with pytest.raises(ConfigCompositionException, match="sedes"):
+        _compose(["sedes=3"])
+
+
+def test_each_kind_carries_only_its_own_keys():
+    gaussian = _task(_compose([]))
+    mnist = _task(_compose(["experiment=multicolored_mnist"]))
+    assert "mnist" not in gaussian and {"data", "encoder", "objective", "eval"} <= set(gaussian)
+    assert "mnist" in mnist and not {"data", "encoder", "objective", "eval"} & set(mnist)
+    with pytest.raises(ConfigCompositionException, match="mnist"):
+        _compose(["mnist.k=3"])
+
+
+def test_help_lists_only_synthetic_groups():
+    proc = subprocess.run(
+        [sys.executable, "-m", "synthetic", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    for group in ("data", "encoder", "objective", "experiment", "task"):
+        assert f"{group}:" in groups
+    assert "model:" not in groups  # realdata's zoo
 
 
 def test_small_multirun_end_to_end(tmp_path):
@@ -117,31 +159,136 @@ def test_small_multirun_end_to_end(tmp_path):
     assert len(rows) == 2
     assert sorted(float(r["data.p_spu"]) for r in rows) == [0.6, 0.9]
     assert all(0 <= float(r["acc_counter_mean"]) <= 1 for r in rows)
+    assert all(r["swept_keys"] == "data.p_spu" for r in rows)
+    assert "missing" not in agg.stderr and "warning" not in agg.stderr
 
 
-def test_crash_keeps_finished_seeds_and_reports_error(tmp_path, monkeypatch):
-    """A crash after the first seed chunk leaves results.json with those seeds and status "error"."""
+def test_crash_keeps_finished_seeds_and_reports_failed(tmp_path, monkeypatch):
+    """A crash after the first seed chunk leaves results.json with those seeds and status "failed"."""
     from synthetic import app
     from synthetic import run as gaussian
+    from synthetic.results import body
 
-    done = {"per_seed": {"acc_counter": [0.25]}, "status": "ok", "diverged_step": None, "extra": {}}
+    done = body({"acc_counter": [0.25]}, None, {}, gaussian.theory_predictions(resolve(_task(_compose([])))))
 
     def crash_after_one_chunk(cfg, on_chunk=None):
         on_chunk(done)
-        assert json.loads((tmp_path / "results.json").read_text())["status"] == "partial"
+        doc = json.loads((tmp_path / "results.json").read_text())
+        assert doc["status"] == "interrupted" and "not finished" in doc["error"]  # until the run completes
         raise RuntimeError("boom in chunk 2")
 
     monkeypatch.setattr(gaussian, "run", crash_after_one_chunk)
-    cfg = _compose(["seeds=2", "train.seed_chunk=1"])
     with pytest.raises(RuntimeError, match="boom"):
-        app.run_task(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), tmp_path)
+        app.run_task(_task(_compose(["seeds=2", "train.seed_chunk=1"])), tmp_path)
     doc = json.loads((tmp_path / "results.json").read_text())
-    assert doc["status"] == "error" and "boom in chunk 2" in doc["error"]
+    assert doc["status"] == "failed" and "boom in chunk 2" in doc["error"] and "Traceback" in doc["traceback"]
     assert doc["metrics"]["acc_counter"]["per_seed"] == [0.25]
-    default_point = theory.GaussianSpuriousModel(p_spu=0.9)  # conf/data/gaussian.yaml mirrors its defaults
+    default_point = theory.GaussianSpuriousModel(p_spu=0.9)  # conf/synthetic/data/gaussian.yaml's defaults
     assert doc["theory"]["acc_counter"] == pytest.approx(
-        float(theory.zero_shot_accuracy(default_point, "counter"))
+        float(theory.zero_shot_accuracy(default_point, "counter", rank=16))
     )
+    for key in ("kind", "versions", "device", "git_commit", "command", "started", "wall_time_s"):
+        assert key in doc, key
+
+
+TINY = ["seeds=2", "train.steps=30", "data.n=64", "data.d_image=4", "data.d_text=4", "encoder.h=2",
+        "eval.n_test=500"]  # fmt: skip
+
+
+def _run(args, tmp_path, **kw):
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
+        **kw,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "synthetic", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_user_components_from_their_own_module_and_yaml(tmp_path):
+    """tests/plugin holds a user's objective and data model (own module, own YAML, found through
+    hydra.searchpath): at their neutral settings they give exactly the numbers of the built-ins they wrap,
+    and their own hyperparameters are traced (an alignment sweep compiles once) and change the result."""
+    plugin = ROOT / "tests" / "plugin"
+    sweep = tmp_path / "sweep"
+    _run(
+        ["-m", *TINY, "objective=linear_clip,weighted_linear_clip", "data=gaussian,shifted_gaussian",
+         f"hydra.searchpath=[file://{plugin / 'conf'}]", f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+        PYTHONPATH=str(plugin),
+    )  # fmt: skip
+    docs = {}
+    for job in sweep.glob("[0-9]*"):
+        doc = json.loads((job / "results.json").read_text())
+        docs[(doc["config"]["objective"]["_target_"], doc["config"]["data"]["_target_"])] = doc
+    assert len(docs) == 4
+    ref = docs[("synthetic.objectives.LinearClip", "synthetic.data.GaussianData")]
+    for doc in docs.values():
+        assert doc["status"] == "ok"
+        for name in ("acc_counter", "acc_common", "final_loss", "dist_optimum"):
+            assert doc["metrics"][name]["per_seed"] == ref["metrics"][name]["per_seed"], name
+        assert doc["theory"]["acc_counter"] == ref["theory"]["acc_counter"]
+    mine = docs[("my_components.WeightedLinearClip", "my_components.ShiftedGaussian")]
+    assert mine["config"]["objective"]["alignment"] == 1.0 and mine["config"]["data"]["shift"] == 0.0
+    # a traced user hyperparameter: two values, one compiled program, different numbers
+    sweep2 = tmp_path / "sweep2"
+    proc = _run(
+        ["-m", *TINY, "objective=weighted_linear_clip", "objective.alignment=1.0,3.0",
+         f"hydra.searchpath=[file://{plugin / 'conf'}]", f"hydra.sweep.dir={sweep2}"],
+        tmp_path,
+        PYTHONPATH=str(plugin),
+    )  # fmt: skip
+    assert proc.stderr.count("compiling") == 1
+    a, b = (json.loads((sweep2 / j / "results.json").read_text()) for j in ("0", "1"))
+    assert a["metrics"]["final_loss"]["per_seed"] != b["metrics"]["final_loss"]["per_seed"]
+
+
+def test_sigint_leaves_status_interrupted(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
+    args = [*TINY, "train.steps=10000000", f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthetic", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    for line in proc.stderr:  # wait until training runs
+        if "compiled in" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "interrupted" and "SIGINT" in doc["error"]
+
+
+def test_aggregate_names_missing_failed_and_malformed_jobs(tmp_path):
+    from synthetic.aggregate import SweepWarning, collect
+
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - data.p_spu=0.5,0.7,0.9\n    - seeds=2\n"
+        "  sweeper:\n    params:\n      objective.rho: 1.0,2.0\n"
+    )  # as Hydra writes it: 3 x 2 = 6 jobs
+    for job, status in (("0", "ok"), ("1", "failed"), ("2", "interrupted"), ("4", "ok")):
+        (tmp_path / job).mkdir()
+        doc = {
+            "status": status,
+            "config": {"seeds": 2, "data": {"p_spu": 0.5 + int(job) / 10}},
+            "metrics": {},
+        }
+        (tmp_path / job / "results.json").write_text(json.dumps(doc))
+    (tmp_path / "5").mkdir()
+    (tmp_path / "5" / "results.json").write_text('{"status": "ok", "config": {')  # killed mid-write elsewhere
+    with pytest.warns(SweepWarning) as caught:
+        rows = collect(tmp_path)
+    message = str(caught[0].message)
+    assert "1: status failed" in message and "2: status interrupted" in message
+    assert "3: missing" in message and "0: missing" not in message
+    assert f"{tmp_path / '5' / 'results.json'}: malformed results.json" in message
+    assert [r["run"] for r in rows] == ["0", "1", "2", "4"]
+    assert rows[0]["swept_keys"] == "data.p_spu"
 
 
 def test_figure_without_results_names_the_command(tmp_path):

@@ -8,8 +8,9 @@ from flax import nnx
 
 from synthetic import objectives as O
 from synthetic import train as T
-from synthetic.config import DataConfig, EncoderConfig, ObjectiveConfig, SyntheticConfig, TrainConfig
-from synthetic.data import Batch
+from synthetic.config import GaussianRunConfig, TrainConfig, resolve
+from synthetic.data import Batch, GaussianData
+from synthetic.encoders import MLP, Linear
 
 RNG = np.random.default_rng(0)
 B, H = 6, 3
@@ -45,10 +46,10 @@ def test_product_frobenius_matches_numpy():
 def test_linear_clip_objective_is_covariance_form():
     """Full objective = -(n/(n-1)) <M, C_hat> + rho/2 ||M||^2, C_hat the centred cross-covariance."""
     d_i, d_t, rho = 5, 4, 0.7
-    model = O.DualEncoder(d_i, d_t, 2, EncoderConfig(name="linear", h=H), ObjectiveConfig(), nnx.Rngs(1))
+    model = O.DualEncoder(d_i, d_t, 2, Linear(h=H), O.LinearClip(), nnx.Rngs(1))
     xi, xt = RNG.normal(size=(B, d_i)).astype(np.float32), RNG.normal(size=(B, d_t)).astype(np.float32)
     batch = Batch(jnp.asarray(xi), jnp.asarray(xt), jnp.zeros(B, int), jnp.zeros(B, int))
-    got = O.linear_clip_objective(model, batch, {"rho": rho}, ObjectiveConfig())
+    got = O.LinearClip(rho=rho).loss(model, batch, {"rho": rho})
     m = np.asarray(model.image.matrix()).T @ np.asarray(model.text.matrix())  # W_I^T W_T, (d_i, d_t)
     c_hat = (xi - xi.mean(0)).T @ (xt - xt.mean(0)) / B
     expected = -B / (B - 1) * np.sum(m * c_hat) + rho / 2 * np.sum(m**2)
@@ -77,8 +78,8 @@ def test_supervised_loss_matches_numpy():
 
 
 def test_clip_objective_uses_exp_of_the_learnable_log_scale_initialised_as_open_clip():
-    cfg = ObjectiveConfig(name="clip")
-    model = O.DualEncoder(4, 4, 2, EncoderConfig(h=H), cfg, nnx.Rngs(0))
+    clip = O.Clip()
+    model = O.DualEncoder(4, 4, 2, Linear(h=H, init_scale=1.0), clip, nnx.Rngs(0))
     np.testing.assert_allclose(np.exp(model.extra["logit_scale"][...]), 1 / 0.07, rtol=1e-6)
     x = jnp.asarray(RNG.normal(size=(B, 4)), jnp.float32)
     batch = Batch(x, x, jnp.zeros(B, int), jnp.zeros(B, int))
@@ -86,20 +87,20 @@ def test_clip_objective_uses_exp_of_the_learnable_log_scale_initialised_as_open_
     et = np.asarray(O.l2_normalize(model.text(x)))
     logits = (1 / 0.07) * ei.astype(float) @ et.T
     naive = -0.5 * (np.trace(_log_softmax(logits)) + np.trace(_log_softmax(logits.T))) / B
-    np.testing.assert_allclose(O.clip_objective(model, batch, {}, cfg), naive, rtol=1e-5)
+    np.testing.assert_allclose(clip.loss(model, batch, {}), naive, rtol=1e-5)
 
 
 @pytest.mark.parametrize("objective", ["clip", "siglip"])
 def test_log_scale_is_clamped_after_each_step_as_open_clip(objective):
     """open_clip clamps logit_scale to [0, log 100] after every optimiser step (a projection): a value
     beyond the limit comes back to it, and from the limit the gradient can still lower it."""
-    cfg = SyntheticConfig(
-        data=DataConfig(n=16, d_image=4, d_text=4),
-        encoder=EncoderConfig(h=H),
-        objective=ObjectiveConfig(name=objective),
+    cfg = GaussianRunConfig(
+        data=GaussianData(n=16, d_image=4, d_text=4),
+        encoder=Linear(h=H, init_scale=1.0),
+        objective={"clip": O.Clip, "siglip": O.SigLIP}[objective](),
         train=TrainConfig(steps=2, lr=1e-5, optimizer="sgd", schedule="constant"),
     )
-    spec, hp = T.split_config(cfg)
+    spec, hp = T.split(resolve(cfg))
     carry, fixed = jax.jit(T.setup, static_argnames="spec")(jax.random.key(0), hp, spec)
     step = jax.jit(T.step, static_argnames="spec")
     carry.params["extra"]["logit_scale"][...] = jnp.float32(np.log(200.0))
@@ -110,7 +111,7 @@ def test_log_scale_is_clamped_after_each_step_as_open_clip(objective):
 
 
 def test_siglip_init_values():
-    model = O.DualEncoder(4, 4, 2, EncoderConfig(h=H), ObjectiveConfig(name="siglip"), nnx.Rngs(0))
+    model = O.DualEncoder(4, 4, 2, Linear(h=H), O.SigLIP(), nnx.Rngs(0))
     np.testing.assert_allclose(np.exp(model.extra["logit_scale"][...]), 10.0, rtol=1e-6)
     assert float(model.extra["logit_bias"][...]) == -10.0
 
@@ -126,10 +127,25 @@ def test_losses_match_open_clip():
     np.testing.assert_allclose(O.siglip_loss(ei, et, 10.0, -10.0), ref_sig, rtol=1e-5)
 
 
-def test_unknown_objective_and_mlp_matrix_fail_clearly():
-    with pytest.raises(ValueError, match="objective.name='nope'"):
-        O.get_objective("nope")
-    enc = O.make_encoder(4, EncoderConfig(name="mlp", h=2, width=8, depth=1), nnx.Rngs(0))
-    with pytest.raises(ValueError, match="encoder=linear"):
-        enc.matrix()
+def test_unknown_component_fields_and_targets_fail_clearly():
+    from synthetic.components import build
+    from synthetic.encoders import Encoder
+
+    with pytest.raises(
+        ValueError, match=r"objective\.rhoo: not a field of synthetic\.objectives\.LinearClip"
+    ):
+        build({"_target_": "synthetic.objectives.LinearClip", "rhoo": 1.0}, "objective", O.Objective)
+    with pytest.raises(ValueError, match=r"objective\._target_='synthetic\.encoders\.Linear': builds Linear"):
+        build({"_target_": "synthetic.encoders.Linear"}, "objective", O.Objective)
+    with pytest.raises(ValueError, match="objective: no _target_"):
+        build({"rho": 1.0}, "objective", O.Objective)
+    with pytest.raises(ValueError, match=r"objective\._target_='synthetic\.objectives\.Nope'"):
+        build({"_target_": "synthetic.objectives.Nope"}, "objective", O.Objective)
+    with pytest.raises(ValueError, match=r"encoder\.h=0"):
+        build({"_target_": "synthetic.encoders.MLP", "h": 0}, "encoder", Encoder)
+
+
+def test_mlp_encoder_shapes():
+    enc = MLP(h=2, width=8, depth=1)(4, nnx.Rngs(0))
     assert enc(jax.numpy.ones((3, 4))).shape == (3, 2)
+    assert not MLP.LINEAR and Linear.LINEAR

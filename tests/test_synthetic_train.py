@@ -1,7 +1,9 @@
 """Training held against the exact theory, divergence, the k-class/rendered path, and seed sharding."""
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,21 +17,22 @@ from scipy.special import ndtr
 import theory
 from synthetic import run as R
 from synthetic import train as T
-from synthetic.config import (
-    DataConfig,
-    EncoderConfig,
-    EvalConfig,
-    ObjectiveConfig,
-    SyntheticConfig,
-    TrainConfig,
-)
+from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig, resolve
+from synthetic.data import GaussianData
+from synthetic.encoders import MLP, Linear
+from synthetic.objectives import Clip, LinearClip, SigLIP, Supervised
+
+
+def split(cfg):
+    return T.split(resolve(cfg))
+
 
 # Seconds-size point where the finite-sample optimum is within ~2% of the population one (n large, d small).
-SMALL = SyntheticConfig(
+SMALL = GaussianRunConfig(
     seeds=3,
-    data=DataConfig(p_spu=0.9, sigma_xi=0.5, n=4096, d_image=8, d_text=8),
-    encoder=EncoderConfig(name="linear", h=4, init_scale=0.1),
-    objective=ObjectiveConfig(name="linear_clip", rho=1.0),
+    data=GaussianData(p_spu=0.9, sigma_xi=0.5, n=4096, d_image=8, d_text=8),
+    encoder=Linear(h=4, init_scale=0.1),
+    objective=LinearClip(rho=1.0),
     train=TrainConfig(steps=400, batch_size=0, lr=0.05, optimizer="sgd", schedule="cosine"),
     eval=EvalConfig(n_test=10000, empirical_optimum=True),
 )
@@ -37,12 +40,12 @@ SMALL = SyntheticConfig(
 
 @pytest.fixture(scope="module")
 def small_raw():
-    spec, hp = T.split_config(SMALL)
+    spec, hp = split(SMALL)
     return T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 0, SMALL.seeds))
 
 
 def test_linear_clip_reaches_theory_optimum(small_raw):
-    model = T.data_model(SMALL)
+    model = SMALL.data.theory_model()
     K = theory.clip_optimum(model, rank=SMALL.encoder.h)
     dist = np.linalg.norm(small_raw["latent_product"] - K, axis=(1, 2)) / np.linalg.norm(K)
     assert np.all(dist < 0.05), dist
@@ -52,7 +55,7 @@ def test_linear_clip_reaches_theory_optimum(small_raw):
 
 
 def test_counter_accuracy_matches_theory_within_sampling_error(small_raw):
-    model = T.data_model(SMALL)
+    model = SMALL.data.theory_model()
     n, s = SMALL.eval.n_test, SMALL.seeds
     for group in ("common", "counter", "balanced", "id"):
         acc = small_raw[f"acc_{group}"]
@@ -69,23 +72,23 @@ def test_counter_accuracy_matches_theory_within_sampling_error(small_raw):
 
 
 def test_absurd_learning_rate_is_reported_as_diverged():
-    cfg = SyntheticConfig(**{**SMALL.__dict__, "train": TrainConfig(**{**SMALL.train.__dict__, "lr": 1e6})})
+    cfg = dataclasses.replace(SMALL, train=dataclasses.replace(SMALL.train, lr=1e6))
     result = R.run(cfg)
     assert result["status"] == "diverged"
     assert isinstance(result["diverged_step"], int) and 0 <= result["diverged_step"] < SMALL.train.steps
-    assert all(v is None for v in result["per_seed"]["acc_counter"])  # never a silent NaN
+    assert all(v is None for v in result["metrics"]["acc_counter"]["per_seed"])  # never a silent NaN
     json.dumps(result, allow_nan=False)
 
 
 def test_non_finite_parameters_after_the_last_step_mark_it_bad():
     """A last update that overflows (finite last loss) must not yield accuracies from NaN scores."""
-    cfg = SyntheticConfig(
-        data=DataConfig(n=8, d_image=4, d_text=4),
-        encoder=EncoderConfig(h=2),
+    cfg = GaussianRunConfig(
+        data=GaussianData(n=8, d_image=4, d_text=4),
+        encoder=Linear(h=2),
         train=TrainConfig(steps=3),
         eval=EvalConfig(n_test=16),
     )
-    spec, hp = T.split_config(cfg)
+    spec, hp = split(cfg)
     carry, fixed = jax.jit(T.setup, static_argnames="spec")(jax.random.key(0), hp, spec)
     finish = jax.jit(T._finish, static_argnames="spec")
     losses = jnp.zeros(spec.train.steps)
@@ -99,14 +102,14 @@ def test_non_finite_parameters_after_the_last_step_mark_it_bad():
 def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
     """Supervised ERM: each group's measured head accuracy equals the exact Gaussian accuracy of the affine
     rule the model learned (class +1 iff v . z + c > 0, computed here from the parameters)."""
-    cfg = SyntheticConfig(
-        data=DataConfig(p_spu=0.9, sigma_xi=0.0, n=512, d_image=6, d_text=6),
-        encoder=EncoderConfig(name="linear", h=3, init_scale=1.0),
-        objective=ObjectiveConfig(name="supervised"),
+    cfg = GaussianRunConfig(
+        data=GaussianData(p_spu=0.9, sigma_xi=0.0, n=512, d_image=6, d_text=6),
+        encoder=Linear(h=3, init_scale=1.0),
+        objective=Supervised(),
         train=TrainConfig(steps=200, batch_size=64, lr=0.01, optimizer="adam"),
         eval=EvalConfig(n_test=20000),
     )
-    spec, hp = T.split_config(cfg)
+    spec, hp = split(cfg)
 
     @jax.jit
     def train_and_evaluate(key):  # run_one's steps, keeping the parameters
@@ -125,7 +128,7 @@ def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
     )
     v = np.asarray(fixed.world.D_image).T @ w_HxD.T @ (head_HxK[:, 0] - head_HxK[:, 1])  # class 0 is y = +1
     c = bias_K[0] - bias_K[1]
-    model = T.data_model(cfg)
+    model = cfg.data.theory_model()
     sd = np.sqrt(v[0] ** 2 * model.sigma_inv**2 + v[1] ** 2 * model.sigma_spu**2)
     exact = {}
     for g in ("common", "counter"):
@@ -142,51 +145,67 @@ def test_a_seeds_result_does_not_depend_on_its_batch_and_chunks_hand_over_finish
     """Seed i's key is fold_in(key(seed), i) and its draws do not depend on the other keys under vmap, so
     seeds 1, 2 run beside seed 3 give what they gave beside seed 0. train.seed_chunk=3 with 6 seeds:
     on_chunk receives the first 3 seeds' results before the next chunk runs (same compiled program)."""
-    spec, hp = T.split_config(SMALL)
+    spec, hp = split(SMALL)
     shifted = T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 1, SMALL.seeds))  # seeds 1, 2, 3
     np.testing.assert_allclose(
         shifted["latent_product"][:2], small_raw["latent_product"][1:], rtol=1e-5, atol=1e-6
     )
     np.testing.assert_array_equal(shifted["acc_counter"][:2], small_raw["acc_counter"][1:])
     partials = []
-    six = SyntheticConfig(
-        **{**SMALL.__dict__, "seeds": 6, "train": TrainConfig(**{**SMALL.train.__dict__, "seed_chunk": 3})}
-    )
+    six = dataclasses.replace(SMALL, seeds=6, train=dataclasses.replace(SMALL.train, seed_chunk=3))
     result = R.run(six, on_chunk=partials.append)
-    assert len(partials) == 1 and len(partials[0]["per_seed"]["acc_counter"]) == 3
-    np.testing.assert_allclose(partials[0]["per_seed"]["acc_counter"], small_raw["acc_counter"])
-    np.testing.assert_allclose(result["per_seed"]["acc_counter"][3], shifted["acc_counter"][2])
-    assert result["status"] == "ok" and result["extra"]["seeds_done"] == 6
+    assert len(partials) == 1 and len(partials[0]["metrics"]["acc_counter"]["per_seed"]) == 3
+    np.testing.assert_allclose(partials[0]["metrics"]["acc_counter"]["per_seed"], small_raw["acc_counter"])
+    np.testing.assert_allclose(result["metrics"]["acc_counter"]["per_seed"][3], shifted["acc_counter"][2])
+    assert result["status"] == "ok" and result["seeds_done"] == 6
 
 
 def test_same_key_same_result_and_seeds_differ(small_raw):
-    spec, hp = T.split_config(SMALL)
+    spec, hp = split(SMALL)
     again = T.run_seeds(spec, hp, T.seed_keys(SMALL.seed, 0, SMALL.seeds))
     np.testing.assert_array_equal(again["latent_product"], small_raw["latent_product"])
     assert len(set(small_raw["acc_counter"].tolist())) == SMALL.seeds
 
 
+def _with(**change):
+    """SMALL with some components or settings changed (built lazily: bad values raise when built)."""
+    return lambda: dataclasses.replace(SMALL, **{k: v() for k, v in change.items()})
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"encoder": EncoderConfig(name="mlp")}, "encoder='mlp'"),
-        ({"data": DataConfig(p_spu=1.5)}, "p_spu=1.5"),
-        ({"train": TrainConfig(optimizer="lbfgs")}, "train.optimizer='lbfgs'"),
-        ({"data": DataConfig(n=0), "train": TrainConfig(batch_size=0)}, "train.batch_size=0"),
-        ({"objective": ObjectiveConfig(name="clip", logit_scale_init=5.0)}, "objective.logit_scale_init=5.0"),
-        ({"objective": ObjectiveConfig(name="siglip", siglip_t_init=-1.0)}, "objective.siglip_t_init=-1.0"),
+        (_with(encoder=lambda: MLP()), "encoder='MLP'"),
+        (_with(data=lambda: GaussianData(p_spu=1.5)), "data.p_spu=1.5"),
+        (_with(train=lambda: TrainConfig(optimizer="lbfgs")), "train.optimizer='lbfgs'"),
+        (
+            _with(data=lambda: GaussianData(n=0), train=lambda: TrainConfig(batch_size=0)),
+            "train.batch_size=0",
+        ),
+        (_with(objective=lambda: Clip(logit_scale_init=5.0)), "objective.logit_scale_init=5.0"),
+        (_with(objective=lambda: SigLIP(siglip_t_init=-1.0)), "objective.siglip_t_init=-1.0"),
+        # each of these trained nothing, or crashed with an unrelated error, before they were checked
+        (_with(encoder=lambda: Linear(init_scale=0.0)), "encoder.init_scale=0.0"),
+        (_with(train=lambda: TrainConfig(lr=float("inf"))), "train.lr=inf"),
+        (_with(train=lambda: TrainConfig(seed_chunk=-1)), "train.seed_chunk=-1"),
+        (_with(encoder=lambda: MLP(width=0)), "encoder.width=0"),
+        (_with(encoder=lambda: MLP(depth=-1)), "encoder.depth=-1"),
+        (_with(train=lambda: TrainConfig(optimizer="adamw", weight_decay=-0.1)), "train.weight_decay=-0.1"),
+        (_with(data=lambda: GaussianData(k=1)), "data.k=1"),
+        (_with(objective=lambda: LinearClip(rho=0.0)), "objective.rho=0.0"),
     ],
 )
 def test_bad_configs_name_the_key(change, match):
-    with pytest.raises(ValueError, match=match.replace("(", r"\(")):
-        T.split_config(SyntheticConfig(**change))
+    with pytest.raises(ValueError, match=re.escape(match)):
+        split(change())
 
 
 SHARDED = """
 import json, jax
 from synthetic import train as T
+from synthetic.config import resolve
 from tests.test_synthetic_train import SMALL
-spec, hp = T.split_config(SMALL)
+spec, hp = T.split(resolve(SMALL))
 keys = T.seed_keys(SMALL.seed, 0, SMALL.seeds)
 sharded, n_dev = T._shard_seeds(keys)
 out = T.run_seeds(spec, hp, keys)

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-
 from omegaconf import OmegaConf
 
 from synthetic.config import TrainConfig
@@ -181,7 +180,9 @@ def run(cfg, on_chunk=None) -> dict:
     """
     mc = cfg.mnist
     validate(mc)
-    train = cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
+    train = (
+        cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
+    )
     train.check()
     seeds, steps, batch_size = int(cfg.seeds), int(cfg.train.steps), int(cfg.train.batch_size)
     if seeds < 1 or steps < 1 or batch_size < 1:
