@@ -179,12 +179,6 @@ class ModelPoint:
     def panel(self) -> tuple[str, str]:
         return (self.label_space, self.prompts)
 
-    @property
-    def label(self) -> str:
-        if self.kind == "clip":
-            return f"{self.backbone} {self.pretrain_data}"
-        return self.backbone
-
 
 def _paper_point(row: dict[str, str], **identity) -> ModelPoint:
     """A reported row under the paper's protocol; ``identity`` names the model (kind, model, backbone...)."""
