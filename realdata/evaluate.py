@@ -88,9 +88,20 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     o = cfg.one_vs_20
     if path.exists():
         sets, meta = load_confusable(path)
-        for key, want in (("k", o.k), ("true_class_in_k", o.true_class_in_k)):
-            if meta.get(key) != want:
-                raise ValueError(f"{path} holds sets with {key}={meta.get(key)!r}, one_vs_20.{key}={want!r}")
+        sizes = sorted({len(v) for v in sets.values()})
+        have = (meta.get("k"), meta.get("true_class_in_k"))
+        if have == (None, None) and sizes in ([o.k], [o.k + 1]):  # a sets file from elsewhere: read its sizes
+            have = (o.k, sizes == [o.k])
+        if have != (o.k, o.true_class_in_k):
+            raise ValueError(
+                f"{path} (one_vs_20.file) holds sets of {sizes} labels with (k, true_class_in_k)={have}, but "
+                f"one_vs_20.k={o.k}, one_vs_20.true_class_in_k={o.true_class_in_k}"
+            )
+        lacking = sorted(c for c, v in sets.items() if c not in v)
+        if lacking:
+            raise ValueError(
+                f"{path} (one_vs_20.file): the sets of classes {lacking} do not hold the class itself"
+            )
         return sets, path
     ref_cfg = o.reference
     try:

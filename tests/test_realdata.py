@@ -597,6 +597,14 @@ def test_one_vs_20_both_readings_are_selectable_and_recorded(fixture_root, tiny_
         )
         assert res["config"]["one_vs_20"]["true_class_in_k"] is inside
     assert sizes == {True: {5}, False: {6}}
+    # a sets file made elsewhere (no metadata): its reading follows from the set sizes, and must match
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"sets": {"9": [9, 1, 2], "10": [10, 1, 2], "16": [16, 1, 2]}}))
+    over = {"label_space": "1v20", "one_vs_20": {"file": str(foreign), "k": 3}}
+    cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)}, **over)
+    assert evaluate(cfg, tmp_path / "foreign")["one_vs_20"]["n_candidates"] == 3
+    with pytest.raises(ValueError, match=r"one_vs_20.file.*sets of \[3\] labels.*true_class_in_k=False"):
+        evaluate(OmegaConf.merge(cfg, {"one_vs_20": {"true_class_in_k": False}}), tmp_path / "foreign2")
 
 
 def test_truncated_cache_chunk_is_named_and_rebuilt(fixture_root, tiny_ckpt, tmp_path, caplog):
