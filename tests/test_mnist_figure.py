@@ -7,9 +7,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from paper_figs import mnist as fig
-from synthetic.config import SyntheticConfig
+from synthetic.config import MNISTRunConfig
 from synthetic.mnist import data, table
-from synthetic.results import write_results
+from synthetic.results import body
+from theory.record import write_results
 
 CELLS = [(k, p_inv, 0.9) for k in (2, 10) for p_inv in (0.9, 0.75)]
 
@@ -21,9 +22,8 @@ def _fake_sweep(root, diverged_seed=False, coupled=2):
     for k, p_inv, p_spu in CELLS:
         for objective in ("contrastive", "two_tower", "supervised"):
             cfg = OmegaConf.merge(
-                OmegaConf.structured(SyntheticConfig),
+                OmegaConf.structured(MNISTRunConfig),
                 {
-                    "task": "multicolored_mnist",
                     "mnist": {
                         "k": k,
                         "p_inv": p_inv,
@@ -38,13 +38,9 @@ def _fake_sweep(root, diverged_seed=False, coupled=2):
                 per_seed["acc_rev"][1] = float("nan")
             folder = root / str(job)
             folder.mkdir(parents=True)
-            result = {
-                "per_seed": per_seed,
-                "status": "ok",
-                "diverged_step": None,
-                "extra": {"n_train": 100 * k},
-            }
-            write_results(folder, OmegaConf.to_container(cfg, resolve=True), result, None, 1.0)
+            config = OmegaConf.to_container(cfg, resolve=True)
+            doc = {"config": config, **body(per_seed, None, {"n_train": 100 * k}), "wall_time_s": 1.0}
+            write_results(folder, doc)
             job += 1
 
 
