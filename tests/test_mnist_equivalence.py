@@ -92,7 +92,7 @@ def test_clip_loss_matches_naive_loop():
     rng = np.random.default_rng(3)
     img, txt = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
     log_scale = 1.3
-    got = models.clip_loss(jnp.asarray(img), jnp.asarray(txt), log_scale)
+    got = models.two_tower_loss(jnp.asarray(img), jnp.asarray(txt), log_scale)
     img_n = img / np.linalg.norm(img, axis=1, keepdims=True)
     txt_n = txt / np.linalg.norm(txt, axis=1, keepdims=True)
     s = np.exp(log_scale) * img_n @ txt_n.T
