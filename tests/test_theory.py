@@ -389,3 +389,19 @@ def test_grid_equals_pointwise_loop():
             value,
             full[k][i, j],
         )
+
+
+def test_fields_that_do_not_broadcast_are_named_at_construction():
+    with pytest.raises(ValueError, match=r"fields p_spu \(2,\), mu_spu \(3,\) do not broadcast"):
+        T.GaussianSpuriousModel(p_spu=np.array([0.6, 0.9]), mu_spu=np.array([1.0, 2.0, 3.0]))
+
+
+def test_the_model_keeps_its_own_copy_of_array_fields():
+    p = np.array([0.6, 0.9])
+    m = T.GaussianSpuriousModel(p_spu=p)
+    before = T.zero_shot_accuracy(m, "counter")
+    p[:] = 0.5  # the caller's array changes; the model must not
+    np.testing.assert_array_equal(m.p_spu, [0.6, 0.9])
+    np.testing.assert_array_equal(T.zero_shot_accuracy(m, "counter"), before)
+    with pytest.raises(ValueError, match="read-only"):
+        m.p_spu[0] = 0.7

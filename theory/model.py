@@ -76,6 +76,22 @@ class GaussianSpuriousModel:
     caption_q: float = 1.0
 
     def __post_init__(self):
+        # Own copies (read-only) of array fields: mutating the caller's array later cannot change the model.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray | list | tuple):
+                arr = np.array(value, dtype=float)
+                arr.setflags(write=False)
+                object.__setattr__(self, f.name, arr)
+        shapes = {f.name: np.shape(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        try:
+            np.broadcast_shapes(*shapes.values())
+        except ValueError:
+            arrays = {k: v for k, v in shapes.items() if v != ()}
+            raise ValueError(
+                "fields " + ", ".join(f"{k} {v}" for k, v in arrays.items()) + " do not broadcast together: "
+                "expected scalars or arrays of broadcastable shapes (e.g. a grid from np.meshgrid)"
+            ) from None
         _check("p_spu", self.p_spu, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
         _check("mu_inv", self.mu_inv, lambda v: v == v, "a finite number")
         _check("mu_spu", self.mu_spu, lambda v: v == v, "a finite number")
