@@ -107,7 +107,9 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     try:
         if ref_cfg.kind != "clip":
             raise ValueError(f"one_vs_20.reference.kind={ref_cfg.kind!r}: the paper ranks labels with a CLIP")
-        ref = describe(ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, key="one_vs_20.reference")
+        ref = describe(
+            ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, "one_vs_20.reference", cfg.cache_dir
+        )
         ref.encoder()  # weights that are not here fail now, before any image is read
     except Exception as e:
         raise RuntimeError(
@@ -226,7 +228,7 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
         "ignored_folders": [{"path": s.path, "reason": s.reason} for s in data.ignored],
     }
     checkpoint(listing)
-    spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose)
+    spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose, cache_dir=cfg.cache_dir)
     sets, sets_path = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else (None, None)
     feats, readable, errors, cache = extract_features(
         spec, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress

@@ -16,6 +16,7 @@ import logging
 import os
 import pickle
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,30 @@ def _imagenet_weights(mcfg):
     return weights, weights, f"tag:{weights.name}"
 
 
+def _memo_key(mcfg, seed: int, autocast: bool) -> dict:
+    """Everything a model's identity depends on, known without importing open_clip or torchvision: the
+    config, the files it names (path, size, mtime) and the installed versions."""
+
+    def stat(path: str):
+        p = Path(path).expanduser()
+        if p.is_dir():
+            return sorted(stat(str(c)) for c in p.iterdir() if c.is_file())
+        if p.is_file():
+            st = p.stat()
+            return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+        return None
+
+    fields = ("kind", "name", "pretrained", "config_file", "force_quick_gelu")
+    named = [mcfg.pretrained, mcfg.config_file, str(mcfg.name).removeprefix("local-dir:")]
+    return {
+        "config": {k: mcfg[k] for k in fields},
+        "files": [stat(x) for x in named if x],
+        "seed": seed,
+        "autocast": autocast,
+        "versions": [version(p) for p in ("open_clip_torch", "torchvision", "torch")],
+    }
+
+
 def describe(
     mcfg,
     device: torch.device,
@@ -313,20 +338,39 @@ def describe(
     precision: str = "auto",
     verbose: bool = False,
     key: str = "model",
+    cache_dir=None,
 ) -> ModelSpec:
-    """Check a model config (names, tags, files) and compute its identity; builds nothing."""
+    """Check a model config (names, tags, files) and compute its identity; builds nothing.
+
+    With cache_dir the identity is remembered (cache_dir/identity/), so a cached re-run does not even import
+    open_clip or torchvision."""
+    from realdata.cache import atomic_write, digest
+
     autocast = device.type == "cuda" and precision == "auto"
-    if mcfg.kind == "clip":
-        identity, quick_gelu = _clip_identity(mcfg, seed)
-    elif mcfg.kind == "imagenet":
-        transform_weights, _, weights_id = _imagenet_weights(mcfg)
-        identity = {"kind": "imagenet", "name": mcfg.name, "weights": weights_id}
-        identity["transform"] = repr(transform_weights.transforms())
-        identity["seed"] = seed if weights_id == "random" else None
-        quick_gelu = False
+    memo = (
+        Path(cache_dir) / "identity" / f"{digest(_memo_key(mcfg, seed, autocast))}.json"
+        if cache_dir
+        else None
+    )
+    if memo is not None and memo.is_file():
+        saved = json.loads(memo.read_text())
+        identity, quick_gelu = saved["identity"], saved["quick_gelu"]
     else:
-        raise ValueError(f"{key}.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
-    identity["precision"] = _precision_id(autocast)
+        if mcfg.kind == "clip":
+            identity, quick_gelu = _clip_identity(mcfg, seed)
+        elif mcfg.kind == "imagenet":
+            transform_weights, _, weights_id = _imagenet_weights(mcfg)
+            identity = {"kind": "imagenet", "name": mcfg.name, "weights": weights_id}
+            identity["transform"] = repr(transform_weights.transforms())
+            identity["seed"] = seed if weights_id == "random" else None
+            quick_gelu = False
+        else:
+            raise ValueError(f"{key}.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        identity["precision"] = _precision_id(autocast)
+        if memo is not None:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"identity": identity, "quick_gelu": quick_gelu})
+            atomic_write(memo, lambda path: path.write_text(text))
     return ModelSpec(mcfg.kind, mcfg, identity, device, seed, autocast, quick_gelu, verbose, key)
 
 
@@ -334,6 +378,8 @@ def _build_clip(spec: ModelSpec) -> Encoder:
     import open_clip
 
     name, pretrained = spec.mcfg.name, spec.mcfg.pretrained or None
+    if spec.mcfg.config_file:
+        register_config_file(spec.mcfg.config_file, name)
     torch.manual_seed(spec.seed)  # only matters for random weights
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from realdata import cache as cache_mod
 from realdata import dataset as dataset_mod
+from realdata import models as models_mod
 from realdata.check import differences
 from realdata.check import main as check_main
 from realdata.classnames import SYNSET_FILE, imagenet_classnames, synset_rows_from_timm
@@ -301,6 +302,7 @@ def test_cached_reanalysis_opens_no_image_and_builds_no_model(fixture_root, tiny
     _forbid(monkeypatch, open_clip, "create_model", "a model was built")
     with pytest.raises(AssertionError, match="a model was built"):  # the traps work
         load_encoder(cfg.model, torch.device("cpu"))
+    _forbid(monkeypatch, models_mod, "_clip_identity", "open_clip was asked for the identity")  # remembered
     second = evaluate(OmegaConf.merge(cfg, {"label_space": "45way"}), tmp_path / "b")
     assert second["status"] == "ok" and second["text_classifier"] == first["text_classifier"]
     assert second["feature_cache"] == first["feature_cache"]
