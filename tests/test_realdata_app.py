@@ -226,6 +226,37 @@ def test_override_without_a_zoo_entry_then_a_failed_rerun(tmp_path):
     assert json.loads(kept.read_text())["metrics"] == good["metrics"]
 
 
+def test_sigint_leaves_status_interrupted(tmp_path):
+    """Ctrl-C (SIGINT) while `python -m realdata` extracts features: results.json says interrupted, why,
+    and what was listed so far. Extraction is held in a sleep so the signal always lands mid-run."""
+    import signal
+    import time
+
+    assert fixture_main([str(tmp_path / "try"), "--classes", "1"]) == 0
+    run = tmp_path / "run"
+    hold = (
+        "import sys, time, runpy; import realdata.models as m; "
+        "m.Encoder.encode = lambda self, images: time.sleep(600); "
+        "sys.argv[0] = 'realdata'; runpy.run_module('realdata', run_name='__main__')"
+    )
+    args = [f"data.root={tmp_path / 'try' / 'data'}", "model=tiny", "device=cpu", "num_workers=0"]
+    args += [f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}", "progress=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", hold, *args], cwd=REPO, env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "results.json").exists():
+        time.sleep(0.2)
+    assert (run / "results.json").exists(), "the run never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    text = (run / "results.json").read_text()
+    res = json.loads(text)
+    assert res["status"] == "interrupted" and "SIGINT" in res["error"], (res.get("error"), err[-2000:])
+    assert res["data_root"].endswith("LAION-final") and res["model"] == "tiny-clip"
+
+
 @pytest.mark.data
 def test_real_counteranimal_matches_the_paper():
     from realdata.check import differences
