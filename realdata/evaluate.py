@@ -251,7 +251,7 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
     correct = pred == labels
     in_top5 = (top5 == labels[:, None]).any(axis=1)
 
-    names = data.classes()
+    names = {int(c): data.classes()[int(c)] for c in set(labels.tolist())}
     missing = [
         {"imagenet_index": c, "class_name": names[c], "missing": lacking}
         for c, lacking in missing_groups(labels, groups).items()
@@ -263,6 +263,11 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
             ", ".join(
                 f"{m['imagenet_index']} {m['class_name']} (no {'/'.join(m['missing'])})" for m in missing
             ),
+        )
+    if len(missing) == len(names):
+        raise ValueError(
+            f"no class under {str(data.root)!r} has readable images in both groups (every class lacks "
+            "common or counter), so there is no like-with-like accuracy to compare"
         )
     skipped = [{"path": s.path, "reason": s.reason} for s in data.skipped]
     skipped += [{"path": data.records[p].path, "reason": e} for p, e in sorted(errors.items())]

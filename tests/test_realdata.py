@@ -543,6 +543,12 @@ def test_all_counter_folders_empty_is_a_failed_run_with_the_reason(tiny_ckpt, tm
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["status"] == "failed" and "no counter images" in res["error"]
     assert not (tmp_path / "cache" / "features").exists()  # stopped before any extraction
+    # both groups have images, but no class has both: no like-with-like accuracy either
+    for f in (base / "9 ostrich" / "common-ground").iterdir():
+        os.replace(f, base / "9 ostrich" / "counter-water" / f.name)  # ostrich: counter only
+    with pytest.raises(ValueError, match="no class .* has readable images in both groups"):
+        evaluate(cfg, tmp_path / "out2")
+    assert json.loads((tmp_path / "out2" / "results.json").read_text())["status"] == "failed"
 
 
 def test_root_without_a_readable_image_says_so_with_the_count(tiny_ckpt, tmp_path):
