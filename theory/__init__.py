@@ -4,6 +4,13 @@ Pure numpy/scipy; imports nothing from synthetic/ or realdata/. Derivation and t
 printed Theorem 6.2: docs/theory.md. ``python -m theory.bound_map`` tabulates where the printed bound holds.
 """
 
+from theory.contrastive import (
+    OBJECTIVES,
+    ContrastiveOptimum,
+    contrastive_optimum,
+    contrastive_rule,
+    prediction_applies,
+)
 from theory.exact import (
     GROUPS,
     PROMPTS,
@@ -20,6 +27,11 @@ from theory.model import CAPTIONS, GaussianSpuriousModel, caption_q
 
 __all__ = [
     "CAPTIONS",
+    "OBJECTIVES",
+    "ContrastiveOptimum",
+    "contrastive_optimum",
+    "contrastive_rule",
+    "prediction_applies",
     "GROUPS",
     "PROMPTS",
     "GaussianSpuriousModel",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr  # standard normal CDF, vectorised
 
+from theory.contrastive import OBJECTIVES, contrastive_rule
 from theory.model import GaussianSpuriousModel
 
 GROUPS = ("common", "counter", "balanced", "id")
@@ -82,16 +83,37 @@ def prompt_latent(model: GaussianSpuriousModel, prompt: str) -> np.ndarray:
 
 
 def zero_shot_accuracy(
-    model: GaussianSpuriousModel, group: str, prompt: str = "class", rank: int | None = None
+    model: GaussianSpuriousModel,
+    group: str,
+    prompt: str = "class",
+    rank: int | None = None,
+    objective: str = "linear_clip",
+    batch_size: int | None = None,
 ) -> np.ndarray:
-    """Exact zero-shot accuracy of the population CLIP optimum on ``group``.
+    """Exact zero-shot accuracy of the population optimum of ``objective`` on ``group``.
 
     group: "common" (a = y), "counter" (a != y), "balanced" (OOD test with p_spu = 1/2: the mean of the
     two), or "id" (the training mixture). prompt: "class" or "mean" (see :func:`prompt_latent`).
-    The score of class c is g_I(x)^T g_T(D_T e_c) = (D_I^T x)^T K e_c / rho, so the rule is linear
-    with w = K e_{+1}; the image-noise term sigma_xi^2 / d_image is included.
+
+    objective "linear_clip" (default): the paper's linearised loss. The score of class c is
+    g_I(x)^T g_T(D_T e_c) = (D_I^T x)^T K e_c / rho, so the rule is linear with w = K e_{+1}; the
+    image-noise term sigma_xi^2 / d_image is included. ``rank``: encoder width h (truncated SVD if h < 2).
+
+    objective "clip" (InfoNCE) / "siglip": linear encoders, L2-normalised embeddings, logit scale clamped
+    at 100 (:func:`theory.contrastive.contrastive_optimum`; docs/theory.md section 9); ``rank`` is the
+    width h (None: h >= 4), ``batch_size`` the training batch (InfoNCE default: the large-batch limit;
+    SigLIP default 256). NaN where :func:`theory.prediction_applies` gives a reason (e.g. sigma_xi > 0).
     """
     _check_choice("group", group, GROUPS)
+    _check_choice("prompt", prompt, PROMPTS)
+    _check_choice("objective", objective, OBJECTIVES)
+    if objective != "linear_clip":
+        w = contrastive_rule(model, prompt_latent(model, prompt), objective, rank, batch_size)
+        return linear_rule_accuracy(model, w, group)
+    if batch_size is not None:
+        raise ValueError(
+            "batch_size applies to objective='clip' / 'siglip' only (linear_clip: no dependence)"
+        )
     K = clip_optimum(model, rank)
     w = np.einsum("...ij,...j->...i", K, prompt_latent(model, prompt))
     return linear_rule_accuracy(model, w, group)

@@ -1,0 +1,382 @@
+"""Population optimum of InfoNCE (clip) and SigLIP (siglip) with linear encoders (docs/theory.md sec 9).
+
+Setting: the paper's binary model with captions that name the background with probability q, linear
+encoders g_I(x) = W_I x, g_T(t) = W_T t of width h, L2-normalised embeddings, a learnable logit scale tau
+clamped to [1, 100] (as open_clip and synthetic/objectives.py) and, for SigLIP, a learnable bias b.
+
+Reduction (exact when sigma_xi = 0): the image is x_I = D_I z and the caption x_T = D_T z_T, so the
+embeddings are normalize(A_I z) and normalize(A_T z_T) with A_I = W_I D_I, A_T = W_T D_T (h x 2). They
+depend on z only through its direction phi, and z_T's direction is phi (caption names the background,
+probability q) or sign(z_inv) e_1 (it does not). So the whole population loss is a finite sum over an angle
+grid (phi has the closed-form density of a projected Gaussian mixture), the four columns of A_I, A_T
+matter only through their Gram matrix (so width h >= 4 is the general case: we optimise A_I, A_T in
+R^{min(h, 4) x 2}), and the loss, with its gradient, costs one N x (N + 2) matrix of cosines.
+
+Batch: SigLIP's loss is a sum over pairs, so its expectation over a batch of B fresh pairs is exactly
+E_pos[softplus(-(tau s + b))] + (B - 1) E_neg[softplus(tau s + b)]. InfoNCE's is not (a log of a sum);
+we use the large-batch form log(e^{tau s_ii} / (B - 1) + E_neg[e^{tau s}]) (the B - 1 negatives replaced
+by their mean, exact as B -> infinity; ``batch_size=None`` drops the positive from the denominator).
+
+The optimum is found numerically (L-BFGS-B on the population loss, a few fixed starts, the best kept):
+deterministic, a population quantity, no sampling. Results are cached per parameter point.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import ndtr
+
+from theory.model import GaussianSpuriousModel
+
+CONTRASTIVE = ("clip", "siglip")
+OBJECTIVES = ("linear_clip", *CONTRASTIVE)
+LOGIT_SCALE_MAX = 100.0  # open_clip's clamp (synthetic ObjectiveConfig.logit_scale_max)
+N_ANGLES = 180  # angle grid; accuracies move by < 3e-4 from 180 to 720 angles (tests)
+DEFAULT_BATCH = {"clip": None, "siglip": 256}
+
+
+class ContrastiveOptimum(NamedTuple):
+    """Population optimum in latent coordinates at one parameter point.
+
+    A_image, A_text: (k, 2), k = min(h, 4): the encoders restricted to the latent plane, W_M D_M (defined up
+    to a common rotation of the embedding space and a positive scale of each, which normalisation removes).
+    logit_scale: tau at the optimum; bias: SigLIP's b (0 for clip); loss: the population loss there.
+    product: A_image^T A_text (2 x 2), the latent-coordinate analogue of ``clip_optimum``: the zero-shot rule
+    for a prompt with latent e is w = A_image^T normalize(A_text e) (= product e / |A_text e|).
+    """
+
+    A_image: np.ndarray
+    A_text: np.ndarray
+    logit_scale: float
+    bias: float
+    loss: float
+    product: np.ndarray
+
+
+# ---------------------------------------------------------------- the angle distribution
+
+
+def _angle_weights(model_point: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid phi_k (bin midpoints) and the probability of each bin under the training mixture of z.
+
+    Each of the four components (y, a) is N(mu, diag(s_inv^2, s_spu^2)); the angle of a 2-D Gaussian
+    N(mu, S) has density  exp(-c/2) / (2 pi sqrt|S| a) [1 + beta sqrt(2 pi) Phi(beta) exp(beta^2 / 2)]
+    with a = d^T S^-1 d, beta = d^T S^-1 mu / sqrt(a), c = mu^T S^-1 mu, d = (cos phi, sin phi).
+    """
+    p, mu_inv, mu_spu, s_inv, s_spu = model_point
+    phi = (np.arange(n) + 0.5) * (2 * np.pi / n)
+    c, s = np.cos(phi), np.sin(phi)
+    a_q = c**2 / s_inv**2 + s**2 / s_spu**2
+    dens = np.zeros(n)
+    for y in (1.0, -1.0):
+        for agree, w in ((1.0, p), (-1.0, 1.0 - p)):
+            if w == 0:
+                continue
+            m1, m2 = mu_inv * y, mu_spu * y * agree
+            b_q = c * m1 / s_inv**2 + s * m2 / s_spu**2
+            c_q = m1**2 / s_inv**2 + m2**2 / s_spu**2
+            beta = b_q / np.sqrt(a_q)
+            # exp(-c/2) * [1 + beta sqrt(2pi) Phi(beta) exp(beta^2/2)], with beta^2 <= c (Cauchy-Schwarz)
+            core = np.exp(-c_q / 2) + beta * np.sqrt(2 * np.pi) * ndtr(beta) * np.exp((beta**2 - c_q) / 2)
+            dens += 0.5 * w * core / (2 * np.pi * s_inv * s_spu * a_q)
+    weights = dens * (2 * np.pi / n)
+    return phi, weights / weights.sum()
+
+
+# ---------------------------------------------------------------- population losses
+
+
+class _Problem(NamedTuple):
+    Phi: np.ndarray  # (2, N) image directions
+    Psi: np.ndarray  # (2, N + 2) caption directions: the grid, then +e_1, -e_1
+    p_img: np.ndarray  # (N,) image marginal
+    p_txt: np.ndarray  # (N + 2,) caption marginal
+    pair_i: np.ndarray  # positive pairs: image atom, caption atom, probability
+    pair_j: np.ndarray
+    pair_w: np.ndarray
+    k: int
+    objective: str
+    batch: float | None
+
+
+def _problem(model_point: tuple, q: float, k: int, objective: str, batch, n: int) -> _Problem:
+    phi, w = _angle_weights(model_point, n)
+    Phi = np.stack([np.cos(phi), np.sin(phi)])
+    Psi = np.concatenate([Phi, np.array([[1.0, -1.0], [0.0, 0.0]])], axis=1)
+    pos = Phi[0] > 0  # sign(z_inv): the caption that omits the background points along +-e_1
+    p_txt = np.concatenate([q * w, [(1 - q) * w[pos].sum(), (1 - q) * w[~pos].sum()]])
+    idx = np.arange(n)
+    pair_i = np.concatenate([idx, idx])
+    pair_j = np.concatenate([idx, np.where(pos, n, n + 1)])
+    pair_w = np.concatenate([q * w, (1 - q) * w])
+    keep = pair_w > 0
+    return _Problem(
+        Phi,
+        Psi,
+        w,
+        p_txt,
+        pair_i[keep],
+        pair_j[keep],
+        pair_w[keep],
+        k,
+        objective,
+        None if batch is None else batch,
+    )
+
+
+def _unpack(theta: np.ndarray, k: int):
+    A_I = theta[: 2 * k].reshape(k, 2)
+    A_T = theta[2 * k : 4 * k].reshape(k, 2)
+    return A_I, A_T, theta[4 * k], theta[4 * k + 1] if theta.size > 4 * k + 1 else 0.0
+
+
+def _normalize(X):
+    norm = np.sqrt(np.sum(X**2, axis=0, keepdims=True))
+    norm = np.maximum(norm, 1e-12)
+    return X / norm, norm
+
+
+def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
+    """Population loss and its gradient in (A_I, A_T, log tau[, b])."""
+    A_I, A_T, log_tau, b = _unpack(theta, pb.k)
+    tau = np.exp(log_tau)
+    U, nU = _normalize(A_I @ pb.Phi)  # (k, N)
+    V, nV = _normalize(A_T @ pb.Psi)  # (k, M)
+    C = U.T @ V  # (N, M) cosines
+    S = tau * C
+    G = np.zeros_like(C)  # dL/dS
+    i, j, pw = pb.pair_i, pb.pair_j, pb.pair_w
+    extra = {}
+    if pb.objective == "clip":
+        E = np.exp(S - tau)  # <= 1, no overflow
+        loss = -2 * np.sum(pw * S[i, j])  # the positive logit, once per direction
+        np.add.at(G, (i, j), -2 * pw)
+        for axis, marg in (
+            (1, pb.p_txt),
+            (0, pb.p_img),
+        ):  # image-anchored (sum over captions), caption-anchored
+            M = E @ marg if axis == 1 else marg @ E  # mean of e^{S - tau} over the negatives
+            own = E[i, j] / (pb.batch - 1) if pb.batch is not None else 0.0
+            anchor = i if axis == 1 else j
+            Dn = own + M[anchor]
+            loss += np.sum(pw * (np.log(Dn) + tau))
+            if pb.batch is not None:
+                np.add.at(G, (i, j), pw * own / Dn)
+            dM = np.bincount(anchor, weights=pw / Dn, minlength=M.size)  # dL/dM per anchor
+            G += (dM[:, None] * E * marg[None, :]) if axis == 1 else (E * marg[:, None] * dM[None, :])
+        loss, G = 0.5 * loss, 0.5 * G
+    else:  # siglip: E_pos softplus(-(S + b)) + (B - 1) E_neg softplus(S + b)
+        B = pb.batch
+        Z = S + b
+        loss = np.sum(pw * np.logaddexp(0, -Z[i, j]))
+        np.add.at(G, (i, j), -pw / (1 + np.exp(Z[i, j])))
+        neg_w = (B - 1) * np.outer(pb.p_img, pb.p_txt)
+        loss += np.sum(neg_w * np.logaddexp(0, Z))
+        G += neg_w / (1 + np.exp(-Z))
+        extra["b"] = G.sum()
+    dC = tau * G
+    d_log_tau = np.sum(G * C) * tau
+    dU, dV = V @ dC.T, U @ dC
+    dX = (dU - U * np.sum(U * dU, axis=0, keepdims=True)) / nU
+    dY = (dV - V * np.sum(V * dV, axis=0, keepdims=True)) / nV
+    grad = [(dX @ pb.Phi.T).ravel(), (dY @ pb.Psi.T).ravel(), [d_log_tau]]
+    if pb.objective == "siglip":
+        grad.append([extra["b"]])
+    return float(loss), np.concatenate(grad)
+
+
+# ---------------------------------------------------------------- the optimum
+
+
+def _starts(Sigma: np.ndarray, k: int, objective: str) -> list[np.ndarray]:
+    """Fixed starting points: encoders at whitening (A_I = A_T = Sigma^-1/2) or the identity, each with a
+    fixed perturbation into the extra embedding dimensions (k > 2), which the optimum uses when q < 1;
+    logit scale (and SigLIP bias) at a few values, SigLIP's own initialisation (10, -10) among them."""
+    evals, evecs = np.linalg.eigh(Sigma)
+    white = evecs @ np.diag(evals**-0.5) @ evecs.T
+    rng = np.random.default_rng(0)
+    scales = (
+        ((LOGIT_SCALE_MAX,), (10.0,))
+        if objective == "clip"
+        else ((10.0, -10.0), (30.0, -20.0), (100.0, -100.0))
+    )
+    cands = []
+    for A in (white, np.eye(2)):
+        a = np.zeros((k, 2))
+        a[: min(k, 2)] = (A / np.linalg.norm(A))[: min(k, 2)]
+        a_i = a + 0.1 * rng.standard_normal((k, 2))
+        a_t = a + 0.1 * rng.standard_normal((k, 2))
+        for sc in scales:
+            cands.append(np.concatenate([a_i.ravel(), a_t.ravel(), [np.log(sc[0])], sc[1:]]))
+    return cands
+
+
+def _bounds(k: int, objective: str) -> list:
+    b = [(None, None)] * (4 * k) + [(0.0, np.log(LOGIT_SCALE_MAX))]
+    return b + [(None, None)] if objective == "siglip" else b
+
+
+def _minimize(theta0: np.ndarray, pb: _Problem, maxiter: int):
+    return minimize(
+        _loss_and_grad,
+        theta0,
+        args=(pb,),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=_bounds(pb.k, pb.objective),
+        options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _optimum_point(point: tuple, q: float, k: int, objective: str, batch, n: int) -> ContrastiveOptimum:
+    """Multi-start on a coarse angle grid (n // 3), then the best start refined on the full grid."""
+    p, mu_inv, mu_spu, s_inv, s_spu = point
+    off = mu_inv * mu_spu * (2 * p - 1)
+    Sigma = np.array([[mu_inv**2 + s_inv**2, off], [off, mu_spu**2 + s_spu**2]])
+    coarse = _problem(point, q, k, objective, batch, max(n // 3, 48))
+    best = min((_minimize(th0, coarse, 400) for th0 in _starts(Sigma, k, objective)), key=lambda r: r.fun)
+    res = _minimize(best.x, _problem(point, q, k, objective, batch, n), 400)
+    A_I, A_T, log_tau, b = _unpack(res.x, k)
+    A_I, A_T = A_I / np.linalg.norm(A_I), A_T / np.linalg.norm(A_T)
+    return ContrastiveOptimum(A_I, A_T, float(np.exp(log_tau)), float(b), float(res.fun), A_I.T @ A_T)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def prediction_applies(
+    model: GaussianSpuriousModel,
+    objective: str,
+    encoder: str = "linear",
+    rank: int | None = None,
+    *,
+    k: int = 2,
+    render_depth: int = 0,
+) -> str | None:
+    """None when ``zero_shot_accuracy(model, ..., objective=objective)`` is a prediction for this run,
+    else the reason it is not (a sentence for results.json's ``theory.note``).
+
+    ``model`` may be a grid: the answer is None only if every point is covered. ``rank`` is the encoder
+    width h (None: h >= 4). ``k`` (classes) and ``render_depth`` describe the data; ``encoder`` the towers.
+    linear_clip: covered for linear encoders on the binary unrendered model (any noise, any rank).
+    clip / siglip: additionally needs sigma_xi = 0 (the angle reduction; noisy data are not derived),
+    sigma_spu > 0 and width h >= 2; see docs/theory.md section 9 for where trained runs land on it.
+    """
+    if objective not in OBJECTIVES:
+        return f"no prediction for objective {objective!r} (theory covers {list(OBJECTIVES)})"
+    if encoder != "linear":
+        return f"no prediction for {encoder!r} encoders: the theory is for linear encoders"
+    if k != 2:
+        return f"no prediction for k = {k} classes: the theory is for the paper's binary model"
+    if render_depth:
+        return "no prediction for rendered (nonlinear) images: the theory is for x = D z + noise"
+    if objective == "linear_clip":
+        return None
+    if rank is not None and rank < 2:
+        return f"no {objective} prediction at width h = {rank}: normalised embeddings of width 1 are +-1"
+    if np.any(np.asarray(model.sigma_xi, float) > 0):
+        return (
+            f"no {objective} prediction with sigma_xi > 0: the population optimum is derived for "
+            "noise-free data (sigma_xi = 0), where embeddings depend on the latent direction only"
+        )
+    if np.any(np.asarray(model.sigma_spu, float) <= 0):
+        return f"no {objective} prediction with sigma_spu = 0 (the latent angle has atoms)"
+    return None
+
+
+def _points(model: GaussianSpuriousModel):
+    """Per-point scalars of a (possibly array) model: (index, (p, mu_inv, mu_spu, s_inv, s_spu), q)."""
+    fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "caption_q")
+    shape = model.shape
+    arrs = [np.broadcast_to(np.asarray(getattr(model, f), float), shape) for f in fields]
+    for idx in np.ndindex(shape):
+        vals = tuple(float(a[idx]) for a in arrs)
+        yield idx, vals[:5], vals[5]
+
+
+def _invariant_optimum(k: int) -> ContrastiveOptimum:
+    """q = 0: both towers read z_inv only (A = e_1 e_1^T); see docs/theory.md section 9.2."""
+    A = np.zeros((k, 2))
+    A[0, 0] = 1.0
+    return ContrastiveOptimum(A, A.copy(), LOGIT_SCALE_MAX, float("nan"), float("nan"), A.T @ A)
+
+
+def contrastive_optimum(
+    model: GaussianSpuriousModel,
+    objective: str = "clip",
+    rank: int | None = None,
+    batch_size: int | None = None,
+) -> ContrastiveOptimum:
+    """Population optimum of InfoNCE (``"clip"``) or SigLIP (``"siglip"``) with linear encoders, in latent
+    coordinates, one per point of ``model`` (fields of shape model.shape (+ (k, 2) / (2, 2))).
+
+    W_M D_M = A_M at the optimum (sigma_xi = 0: the part of W_M off span(D_M) never sees data).
+    ``rank``: the encoder width h (None: h >= 4, the general case; h = 2, 3 constrain the embedding).
+    ``batch_size``: B of the training batches; None = the large-batch limit. InfoNCE default None; SigLIP
+    default 256 (its loss depends on B through the (B - 1) negatives per positive).
+    Points where :func:`prediction_applies` gives a reason are NaN.
+    """
+    if objective not in CONTRASTIVE:
+        raise ValueError(
+            f"objective={objective!r}: expected one of {list(CONTRASTIVE)} (linear_clip: clip_optimum)"
+        )
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1):
+        raise ValueError(f"rank={rank!r}: expected None or an integer >= 1 (the encoder width h)")
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH[objective]
+    if objective == "siglip" and batch_size is None:
+        raise ValueError("objective='siglip' needs a finite batch_size (its loss depends on B)")
+    if batch_size is not None and batch_size < 2:
+        raise ValueError(f"batch_size={batch_size!r}: expected None or an integer >= 2")
+    kk = 4 if rank is None else min(int(rank), 4)
+    shape = model.shape
+    out = {
+        "A_image": np.full(shape + (kk, 2), np.nan),
+        "A_text": np.full(shape + (kk, 2), np.nan),
+        "logit_scale": np.full(shape, np.nan),
+        "bias": np.full(shape, np.nan),
+        "loss": np.full(shape, np.nan),
+        "product": np.full(shape + (2, 2), np.nan),
+    }
+    for idx, point, q in _points(model):
+        sub = model.replace(
+            **{
+                f: float(np.broadcast_to(np.asarray(getattr(model, f), float), shape)[idx])
+                for f in ("sigma_xi", "sigma_spu")
+            }
+        )
+        if prediction_applies(sub, objective, rank=rank) is not None:
+            continue
+        opt = (
+            _invariant_optimum(kk)
+            if q == 0
+            else _optimum_point(
+                point, q, kk, objective, None if batch_size is None else int(batch_size), N_ANGLES
+            )
+        )
+        for name, val in zip(ContrastiveOptimum._fields, opt, strict=True):
+            out[name][idx] = val
+    return ContrastiveOptimum(**out)
+
+
+def contrastive_rule(
+    model: GaussianSpuriousModel,
+    prompt_latent_plus: np.ndarray,
+    objective: str = "clip",
+    rank: int | None = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """Zero-shot rule in latent coordinates, shape (..., 2): w = A_I^T normalize(A_T e_{+1}).
+
+    Scores are normalize(A_I u) . normalize(A_T e_c); normalising the image embedding does not change the
+    argmax, and with e_{-1} = -e_{+1} the prompt norms are equal, so the prediction is sign(w . u).
+    """
+    opt = contrastive_optimum(model, objective, rank, batch_size)
+    t = np.einsum("...kj,...j->...k", opt.A_text, prompt_latent_plus)
+    t = t / np.linalg.norm(t, axis=-1, keepdims=True)
+    return np.einsum("...kj,...k->...j", opt.A_image, t)
