@@ -7,6 +7,7 @@ printed Theorem 6.2: docs/theory.md. ``python -m theory.bound_map`` tabulates wh
 from theory.contrastive import (
     OBJECTIVES,
     ContrastiveOptimum,
+    contrastive_loss,
     contrastive_optimum,
     contrastive_rule,
     prediction_applies,
@@ -29,6 +30,7 @@ __all__ = [
     "CAPTIONS",
     "OBJECTIVES",
     "ContrastiveOptimum",
+    "contrastive_loss",
     "contrastive_optimum",
     "contrastive_rule",
     "prediction_applies",

@@ -169,6 +169,8 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
             dM = np.bincount(anchor, weights=pw / Dn, minlength=M.size)  # dL/dM per anchor
             G += (dM[:, None] * E * marg[None, :]) if axis == 1 else (E * marg[:, None] * dM[None, :])
         loss, G = 0.5 * loss, 0.5 * G
+        if pb.batch is not None:  # the B - 1 negatives: log(e^{s_ii} + (B - 1) mean) = log(B - 1) + ...
+            loss += np.log(pb.batch - 1)
     else:  # siglip: E_pos softplus(-(S + b)) + (B - 1) E_neg softplus(S + b)
         B = pb.batch
         Z = S + b
@@ -362,6 +364,32 @@ def contrastive_optimum(
         for name, val in zip(ContrastiveOptimum._fields, opt, strict=True):
             out[name][idx] = val
     return ContrastiveOptimum(**out)
+
+
+def contrastive_loss(
+    model: GaussianSpuriousModel,
+    A_image: np.ndarray,
+    A_text: np.ndarray,
+    logit_scale: float,
+    bias: float = 0.0,
+    objective: str = "clip",
+    batch_size: int | None = None,
+) -> float:
+    """The population loss the optimum minimises, at one (scalar) model point and given encoders
+    A_M = W_M D_M (k x 2), logit scale and (SigLIP) bias: the expected loss of a batch of B fresh pairs
+    (SigLIP: exact; InfoNCE: the large-batch form, minus log(B - 1) when ``batch_size`` is None)."""
+    if model.shape != ():
+        raise ValueError("contrastive_loss takes a single parameter point (model.shape == ())")
+    if objective not in CONTRASTIVE:
+        raise ValueError(f"objective={objective!r}: expected one of {list(CONTRASTIVE)}")
+    batch_size = DEFAULT_BATCH[objective] if batch_size is None else batch_size
+    ((_, point, q),) = _points(model)
+    A_image, A_text = np.asarray(A_image, float), np.asarray(A_text, float)
+    pb = _problem(point, q, A_image.shape[0], objective, batch_size, N_ANGLES * 4)
+    theta = [A_image.ravel(), A_text.ravel(), [np.log(logit_scale)]]
+    if objective == "siglip":
+        theta.append([bias])
+    return _loss_and_grad(np.concatenate(theta), pb)[0]
 
 
 def contrastive_rule(
