@@ -1,13 +1,22 @@
 """InfoNCE / SigLIP population prediction (theory.contrastive) against trained runs: a markdown table.
 
-    python -m synthetic -m objective=clip,siglip data.p_spu=0.75,1.0 data.caption_q=0,0.25,0.75,1.0 \\
-        encoder.h=16 data.d_image=16 data.d_text=16 data.n=0 train.batch_size=256 train.optimizer=adam \\
-        train.lr=0.01 train.steps=2000 seeds=3 eval.n_test=4000 hydra.sweep.dir=results/synthetic/contrastive
-    python benchmarks/contrastive_theory.py results/synthetic/contrastive [more sweep or run folders]
+The table in docs/theory.md section 9.7 (COMMON = encoder.h=16 data.d_image=16 data.d_text=16 data.n=0
+train.batch_size=256 train.optimizer=adam train.lr=0.01 train.steps=2000 seeds=3 eval.n_test=4000):
+
+    python -m synthetic -m objective=clip data.p_spu=0.75,1.0 data.caption_q=0.25,0.75,1.0 COMMON \
+        hydra.sweep.dir=results/synthetic/contrastive/clip
+    python -m synthetic -m objective=clip data.p_spu=0.9 data.caption_q=0,0.5,0.9,0.99,1.0 COMMON \
+        hydra.sweep.dir=results/synthetic/contrastive/clip_q
+    python -m synthetic -m objective=siglip data.p_spu=0.75,1.0 data.caption_q=0.25,0.75,1.0 COMMON \
+        hydra.sweep.dir=results/synthetic/contrastive/siglip
+    python -m synthetic -m objective=siglip objective.siglip_b_init=-100 objective.siglip_t_init=4.6 \
+        data.p_spu=0.75,0.9 data.caption_q=1.0 COMMON hydra.sweep.dir=results/synthetic/contrastive/siglip_b
+    python benchmarks/contrastive_theory.py results/synthetic/contrastive/clip  (and each other folder)
 
 Reads every results.json below the given folders (objective clip or siglip), computes
-theory.zero_shot_accuracy for the run's own point, width and batch size, and prints one row per run:
-trained seed mean (+- seed std) and the prediction, common and counter, class and mean prompt.
+theory.zero_shot_accuracy for the run's own point and width (SigLIP: the run's batch size; InfoNCE: the
+large-batch limit) and prints one row per run: trained seed mean +- seed std / the prediction, common and
+counter, class and mean prompt, and the largest absolute difference (or why there is no prediction).
 """
 
 from __future__ import annotations
