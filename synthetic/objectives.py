@@ -48,11 +48,17 @@ def product_frobenius_sq(w_image_HxD: jax.Array, w_text_HxE: jax.Array) -> jax.A
 
 
 def clip_loss(e_image_BxH: jax.Array, e_text_BxH: jax.Array, logit_scale: jax.Array) -> jax.Array:
-    """Symmetric InfoNCE as open_clip's ClipLoss (embeddings already normalised; scale = exp(t))."""
+    """Symmetric InfoNCE as open_clip's ClipLoss (embeddings already normalised; scale = exp(t)).
+
+    The image-to-text cross-entropy normalises the logits over rows, text-to-image over columns: both come
+    from one logits matrix reduced along each axis (no transposed copy), with the matched pairs' logits
+    s_ii taken from the embeddings: 0.5 (mean_i lse_j l_ij + mean_j lse_i l_ij) - mean_i l_ii.
+    """
     logits_BxB = logit_scale * e_image_BxH @ e_text_BxH.T
-    labels_B = jnp.arange(logits_BxB.shape[0])
-    ce = optax.losses.softmax_cross_entropy_with_integer_labels
-    return 0.5 * (ce(logits_BxB, labels_B).mean() + ce(logits_BxB.T, labels_B).mean())
+    matched_B = logit_scale * jnp.sum(e_image_BxH * e_text_BxH, axis=1)
+    lse_rows_B = jax.nn.logsumexp(logits_BxB, axis=1)
+    lse_cols_B = jax.nn.logsumexp(logits_BxB, axis=0)
+    return 0.5 * (lse_rows_B.mean() + lse_cols_B.mean()) - matched_B.mean()
 
 
 def siglip_loss(
@@ -103,6 +109,10 @@ class Objective(Component):
     def latent_product(self, model: DualEncoder, hp: dict) -> jax.Array | None:
         """For linear encoders: the learned product comparable to :meth:`optimum`, else None (in-jit)."""
         return None
+
+    def theory_kwargs(self, batch_size: int) -> dict:
+        """Extra arguments of ``theory.zero_shot_accuracy(objective=THEORY)`` for a run with this batch."""
+        return {}
 
     def optimum(self, model: theory.GaussianSpuriousModel, rank: int | None) -> np.ndarray | None:
         """The exact population optimum of ``latent_product`` in latent coordinates, or None (host side)."""
@@ -194,6 +204,11 @@ class SigLIP(_Scaled):
         expect(
             math.isfinite(self.siglip_b_init), "objective.siglip_b_init", self.siglip_b_init, "a finite bias"
         )
+
+    def theory_kwargs(self, batch_size):
+        return {
+            "batch_size": batch_size
+        }  # SigLIP's expected loss is exact for any batch (docs/theory.md 9.1)
 
     def params(self, h, k, rngs):
         return {

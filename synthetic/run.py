@@ -39,23 +39,22 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         return {**out, "note": run.data.theory_note(), **_nulls()}
     rank = _rank(run)
 
-    def accs(objective: str) -> dict:
+    def accs(**kwargs) -> dict:
         per = {}
         for g in theory.GROUPS:
-            per[f"acc_{g}"] = float(
-                theory.zero_shot_accuracy(model, g, "class", rank=rank, **_obj(objective))
-            )
-            per[f"acc_{g}_prompt_mean"] = float(
-                theory.zero_shot_accuracy(model, g, "mean", rank=rank, **_obj(objective))
-            )
+            for prompt, suffix in (("class", ""), ("mean", "_prompt_mean")):
+                per[f"acc_{g}{suffix}"] = float(
+                    theory.zero_shot_accuracy(model, g, prompt, rank=rank, **kwargs)
+                )
         return _derived(per)
 
-    out["linear_clip"] = accs("linear_clip")
+    out["linear_clip"] = accs()
     why_not = _not_predicted(run, model, name, rank)
     if why_not:
         out.update(note=why_not, **_nulls())
-    else:
-        out.update(out["linear_clip"] if name == "linear_clip" else accs(name))
+    else:  # the run's own objective (InfoNCE: large-batch limit; SigLIP: the run's batch)
+        batch = run.train.batch_size or run.data.n
+        out.update(accs(objective=name, **run.objective.theory_kwargs(batch)))
     for g in theory.GROUPS:
         out[f"supervised_acc_{g}"] = float(theory.supervised_accuracy(model, g))
     out.update({k: float(v) for k, v in theory.paper_bounds(model).items()})
@@ -65,11 +64,6 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
     if optimum is not None:
         out["optimum"] = optimum.tolist()
     return out
-
-
-def _obj(objective: str) -> dict:
-    # linear_clip is theory's default; other objectives need the objective= argument
-    return {} if objective == "linear_clip" else {"objective": objective}
 
 
 def _derived(per: dict) -> dict:
@@ -88,12 +82,7 @@ def _not_predicted(run: GaussianRunConfig, model, name: str | None, rank: int | 
         return f"no exact prediction for {type(run.objective).__name__}"
     if not run.encoder.LINEAR:
         return f"the exact prediction for {name} assumes linear encoders, not {type(run.encoder).__name__}"
-    if name == "linear_clip":
-        return None
-    applies = getattr(theory, "prediction_applies", None)
-    if applies is None:
-        return f"no exact prediction for {name} in this version of theory/"
-    return applies(model, name, "linear", rank)
+    return theory.prediction_applies(model, name, "linear", rank)
 
 
 def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str, list[float | None]]:
