@@ -32,10 +32,18 @@ from scipy.special import ndtr
 
 from theory.model import GaussianSpuriousModel
 
+try:  # the matrices here are tiny: BLAS threads only contend (5-20x slower on a shared machine)
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn, a core dependency
+    threadpool_limits = None
+
 CONTRASTIVE = ("clip", "siglip")
 OBJECTIVES = ("linear_clip", *CONTRASTIVE)
 LOGIT_SCALE_MAX = 100.0  # open_clip's clamp (synthetic ObjectiveConfig.logit_scale_max)
-N_ANGLES = 180  # angle grid; accuracies move by < 3e-4 from 180 to 720 angles (tests)
+N_ANGLES = 180  # first angle grid; doubled until no accuracy moves by ACC_TOL or more
+MAX_ANGLES = 1440
+ACC_TOL = 1e-3
+Q_MIN = 0.1  # 0 < q < Q_MIN: the loss is nearly flat in the rule's direction; no prediction (section 9.5)
 DEFAULT_BATCH = {"clip": None, "siglip": 256}
 
 
@@ -234,17 +242,50 @@ def _minimize(theta0: np.ndarray, pb: _Problem, maxiter: int):
     )
 
 
+def _accuracies(theta: np.ndarray, k: int, point: tuple, q: float) -> np.ndarray:
+    """Common and counter accuracy of the class- and mean-prompt rules (noise-free), the four numbers the
+    prediction is about (the Gaussian formula of docs/theory.md section 3, written out here)."""
+    p, mu_inv, mu_spu, s_inv, s_spu = point
+    A_I, A_T, _, _ = _unpack(theta, k)
+    out = []
+    for e in (np.array([1.0, 0.0]), np.array([mu_inv, q * mu_spu * (2 * p - 1)])):
+        w = A_I.T @ (A_T @ e)
+        sd = np.sqrt(w[0] ** 2 * s_inv**2 + w[1] ** 2 * s_spu**2)
+        for sign in (1.0, -1.0):
+            out.append(ndtr((w[0] * mu_inv + sign * w[1] * mu_spu) / max(sd, 1e-300)))
+    return np.array(out)
+
+
 @functools.lru_cache(maxsize=4096)
 def _optimum_point(point: tuple, q: float, k: int, objective: str, batch, n: int) -> ContrastiveOptimum:
-    """Multi-start on a coarse angle grid (n // 3), then the best start refined on the full grid."""
+    if threadpool_limits is None:
+        return _solve_point(point, q, k, objective, batch, n)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve_point(point, q, k, objective, batch, n)
+
+
+def _solve_point(point: tuple, q: float, k: int, objective: str, batch, n: int) -> ContrastiveOptimum:
+    """Multi-start on a coarse angle grid (n // 3), the best start refined on the n-angle grid, then on
+    grids of 2n, 4n, ... angles until no accuracy (class and mean prompt, common and counter) moves by more
+    than ACC_TOL from one grid to the next (narrow mixture components at the clamp tau = 100 need more
+    than 180 angles). NaN if that has not happened by MAX_ANGLES."""
     p, mu_inv, mu_spu, s_inv, s_spu = point
     off = mu_inv * mu_spu * (2 * p - 1)
     Sigma = np.array([[mu_inv**2 + s_inv**2, off], [off, mu_spu**2 + s_spu**2]])
     coarse = _problem(point, q, k, objective, batch, max(n // 3, 48))
     best = min((_minimize(th0, coarse, 400) for th0 in _starts(Sigma, k, objective)), key=lambda r: r.fun)
     res = _minimize(best.x, _problem(point, q, k, objective, batch, n), 400)
+    converged = n >= MAX_ANGLES  # a grid this fine is taken as it is
+    while not converged and n < MAX_ANGLES:
+        n *= 2
+        finer = _minimize(res.x, _problem(point, q, k, objective, batch, n), 400)
+        moved = np.abs(_accuracies(finer.x, k, point, q) - _accuracies(res.x, k, point, q))
+        converged = bool(np.all(moved < ACC_TOL))
+        res = finer
     A_I, A_T, log_tau, b = _unpack(res.x, k)
     A_I, A_T = A_I / np.linalg.norm(A_I), A_T / np.linalg.norm(A_T)
+    if not converged:
+        A_I, A_T = np.full_like(A_I, np.nan), np.full_like(A_T, np.nan)
     return ContrastiveOptimum(A_I, A_T, float(np.exp(log_tau)), float(b), float(res.fun), A_I.T @ A_T)
 
 
@@ -267,7 +308,8 @@ def prediction_applies(
     width h (None: h >= 4). ``k`` (classes) and ``render_depth`` describe the data; ``encoder`` the towers.
     linear_clip: covered for linear encoders on the binary unrendered model (any noise, any rank).
     clip / siglip: additionally needs sigma_xi = 0 (the angle reduction; noisy data are not derived),
-    sigma_spu > 0 and width h >= 2; see docs/theory.md section 9 for where trained runs land on it.
+    sigma_spu > 0, caption_q = 0 or >= Q_MIN = 0.1, and width h >= 2; see docs/theory.md section 9 for
+    where trained runs land on it.
     """
     if objective not in OBJECTIVES:
         return f"no prediction for objective {objective!r} (theory covers {list(OBJECTIVES)})"
@@ -285,6 +327,13 @@ def prediction_applies(
         return (
             f"no {objective} prediction with sigma_xi > 0: the population optimum is derived for "
             "noise-free data (sigma_xi = 0), where embeddings depend on the latent direction only"
+        )
+    q = np.asarray(model.caption_q, float)
+    if np.any((q > 0) & (q < Q_MIN)):
+        return (
+            f"no {objective} prediction for 0 < caption_q < {Q_MIN}: the loss is nearly flat in the rule's "
+            "direction there and the numerical optimum is not determined (accuracies within 0.01 of the "
+            "invariant rule's)"
         )
     if np.any(np.asarray(model.sigma_spu, float) <= 0):
         return f"no {objective} prediction with sigma_spu = 0 (the latent angle has atoms)"
