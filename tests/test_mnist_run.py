@@ -160,3 +160,16 @@ def test_bad_config_is_named(override, message):
 def test_missing_idx_files_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         run(_cfg(source="idx", root=str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_construction_and_sklearn_source_reach_the_run():
+    """mnist.construction and mnist.source=sklearn are passed through run(): the exact reference is the
+    variant's (not the paper's), and the real handwritten digits load."""
+    out = run(_cfg(objective="supervised", construction="all_coupled", source="sklearn"))
+    assert out["status"] == "ok"
+    expected = data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "all_coupled")
+    assert out["extra"]["bayes"] == pytest.approx(expected)
+    assert out["extra"]["bayes"] != pytest.approx(data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "paper"))
+    with pytest.raises(ValueError, match="mnist.construction='bogus'"):
+        run(_cfg(construction="bogus"))

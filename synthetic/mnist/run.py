@@ -32,8 +32,9 @@ def validate(mc) -> None:
         raise ValueError(f"mnist.coupled={mc.coupled}; expected 0..k={mc.k}")
     if mc.image_size not in (28, 14):
         raise ValueError(f"mnist.image_size={mc.image_size}; expected 28 or 14")
-    if mc.source not in ("offline", "idx"):
-        raise ValueError(f"mnist.source={mc.source!r}; expected 'offline' or 'idx'")
+    if mc.source not in ("offline", "idx", "sklearn"):
+        raise ValueError(f"mnist.source={mc.source!r}; expected 'offline', 'sklearn' or 'idx'")
+    data.validate(mc)
     for name in ("n", "n_test"):
         if getattr(mc, name) is not None and getattr(mc, name) < 1:
             raise ValueError(f"mnist.{name}={getattr(mc, name)}; expected a positive count or null")
@@ -67,7 +68,10 @@ def load_split(source: str, root: str | None, k: int, n: int | None, split: str,
     else:
         count = n if n is not None else (digits.PAPER_N[k] if split == "train" else OFFLINE_N_TEST)
         split_id = {"train": 0, "test": 1}[split]
-        images, labels = digits.render_digits(count, k, seed=(data_seed, split_id))
+        if source == "sklearn":
+            images, labels = digits.sklearn_digits(count, k, seed=(data_seed, split_id), split=split)
+        else:
+            images, labels = digits.render_digits(count, k, seed=(data_seed, split_id))
     return _pool(images, size), labels
 
 
@@ -99,6 +103,7 @@ class Spec(NamedTuple):
     optimizer: str
     schedule: str
     weight_decay: float
+    test_shifts: tuple[int, ...] = (0, 0, 0)  # colour shift of the ID, Rand, Rev laws (data.colour_law)
 
 
 def make_optimiser(spec: Spec, base_lr) -> optax.GradientTransformation:
@@ -142,9 +147,9 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
         return jnp.argmax(model.scores(data.colourise(grey[None], c[None], palette_Kx3))[0])
 
     # the three test sets share the digits and differ in labels/colours: one pass over all of them
-    y_t, c_t = jax.vmap(lambda kk, p: data.sample_labels_colours(kk, test_digit, k, p_inv, p, spec.coupled))(
-        jax.random.split(k_test, len(TEST_SETS)), test_p
-    )
+    y_t, c_t = jax.vmap(
+        lambda kk, p, s: data.sample_labels_colours(kk, test_digit, k, p_inv, p, spec.coupled, s)
+    )(jax.random.split(k_test, len(TEST_SETS)), test_p, jnp.asarray(spec.test_shifts))
     grey_all = jnp.tile(test_grey, (len(TEST_SETS), 1, 1))
     pred = jax.lax.map(predict, (grey_all, c_t.reshape(-1)), batch_size=spec.eval_batch)
     correct = (pred == y_t.reshape(-1)).reshape(len(TEST_SETS), -1).mean(axis=1)
@@ -197,9 +202,11 @@ def run(cfg, on_chunk=None) -> dict:
         mc.source, mc.root, mc.k, mc.n_test, "test", mc.data_seed, mc.image_size
     )
 
+    # (own-colour probability, colour shift) of the ID, Rand and Rev laws under mnist.construction
+    laws = [data.colour_law(t, mc.k, mc.p_spu, mc.p_rev, mc.construction) for t in TEST_SETS]
     spec = Spec(
         k=mc.k,
-        coupled=mc.coupled,
+        coupled=data.coupled_classes(mc.k, mc.coupled, mc.construction),
         objective=mc.objective,
         encoder=mc.encoder,
         image_size=mc.image_size,
@@ -211,9 +218,10 @@ def run(cfg, on_chunk=None) -> dict:
         optimizer=cfg.train.optimizer,
         schedule=cfg.train.schedule,
         weight_decay=float(cfg.train.weight_decay),
+        test_shifts=tuple(shift for _, shift in laws),
     )
     make_optimiser(spec, float(cfg.train.lr))  # a bad optimizer/schedule name stops here, before compiling
-    test_p = [data.test_p_spu(t, mc.k, mc.p_spu, mc.p_rev) for t in TEST_SETS]
+    test_p = [q for q, _ in laws]
     hyper = jnp.array([mc.p_inv, *test_p, cfg.train.lr], jnp.float32)
     keys = seed_keys(int(cfg.seed), 0, seeds)
     losses, accs = train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec)
@@ -223,10 +231,7 @@ def run(cfg, on_chunk=None) -> dict:
     per_seed = {name: np.asarray(v).astype(float).tolist() for name, v in accs.items()}
     per_seed["loss_final"] = losses[:, -tail:].mean(axis=1).astype(float).tolist()
     diverged = first_nonfinite_step(losses)
-    bayes = {
-        f"acc_{t}": data.bayes_accuracy(mc.k, mc.p_inv, mc.p_spu, p, mc.coupled)
-        for t, p in zip(TEST_SETS, test_p, strict=True)
-    }
+    bayes = data.bayes_reference(mc.k, mc.p_inv, mc.p_spu, mc.p_rev, mc.coupled, mc.construction)
     extra = {
         "n_train": len(train_digit),
         "n_test": len(test_digit),
