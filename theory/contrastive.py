@@ -17,8 +17,9 @@ E_pos[softplus(-(tau s + b))] + (B - 1) E_neg[softplus(tau s + b)]. InfoNCE's is
 we use the large-batch form log(e^{tau s_ii} / (B - 1) + E_neg[e^{tau s}]) (the B - 1 negatives replaced
 by their mean, exact as B -> infinity; ``batch_size=None`` drops the positive from the denominator).
 
-The optimum is found numerically (L-BFGS-B on the population loss, a few fixed starts, the best kept):
-deterministic, a population quantity, no sampling. Results are cached per parameter point.
+The optimum is found numerically (L-BFGS-B on the population loss, a few fixed starts, the best kept and
+refined on finer angle grids until the accuracies settle): deterministic, a population quantity, no
+sampling. Results are cached per parameter point. q = 0 is solved exactly (the invariant rule).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class ContrastiveOptimum(NamedTuple):
 
     A_image, A_text: (k, 2), k = min(h, 4): the encoders restricted to the latent plane, W_M D_M (defined up
     to a common rotation of the embedding space and a positive scale of each, which normalisation removes).
-    logit_scale: tau at the optimum; bias: SigLIP's b (0 for clip); loss: the population loss there.
+    logit_scale: tau at the optimum (with q < 1 and h >= 3 only an effective scale is determined, see
+    docs/theory.md 9.5); bias: SigLIP's b (0 for clip); loss: the population loss there (InfoNCE with
+    batch_size None: the large-batch form minus log(B - 1)). At q = 0 (exact solution) bias and loss are NaN.
     product: A_image^T A_text (2 x 2), the latent-coordinate analogue of ``clip_optimum``: the zero-shot rule
     for a prompt with latent e is w = A_image^T normalize(A_text e) (= product e / |A_text e|).
     """
