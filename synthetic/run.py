@@ -54,7 +54,11 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         out.update(note=why_not, **_nulls())
     else:  # the run's own objective (InfoNCE: large-batch limit; SigLIP: the run's batch)
         batch = run.train.batch_size or run.data.n
-        out.update(accs(objective=name, **run.objective.theory_kwargs(batch)))
+        own = accs(objective=name, **run.objective.theory_kwargs(batch))
+        if all(np.isfinite(v) for v in own.values()):
+            out.update(own)
+        else:  # a numerical prediction that did not settle is no prediction: say so, never a bare null
+            out.update(note=f"theory/ returned no finite {name} prediction at this point", **_nulls())
     for g in theory.GROUPS:
         out[f"supervised_acc_{g}"] = float(theory.supervised_accuracy(model, g))
     out.update({k: float(v) for k, v in theory.paper_bounds(model).items()})

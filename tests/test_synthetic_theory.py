@@ -62,3 +62,15 @@ def test_no_prediction_is_null_with_a_note(name, data, encoder, note):
         assert t[key] is None, key
     if data.theory_model() is not None:  # the linearised reference stays available under its own name
         assert t["linear_clip"]["acc_counter"] is not None
+
+
+def test_a_prediction_that_did_not_settle_is_null_with_a_note(monkeypatch):
+    real = theory.zero_shot_accuracy
+
+    def unsettled(model, group, prompt="class", rank=None, objective="linear_clip", **kw):
+        return float("nan") if objective == "clip" else real(model, group, prompt, rank, objective, **kw)
+
+    monkeypatch.setattr(theory, "zero_shot_accuracy", unsettled)
+    t = _theory(Clip())
+    assert "no finite clip prediction" in t["note"] and t["acc_counter"] is None
+    assert t["linear_clip"]["acc_counter"] is not None
