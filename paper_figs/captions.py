@@ -66,6 +66,7 @@ def figure(entries: list[dict]) -> Figure:
     qs = sorted({e["caption_q"] for e in entries})
     objectives = sorted({e["objective"] for e in entries})
     colours = dict(zip(objectives, plt.get_cmap("tab10").colors, strict=False))
+    markers = dict(zip(objectives, "oD^vP*X", strict=False))  # overlapping objectives stay apart
     fig, axes = plt.subplots(len(ROWS), len(qs), figsize=(3.2 * len(qs), 2.8 * len(ROWS)), squeeze=False)
     for i, (metric, label) in enumerate(ROWS):
         for j, q in enumerate(qs):
@@ -83,7 +84,7 @@ def figure(entries: list[dict]) -> Figure:
                 if not pts:
                     continue
                 x = [e["p_spu"] for e in pts]
-                style = {"marker": "s", "mfc": "none"} if obj == "Supervised" else {"marker": "o"}
+                style = {"marker": "s", "mfc": "none"} if obj == "Supervised" else {"marker": markers[obj]}
                 ax.errorbar(
                     x, [e["sim_mean"] for e in pts], [e["sim_std"] for e in pts], ls="none", ms=4,
                     color=colours[obj], capsize=2, label=obj, **style,
