@@ -3,7 +3,8 @@
 Runs the demo in a fresh temporary directory (its results/ and paper_figs/out/ land there, nothing in the
 working tree changes) with an empty ``JAX_COMPILATION_CACHE_DIR``, then reads every run's results.json:
 ``extra.compile_s`` (XLA compilations of that run; 0 when the process had the program already) and
-``extra.run_s`` (the compiled program running), summed per sweep. Saved to benchmarks/out/demo_time.json.
+``extra.run_s`` (the compiled program running), summed per sweep. Saved to benchmarks/out/demo_time.json,
+with the figure's CSVs beside it (benchmarks/out/demo_*.csv).
 
     python benchmarks/demo_time.py [--warm]     # --warm: run it a second time on the same cache as well
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,10 @@ def run_demo(workdir: Path, cache: Path) -> dict:
             "programs_compiled": sum(d["extra"]["compile_s"] > 0.2 for d in docs),
         }
     logs = {p.name: p.read_text()[-400:] for p in workdir.glob("results/synthetic/*.log")}
+    for csv in workdir.glob("paper_figs/out/*.csv"):  # the figure's numbers, to check the demo's claims
+        shutil.copy(csv, OUT.parent / f"demo_{csv.name}")
+    for csv in workdir.glob("results/synthetic/*/*/aggregate.csv"):
+        shutil.copy(csv, OUT.parent / f"demo_{csv.parent.parent.name}_aggregate.csv")
     return {
         "wall_s": round(wall, 1),
         "load_before": [round(x, 2) for x in load_before],

@@ -184,10 +184,13 @@ def matmul_rate(size: int = 2048, seconds: float = 2.0) -> dict:
 # ---- whole processes: python -m synthetic against python -m synthetic.bench_torch ----
 
 
-def timed_process(cmd: list[str], env: dict | None = None) -> dict:
+def timed_process(cmd: list[str], env: dict | None = None, timeout: float | None = None) -> dict:
     before = load()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"wall_s": None, "timed_out_after_s": timeout, "load_before": before, "load_after": load()}
     wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -205,10 +208,12 @@ def jax_process(overrides: str, tmp: Path, cache: Path, label: str) -> dict:
     return r
 
 
-def torch_process(args: str, threads: int, tmp: Path, label: str) -> dict:
+def torch_process(args: str, threads: int, tmp: Path, label: str, timeout: float) -> dict:
     out = Path(tmp, f"{label}.json")
     cmd = [sys.executable, "-m", "synthetic.bench_torch", *args.split(), "--threads", str(threads)]
-    r = timed_process([*cmd, "--json", str(out)])
+    r = timed_process([*cmd, "--json", str(out)], timeout=timeout)
+    if r["wall_s"] is None:  # stopped: the ratio is at least timeout / jax wall time
+        return {**r, "threads": threads}
     r.pop("stderr")
     doc = json.loads(out.read_text())
     acc = {k: round(v, 4) for k, v in doc["mean"].items() if k.startswith("acc_")}
@@ -218,7 +223,9 @@ def torch_process(args: str, threads: int, tmp: Path, label: str) -> dict:
     return r
 
 
-def whole_processes(name: str, overrides: str, torch_args: str | None, threads: list[int]) -> dict:
+def whole_processes(
+    name: str, overrides: str, torch_args: str | None, threads: list[int], timeout: float
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp, "jax_cache")
         out = {
@@ -230,14 +237,13 @@ def whole_processes(name: str, overrides: str, torch_args: str | None, threads: 
             return out
         out["torch_command"] = f"python -m synthetic.bench_torch {torch_args} --threads N"
         for n in threads:
-            out[f"torch_{n}_threads"] = torch_process(torch_args, n, Path(tmp), f"torch{n}")
-    best = min(out[f"torch_{n}_threads"]["wall_s"] for n in threads)
+            out[f"torch_{n}_threads"] = torch_process(torch_args, n, Path(tmp), f"torch{n}", timeout)
+    # a torch run stopped at the timeout counts as the timeout: its ratio is then a lower bound (">=")
+    walls = {n: out[f"torch_{n}_threads"]["wall_s"] or timeout for n in threads}
     for mode in ("cold", "warm"):
         jax_wall = out[f"jax_{mode}_cache"]["wall_s"]
-        out[f"ratio_{mode}"] = {
-            f"torch_{n}_threads": round(out[f"torch_{n}_threads"]["wall_s"] / jax_wall, 2) for n in threads
-        }
-        out[f"ratio_{mode}"]["best_torch"] = round(best / jax_wall, 2)
+        out[f"ratio_{mode}"] = {f"torch_{n}_threads": round(walls[n] / jax_wall, 2) for n in threads}
+        out[f"ratio_{mode}"]["best_torch"] = round(min(walls.values()) / jax_wall, 2)
     return out
 
 
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--no-process", action="store_true", help="skip the whole-process comparison")
     parser.add_argument("--torch-threads", default=f"{os.cpu_count()},1", help="torch thread counts to run")
+    parser.add_argument("--torch-timeout", type=float, default=600, help="stop a torch process after (s)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     has_torch = importlib.util.find_spec("torch") is not None and not args.no_torch
@@ -276,7 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(line, flush=True)
         if args.no_process:
             continue
-        w = r["processes"] = whole_processes(name, overrides, torch_args if has_torch else None, threads)
+        peer = torch_args if has_torch else None
+        w = r["processes"] = whole_processes(name, overrides, peer, threads, args.torch_timeout)
         cold, warm = w["jax_cold_cache"], w["jax_warm_cache"]
         print(
             f"  python -m synthetic: {cold['wall_s']} s cold cache (compile {cold['compile_s']} s, run "
@@ -285,6 +293,11 @@ def main(argv: list[str] | None = None) -> dict:
         )
         for n in threads if has_torch else ():
             t, key = w[f"torch_{n}_threads"], f"torch_{n}_threads"
+            if t["wall_s"] is None:
+                print(
+                    f"  pytorch, {n} thread(s): stopped at {args.torch_timeout} s: x>={w['ratio_cold'][key]}"
+                )
+                continue
             print(
                 f"  pytorch, {n} thread(s): {t['wall_s']} s (loop {t['loop_s']} s, load {t['load_before']})"
                 f" -> x{w['ratio_cold'][key]} cold, x{w['ratio_warm'][key]} warm",

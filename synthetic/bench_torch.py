@@ -58,7 +58,7 @@ def tower(a: argparse.Namespace, gen: torch.Generator) -> nn.Module:
     dims = [a.d] + [a.width] * a.depth
     layers: list[nn.Module] = []
     for i, o in zip(dims[:-1], dims[1:], strict=True):
-        layers += [nn.Linear(i, o), nn.GELU()]
+        layers += [nn.Linear(i, o), nn.GELU(approximate="tanh")]  # jax.nn.gelu's default
     layers.append(nn.Linear(dims[-1], a.h))
     with torch.no_grad():
         for m in layers:
