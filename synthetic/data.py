@@ -106,7 +106,7 @@ class GaussianData(DataModel):
 
     y is uniform; a = y with probability p_spu, else uniform over the other k - 1 classes (a = -y when
     k = 2). z_inv = mu_inv c_y + sigma_inv eps, z_spu = mu_spu c_a + sigma_spu eps' with class codes c; the
-    image latent is z = [z_inv, z_spu] and the caption latent is [z_inv, B z_spu] with B ~ Bernoulli(caption_q).
+    image latent is z = [z_inv, z_spu], the caption latent [z_inv, B z_spu] with B ~ Bernoulli(caption_q).
     """
 
     TRACED: ClassVar[tuple[str, ...]] = (
@@ -145,13 +145,13 @@ class GaussianData(DataModel):
         if self.k != 2:
             return f"exact theory: the paper's binary model (data.k=2), not k={self.k}"
         if self.render_depth:
-            return f"data.render_depth={self.render_depth}: rendered (nonlinear) data is outside the linear theory"
+            return f"data.render_depth={self.render_depth}: rendered (nonlinear) data is outside the theory"
         return None
 
     def latent(self, key: jax.Array, n: int, p_spu, hp: dict) -> Latent:
         codes_KxR = class_codes(self.k)
         r = codes_KxR.shape[1]
-        # One normal draw for everything (each random call site costs XLA compile time); Phi(normal) is uniform.
+        # One normal draw for everything (each random call site costs compile time); Phi(normal) is U(0,1).
         eps = jax.random.normal(key, (n, 2 * r + 4))
         eps_Nx2R, u_Nx4 = eps[:, : 2 * r], jax.scipy.special.ndtr(eps[:, 2 * r :])
         y = jnp.minimum(jnp.floor(u_Nx4[:, 0] * self.k), self.k - 1).astype(jnp.int32)
@@ -165,7 +165,7 @@ class GaussianData(DataModel):
         return Latent(z_image, z_text, y, a)
 
     def prompts(self, prompt: str, hp: dict) -> jax.Array:
-        """Exact prompt latents e_c, (k, r_text), as theory.prompt_latent: "class" [c_y, 0]; "mean" E[z_T | y]."""
+        """Exact prompt latents e_c (k, r_text) as theory.prompt_latent: "class" [c_y, 0], "mean" E[z_T|y]."""
         codes_KxR = class_codes(self.k)
         if prompt == "class":
             return jnp.concatenate([codes_KxR, jnp.zeros_like(codes_KxR)], axis=1)

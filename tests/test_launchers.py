@@ -1,4 +1,4 @@
-"""The SLURM and local launcher configs in conf/<app>/hydra/launcher compose for both apps and name real classes."""
+"""The SLURM and local launchers in conf/<app>/hydra/launcher compose for both apps and name real classes."""
 
 from pathlib import Path
 
