@@ -42,11 +42,32 @@ class Encoder(Component):
         raise NotImplementedError
 
 
+@jax.custom_vjp
+def _matmul(x_NxD: jax.Array, k_DxH: jax.Array) -> jax.Array:
+    """x K, with a backward pass that XLA's CPU backend runs as plain row-major matmuls (see _matmul_bwd)."""
+    return x_NxD @ k_DxH
+
+
+def _matmul_fwd(x_NxD, k_DxH):
+    return x_NxD @ k_DxH, (x_NxD, k_DxH)
+
+
+def _matmul_bwd(res, g_NxH):
+    """dK = x^T G computed as (G^T x)^T with G^T materialised: XLA would otherwise fold the transposes into
+    one dot contracting over the rows of both operands, which its CPU backend runs several times slower
+    than the plain product it hands to its matmul library (the barriers keep the transposes as copies)."""
+    x_NxD, k_DxH = res
+    g_HxN = jax.lax.optimization_barrier(g_NxH.T)
+    dk_HxD = jax.lax.optimization_barrier(g_HxN @ x_NxD)
+    return g_NxH @ k_DxH.T, dk_HxD.T
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
 def _dense(layer: nnx.Linear, x_NxD: jax.Array) -> jax.Array:
-    """``layer(x)`` written as (W x^T)^T with W = kernel^T: the same numbers, but the weight gradient
-    becomes a plain (h x N)(N x D) product, which XLA's CPU backend hands to its fast matmul library,
-    where x K's gradient x^T G (contracting over the rows of x) runs several times slower."""
-    out_NxH = (layer.kernel[...].T @ x_NxD.T).T
+    """``layer(x)`` through :func:`_matmul` (same numbers, faster weight gradient on CPU)."""
+    out_NxH = _matmul(x_NxD, layer.kernel[...])
     return out_NxH + layer.bias[...] if layer.bias is not None else out_NxH
 
 
