@@ -14,7 +14,8 @@ from synthetic.encoders import Linear
 @pytest.mark.parametrize("n", [2, 3, 5, 64, 100, 1000, 4097])
 def test_each_epoch_is_a_permutation_and_epochs_differ(n):
     words = jax.random.bits(jax.random.key(0), (T.SHUFFLE_ROUNDS,), jnp.uint32)
-    perms = [np.asarray(T.epoch_index(words, e, jnp.arange(n), n)) for e in range(4)]
+    epochs = jax.jit(jax.vmap(T.epoch_index, in_axes=(None, 0, None, None)), static_argnums=3)
+    perms = list(np.asarray(epochs(words, jnp.arange(4), jnp.arange(n), n)))
     for p in perms:
         np.testing.assert_array_equal(np.sort(p), np.arange(n))
     if n >= 64:
@@ -33,14 +34,15 @@ def test_minibatches_cover_the_training_set_once_per_epoch():
         eval=EvalConfig(n_test=4),
     )
     spec, hp = T.split(resolve(cfg))
-    _, fixed = T.setup(jax.random.key(1), hp, spec)
+    _, fixed = jax.jit(T.setup, static_argnums=2)(jax.random.key(1), hp, spec)
     rows = {tuple(np.asarray(r)): i for i, r in enumerate(fixed.train_set.x_image)}
+    batches = jax.jit(jax.vmap(T.get_batch, in_axes=(0, None, None, None)), static_argnums=3)
+    x_image = np.asarray(batches(jnp.arange(10), fixed, hp, spec).x_image)  # steps 0-9: two epochs
     epochs = []
     for e in range(2):
         seen = []
         for t in range(e * 5, e * 5 + 5):
-            batch = T.get_batch(jnp.int32(t), fixed, hp, spec)
-            seen += [rows[tuple(np.asarray(r))] for r in batch.x_image]
+            seen += [rows[tuple(r)] for r in x_image[t]]
         assert sorted(seen) == list(range(40))
         epochs.append(seen)
     assert epochs[0] != epochs[1]
