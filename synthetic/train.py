@@ -392,7 +392,8 @@ def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[st
     start = time.time()
     if cache_key not in _COMPILED:
         print(f"[synthetic] {label}compiling ...", file=sys.stderr, flush=True)
-        _COMPILED[cache_key] = _run_many.lower(sharded, hp, spec).compile(COMPILER_OPTIONS)
+        options = COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # tuned on CPU only
+        _COMPILED[cache_key] = _run_many.lower(sharded, hp, spec).compile(options)
         print(f"[synthetic] {label}compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     compiled = time.time()
     _Progress.reset(label)
