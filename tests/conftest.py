@@ -18,3 +18,10 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """Start the slow command-line runs of the selected modules in the background (tests/_background.py)."""
+    from tests import _background
+
+    _background.start({m.__name__ for m in (getattr(item, "module", None) for item in session.items) if m})

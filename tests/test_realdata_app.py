@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from realdata import zoo
 from realdata.config import register
 from realdata.fixture import main as fixture_main
+from tests import _background
 
 REPO = Path(__file__).resolve().parent.parent
 # the keys issue 5 names for `python -m realdata`
@@ -97,8 +98,11 @@ def _realdata(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subproce
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+_background.job("realdata_help", __name__, lambda: _realdata(["--help"]))  # runs while other tests run
+
+
 def test_python_m_realdata_help_lists_only_realdata_groups():
-    proc = _realdata(["--help"])
+    proc = _background.result("realdata_help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
@@ -110,12 +114,8 @@ def test_python_m_realdata_help_lists_only_realdata_groups():
         assert foreign not in proc.stdout
 
 
-def test_python_m_realdata_multirun_end_to_end(tmp_path):
-    """A Hydra multirun of `python -m realdata` over a label space and a non-model key (batch_size): every job
-    writes its own folder named after the model run, the jobs share the feature cache, and paper_figs reads
-    them."""
-    from paper_figs.aggregate import load_measured
-
+def _realdata_multirun():
+    tmp_path = _background.tmpdir("realdata-multirun")
     assert fixture_main([str(tmp_path / "try"), "--classes", "2"]) == 0  # 3 common, 2 counter per class
     root, ckpt = tmp_path / "try" / "data", tmp_path / "try" / "tiny-clip.pt"
     out = tmp_path / "sweep"
@@ -133,6 +133,19 @@ def test_python_m_realdata_multirun_end_to_end(tmp_path):
             f"hydra.sweep.dir={out}",
         ]
     )
+    return out, proc
+
+
+_background.job("realdata_multirun", __name__, _realdata_multirun)  # runs while other tests run
+
+
+def test_python_m_realdata_multirun_end_to_end():
+    """A Hydra multirun of `python -m realdata` over a label space and a non-model key (batch_size): every job
+    writes its own folder named after the model run, the jobs share the feature cache, and paper_figs reads
+    them."""
+    from paper_figs.aggregate import load_measured
+
+    out, proc = _background.result("realdata_multirun")
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p.parent for p in out.glob("*/results.json"))
     assert [j.name for j in jobs] == [

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 import theory
 from synthetic import train as T
 from synthetic.config import register_configs, resolve
+from tests import _background
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "synthetic"
@@ -118,17 +119,25 @@ def test_each_kind_carries_only_its_own_keys():
         _compose(["mnist.k=3"])
 
 
-def test_help_lists_only_synthetic_groups():
-    proc = subprocess.run(
+def _help():
+    return subprocess.run(
         [sys.executable, "-m", "synthetic", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
     )
+
+
+_background.job("synthetic_help", __name__, _help)  # runs while other tests run (tests/_background.py)
+
+
+def test_help_lists_only_synthetic_groups():
+    proc = _background.result("synthetic_help")
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     for group in ("data", "encoder", "objective", "experiment", "task"):
         assert f"{group}:" in groups
     assert "model:" not in groups  # realdata's zoo
 
 
-def test_small_multirun_end_to_end(tmp_path):
+def _small_multirun():
+    tmp_path = _background.tmpdir("multirun")
     sweep = tmp_path / "sweep"
     cmd = [
         sys.executable, "-m", "synthetic", "-m",
@@ -139,13 +148,8 @@ def test_small_multirun_end_to_end(tmp_path):
     ]  # fmt: skip
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    docs = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
-    for doc, p in zip(docs, (0.6, 0.9), strict=True):
-        assert doc["status"] == "ok" and doc["config"]["data"]["p_spu"] == p
-        assert len(doc["metrics"]["acc_counter"]["per_seed"]) == 2
-        assert "note" in doc["theory"]  # k = 3 rendered data: no exact theory, and it says so
-        assert doc["versions"]["jax"] and doc["device"]["backend"] == "cpu"
+    if proc.returncode:
+        return sweep, proc, None
     agg = subprocess.run(
         [sys.executable, "-m", "synthetic.aggregate", str(sweep)],
         cwd=ROOT,
@@ -153,6 +157,21 @@ def test_small_multirun_end_to_end(tmp_path):
         capture_output=True,
         text=True,
     )
+    return sweep, proc, agg
+
+
+_background.job("small_multirun", __name__, _small_multirun)  # runs while other tests run
+
+
+def test_small_multirun_end_to_end():
+    sweep, proc, agg = _background.result("small_multirun")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    docs = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
+    for doc, p in zip(docs, (0.6, 0.9), strict=True):
+        assert doc["status"] == "ok" and doc["config"]["data"]["p_spu"] == p
+        assert len(doc["metrics"]["acc_counter"]["per_seed"]) == 2
+        assert "note" in doc["theory"]  # k = 3 rendered data: no exact theory, and it says so
+        assert doc["versions"]["jax"] and doc["device"]["backend"] == "cpu"
     assert agg.returncode == 0, agg.stderr
     with open(sweep / "aggregate.csv") as f:
         rows = list(csv.DictReader(f))
@@ -209,10 +228,8 @@ def _run(args, tmp_path, **kw):
     return proc
 
 
-def test_user_components_from_their_own_module_and_yaml(tmp_path):
-    """tests/plugin holds a user's objective and data model (own module, own YAML, found through
-    hydra.searchpath): at their neutral settings they give exactly the numbers of the built-ins they wrap,
-    and their own hyperparameters are traced (an alignment sweep compiles once) and change the result."""
+def _user_component_sweeps():
+    tmp_path = _background.tmpdir("plugin")
     plugin = ROOT / "tests" / "plugin"
     sweep = tmp_path / "sweep"
     _run(
@@ -221,6 +238,24 @@ def test_user_components_from_their_own_module_and_yaml(tmp_path):
         tmp_path,
         PYTHONPATH=str(plugin),
     )  # fmt: skip
+    sweep2 = tmp_path / "sweep2"
+    proc = _run(
+        ["-m", *TINY, "objective=weighted_linear_clip", "objective.alignment=1.0,3.0",
+         f"hydra.searchpath=[file://{plugin / 'conf'}]", f"hydra.sweep.dir={sweep2}"],
+        tmp_path,
+        PYTHONPATH=str(plugin),
+    )  # fmt: skip
+    return sweep, sweep2, proc
+
+
+_background.job("user_components", __name__, _user_component_sweeps)  # runs while other tests run
+
+
+def test_user_components_from_their_own_module_and_yaml():
+    """tests/plugin holds a user's objective and data model (own module, own YAML, found through
+    hydra.searchpath): at their neutral settings they give exactly the numbers of the built-ins they wrap,
+    and their own hyperparameters are traced (an alignment sweep compiles once) and change the result."""
+    sweep, sweep2, proc = _background.result("user_components")
     docs = {}
     for job in sweep.glob("[0-9]*"):
         doc = json.loads((job / "results.json").read_text())
@@ -235,13 +270,6 @@ def test_user_components_from_their_own_module_and_yaml(tmp_path):
     mine = docs[("my_components.WeightedLinearClip", "my_components.ShiftedGaussian")]
     assert mine["config"]["objective"]["alignment"] == 1.0 and mine["config"]["data"]["shift"] == 0.0
     # a traced user hyperparameter: two values, one compiled program, different numbers
-    sweep2 = tmp_path / "sweep2"
-    proc = _run(
-        ["-m", *TINY, "objective=weighted_linear_clip", "objective.alignment=1.0,3.0",
-         f"hydra.searchpath=[file://{plugin / 'conf'}]", f"hydra.sweep.dir={sweep2}"],
-        tmp_path,
-        PYTHONPATH=str(plugin),
-    )  # fmt: skip
     assert proc.stderr.count("compiling") == 1
     a, b = (json.loads((sweep2 / j / "results.json").read_text()) for j in ("0", "1"))
     assert a["metrics"]["final_loss"]["per_seed"] != b["metrics"]["final_loss"]["per_seed"]

@@ -21,6 +21,7 @@ from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig, resolve
 from synthetic.data import GaussianData
 from synthetic.encoders import MLP, Linear
 from synthetic.objectives import Clip, LinearClip, SigLIP, Supervised
+from tests import _background
 
 
 def split(cfg):
@@ -215,12 +216,19 @@ print(json.dumps({"n_dev": n_dev, "n_shards": len(sharded.sharding.device_set),
 """
 
 
-def test_two_host_devices_give_the_same_result(small_raw):
+def _sharded_run():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(SHARDED)], env=env, cwd=root, capture_output=True, text=True
     )
+
+
+_background.job("two_host_devices", __name__, _sharded_run)  # runs while other tests run
+
+
+def test_two_host_devices_give_the_same_result(small_raw):
+    proc = _background.result("two_host_devices")
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["n_dev"] == 2 and got["n_shards"] == 2
