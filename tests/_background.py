@@ -1,8 +1,9 @@
 """Slow command-line runs started in the background at collection, so they use the second core while pytest
 runs the in-process tests on the first (pytest itself is one process). A test module registers a job at
-import with :func:`job`; ``conftest.pytest_collection_finish`` starts the jobs of the modules that have
-selected tests, one at a time in one background thread; a test takes its job's result with :func:`result`
-(run there and then when it was not started). Jobs write into their own temporary folders, removed at exit.
+import with :func:`job`, naming the test that checks it; ``conftest.pytest_collection_finish`` starts the jobs
+of the selected tests, one at a time in one background thread, and ``pytest_sessionfinish`` cancels those not
+started; a test takes its job's result with :func:`result` (run there and then when it was not started).
+Jobs write into their own temporary folders, removed at exit.
 """
 
 from __future__ import annotations
@@ -19,15 +20,20 @@ _FUTURES: dict[str, concurrent.futures.Future] = {}
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-cli")
 
 
-def job(name: str, module: str, fn: Callable):
-    """Register ``fn()`` (a slow run whose result a test of ``module`` checks) under ``name``."""
-    _JOBS[name] = (module, fn)
+def job(name: str, test: str, fn: Callable):
+    """Register ``fn()`` under ``name``: a slow run whose result ``test`` ("module::function") checks."""
+    _JOBS[name] = (test, fn)
 
 
-def start(modules: set[str]) -> None:
-    for name, (module, fn) in _JOBS.items():
-        if module in modules and name not in _FUTURES:
+def start(tests: set[str]) -> None:
+    for name, (test, fn) in _JOBS.items():
+        if test in tests and name not in _FUTURES:
             _FUTURES[name] = _POOL.submit(fn)
+
+
+def cancel() -> None:
+    for future in _FUTURES.values():
+        future.cancel()  # only those not started: a running one finishes
 
 
 def result(name: str):

@@ -24,4 +24,15 @@ def pytest_collection_finish(session):
     """Start the slow command-line runs of the selected modules in the background (tests/_background.py)."""
     from tests import _background
 
-    _background.start({m.__name__ for m in (getattr(item, "module", None) for item in session.items) if m})
+    selected = {
+        f"{module.__name__}::{getattr(item, 'originalname', item.name)}"
+        for item in session.items
+        if (module := getattr(item, "module", None)) is not None
+    }
+    _background.start(selected)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import _background
+
+    _background.cancel()

@@ -63,7 +63,9 @@ def _tiny_grid():
     return sweep, proc
 
 
-_background.job("mnist_tiny_grid", __name__, _tiny_grid)  # runs while other tests run (tests/_background)
+_background.job(
+    "mnist_tiny_grid", f"{__name__}::test_tiny_grid_through_the_app_and_table", _tiny_grid
+)  # runs while other tests run (tests/_background)
 
 
 @pytest.mark.slow

@@ -98,7 +98,11 @@ def _realdata(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subproce
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-_background.job("realdata_help", __name__, lambda: _realdata(["--help"]))  # runs while other tests run
+_background.job(
+    "realdata_help",
+    f"{__name__}::test_python_m_realdata_help_lists_only_realdata_groups",
+    lambda: _realdata(["--help"]),
+)  # runs while other tests run
 
 
 def test_python_m_realdata_help_lists_only_realdata_groups():
@@ -136,7 +140,9 @@ def _realdata_multirun():
     return out, proc
 
 
-_background.job("realdata_multirun", __name__, _realdata_multirun)  # runs while other tests run
+_background.job(
+    "realdata_multirun", f"{__name__}::test_python_m_realdata_multirun_end_to_end", _realdata_multirun
+)  # runs while other tests run
 
 
 def test_python_m_realdata_multirun_end_to_end():

@@ -125,7 +125,9 @@ def _help():
     )
 
 
-_background.job("synthetic_help", __name__, _help)  # runs while other tests run (tests/_background.py)
+_background.job(
+    "synthetic_help", f"{__name__}::test_help_lists_only_synthetic_groups", _help
+)  # runs while other tests run (tests/_background.py)
 
 
 def test_help_lists_only_synthetic_groups():
@@ -160,7 +162,9 @@ def _small_multirun():
     return sweep, proc, agg
 
 
-_background.job("small_multirun", __name__, _small_multirun)  # runs while other tests run
+_background.job(
+    "small_multirun", f"{__name__}::test_small_multirun_end_to_end", _small_multirun
+)  # runs while other tests run
 
 
 def test_small_multirun_end_to_end():
@@ -248,7 +252,11 @@ def _user_component_sweeps():
     return sweep, sweep2, proc
 
 
-_background.job("user_components", __name__, _user_component_sweeps)  # runs while other tests run
+_background.job(
+    "user_components",
+    f"{__name__}::test_user_components_from_their_own_module_and_yaml",
+    _user_component_sweeps,
+)  # runs while other tests run
 
 
 def test_user_components_from_their_own_module_and_yaml():

@@ -224,7 +224,9 @@ def _sharded_run():
     )
 
 
-_background.job("two_host_devices", __name__, _sharded_run)  # runs while other tests run
+_background.job(
+    "two_host_devices", f"{__name__}::test_two_host_devices_give_the_same_result", _sharded_run
+)  # runs while other tests run
 
 
 def test_two_host_devices_give_the_same_result(small_raw):

@@ -322,7 +322,11 @@ def _trained_case(objective, p_values, q_values):
 
 
 for _case in TRAINED_CASES:  # the three sweeps run in the background (tests/_background.py)
-    _background.job(f"trained{_case}", __name__, lambda case=_case: _trained_case(*case))
+    _background.job(
+        f"trained{_case}",
+        f"{__name__}::test_trained_runs_land_on_the_prediction",
+        lambda case=_case: _trained_case(*case),
+    )
 
 
 @pytest.mark.slow
