@@ -41,6 +41,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # adamw only
     seed_chunk: int = 0  # seeds compiled together per chunk (0 = all); results.json is updated per chunk
     loss_curve_points: int = 100  # how many points of the loss curve results.json keeps
+    # report steps from a host callback; JAX does not write programs with a host callback to its persistent
+    # compilation cache, so false lets a later process reuse the compiled program (.cache/jax)
+    progress: bool = True
 
     def check(self) -> None:
         expect(self.steps >= 1, "train.steps", self.steps, "at least 1 step")

@@ -61,7 +61,7 @@ def split(run: GaussianRunConfig, progress: bool = True) -> tuple[Spec, dict]:
         objective=run.objective.static(),
         train=dataclasses.replace(run.train, lr=0.0, seed_chunk=0),
         eval=run.eval,
-        progress=progress,
+        progress=progress and run.train.progress,
     )
     try:
         hash(spec)

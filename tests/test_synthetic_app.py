@@ -358,3 +358,11 @@ def test_aggregate_orders_job_folders_numerically_beside_named_ones(tmp_path):
     rows = collect(tmp_path)
     assert [r["run"] for r in rows] == ["2", "10", "x"]
     assert rows[0]["acc_counter_mean"] == 0.5 and rows[0]["seeds"] == 1
+
+
+def test_progress_off_lets_the_compilation_cache_keep_the_program(tmp_path):
+    """JAX keeps no program with a host callback in its persistent cache: train.progress=false drops the
+    callback, and the compiled run is written there for a later process."""
+    args = [*TINY, "train.steps=5", "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    _run(args, tmp_path)
+    assert any(p.name.startswith("jit__run_many") for p in (tmp_path / "jax_cache").iterdir())
