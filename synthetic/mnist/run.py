@@ -188,8 +188,8 @@ def run(cfg, on_chunk=None) -> dict:
     train = (
         cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
     )
-    train.check()
-    seeds, steps, batch_size = int(cfg.seeds), int(cfg.train.steps), int(cfg.train.batch_size)
+    train.check()  # optimizer, schedule, lr ... named before anything loads or compiles
+    seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
     if seeds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
             f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
@@ -215,14 +215,13 @@ def run(cfg, on_chunk=None) -> dict:
         eval_batch=mc.eval_batch,
         steps=steps,
         batch_size=batch_size,
-        optimizer=cfg.train.optimizer,
-        schedule=cfg.train.schedule,
-        weight_decay=float(cfg.train.weight_decay),
+        optimizer=train.optimizer,
+        schedule=train.schedule,
+        weight_decay=float(train.weight_decay),
         test_shifts=tuple(shift for _, shift in laws),
     )
-    make_optimiser(spec, float(cfg.train.lr))  # a bad optimizer/schedule name stops here, before compiling
     test_p = [q for q, _ in laws]
-    hyper = jnp.array([mc.p_inv, *test_p, cfg.train.lr], jnp.float32)
+    hyper = jnp.array([mc.p_inv, *test_p, train.lr], jnp.float32)
     keys = seed_keys(int(cfg.seed), 0, seeds)
     losses, accs = train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec)
     losses = np.asarray(losses)
