@@ -18,7 +18,7 @@ $(CORE_STAMP): pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 $(ALL_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP) install -q -c constraints.txt -e '.[real,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[real,track,dev]'
 	touch $@ $(CORE_STAMP)
 
 demo: $(CORE_STAMP)
