@@ -309,15 +309,16 @@ def _imagenet_weights(mcfg):
 
 def _memo_key(mcfg, seed: int, autocast: bool) -> dict:
     """Everything a model's identity depends on, known without importing open_clip or torchvision: the
-    config, the files it names (path, size, mtime) and the installed versions."""
+    config, the files it names (path and realdata.dataset.file_signature: a rewrite changes it even with the
+    size and mtime restored) and the installed versions."""
+    from realdata.dataset import file_signature
 
     def stat(path: str):
         p = Path(path).expanduser()
         if p.is_dir():
             return sorted(stat(str(c)) for c in p.iterdir() if c.is_file())
         if p.is_file():
-            st = p.stat()
-            return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+            return [str(p.resolve()), *file_signature(p)]
         return None
 
     fields = ("kind", "name", "pretrained", "config_file", "force_quick_gelu")
@@ -344,7 +345,7 @@ def describe(
 
     With cache_dir the identity is remembered (cache_dir/identity/), so a cached re-run does not even import
     open_clip or torchvision."""
-    from realdata.cache import atomic_write, digest
+    from realdata.cache import cached_json, digest
 
     autocast = device.type == "cuda" and precision == "auto"
     memo = (
@@ -352,10 +353,8 @@ def describe(
         if cache_dir
         else None
     )
-    if memo is not None and memo.is_file():
-        saved = json.loads(memo.read_text())
-        identity, quick_gelu = saved["identity"], saved["quick_gelu"]
-    else:
+
+    def compute() -> dict:
         if mcfg.kind == "clip":
             identity, quick_gelu = _clip_identity(mcfg, seed)
         elif mcfg.kind == "imagenet":
@@ -367,10 +366,16 @@ def describe(
         else:
             raise ValueError(f"{key}.kind={mcfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
         identity["precision"] = _precision_id(autocast)
-        if memo is not None:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"identity": identity, "quick_gelu": quick_gelu})
-            atomic_write(memo, lambda path: path.write_text(text))
+        return {"identity": identity, "quick_gelu": quick_gelu}
+
+    def check(blob: dict) -> None:  # a corrupt memo (bad JSON, missing keys) is named and rebuilt
+        if not (
+            isinstance(blob.get("identity"), dict) and "name" in blob["identity"] and "quick_gelu" in blob
+        ):
+            raise KeyError(f"expected keys identity (with name) and quick_gelu, got {sorted(blob)}")
+
+    saved = cached_json(memo, compute, check) if memo is not None else compute()
+    identity, quick_gelu = saved["identity"], saved["quick_gelu"]
     return ModelSpec(mcfg.kind, mcfg, identity, device, seed, autocast, quick_gelu, verbose, key)
 
 
