@@ -29,12 +29,14 @@ from paper_figs.reference import (
     paper_match,
     paper_points,
 )
-from realdata.config import LABEL_SPACES, MODEL_KINDS, PROMPT_SETS  # the names realdata writes
+from realdata.config import LABEL_SPACES, PROMPT_SETS  # the names realdata writes
 
 RESULTS_NAME = "results.json"
 DEFAULT_RESULTS = Path("results/realdata")  # where `python -m realdata` writes (conf/realdata.yaml)
 PER_CLASS_NAME = "per_class.csv"
-REQUIRED_KEYS = ("dataset", "model", "pretrained", "model_kind", "label_space", "prompts", "metrics")
+REQUIRED_KEYS = ("dataset", "model", "pretrained", "label_space", "prompts", "metrics")
+# files written before issue 20 say model_kind (clip | imagenet) instead of family and zero_shot
+LEGACY_KINDS = {"clip": True, "imagenet": False}
 TABLE_STEM = "counteranimal_table"
 MEASURED_TITLE = "CounterAnimal: measured vs reported"
 REFERENCE_TITLE = "CounterAnimal: reported numbers (paper Tables 3-4)"
@@ -145,7 +147,6 @@ def load_result(path: Path) -> Measured:
     if data["dataset"] != "counteranimal":
         raise ResultsError(f"{path}: dataset = {data['dataset']!r}, expected 'counteranimal'")
     for key, allowed in (
-        ("model_kind", MODEL_KINDS),
         ("label_space", LABEL_SPACES),
         ("prompts", PROMPT_SETS),
     ):
@@ -158,7 +159,9 @@ def load_result(path: Path) -> Measured:
     counter = _fraction(path, metrics, "acc_counter")
     drop = _fraction(path, metrics, "drop", low=-1.0)
 
-    kind, model, pretrained = data["model_kind"], str(data["model"]), str(data["pretrained"] or "")
+    # the figures' two kinds: zero-shot models (CLIPs and the like) against fixed-head ImageNet classifiers
+    kind = "clip" if zero_shot_of(path, data) else "imagenet"
+    model, pretrained = str(data["model"]), str(data["pretrained"] or "")
     ref = paper_match(kind, model, pretrained, paper_points())
     # zoo metadata: realdata writes "zoo" only when the run is exactly that zoo entry; older files kept it in
     # config.model
@@ -194,6 +197,20 @@ def load_result(path: Path) -> Measured:
         n_counter=int(n_counter) if is_finite_number(n_counter) else None,
         status=str(data.get("status", UNKNOWN)),
         variant=protocol_variant(data),
+    )
+
+
+def zero_shot_of(path: Path, data: dict) -> bool:
+    """results.json's zero_shot (any family), or for older files its model_kind."""
+    if "zero_shot" in data:
+        if not isinstance(data["zero_shot"], bool):
+            raise ResultsError(f"{path}: zero_shot = {data['zero_shot']!r}, expected true or false")
+        return data["zero_shot"]
+    if data.get("model_kind") in LEGACY_KINDS:
+        return LEGACY_KINDS[data["model_kind"]]
+    raise ResultsError(
+        f"{path}: neither zero_shot (true/false) nor model_kind ({' or '.join(LEGACY_KINDS)}) says what "
+        f"kind of model this is (model_kind = {data.get('model_kind')!r})"
     )
 
 
