@@ -1,6 +1,6 @@
 """One evaluation: a model on CounterAnimal in one label space, prompt set and class-name list.
 
-``evaluate(cfg, out_dir)`` runs under the shared run contract (theory.record.recorded_run): results.json is
+``evaluate(cfg, out_dir)`` runs under the shared run contract (runrecord.recorded_run): results.json is
 written atomically at the start (status interrupted), at the end (ok) or on an exception (failed /
 interrupted), beside predictions.csv and per_class.csv. Earlier outputs in out_dir are moved to
 ``out_dir/earlier-<time>/`` first, so a failed re-run never destroys a good result.
@@ -32,7 +32,7 @@ from realdata.labels import (
 )
 from realdata.metrics import group_metrics, missing_groups, per_class_table
 from realdata.models import ModelSpec, describe, device_name, resolve_device, scores, templates
-from theory.record import RESULTS_FILE, provenance, recorded_run
+from runrecord import RESULTS_FILE, provenance, recorded_run
 
 log = logging.getLogger("realdata")
 PACKAGES = (
