@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import provenance, recorded_run
+from runrecord import ConfigError, provenance, recorded_run
 from synthetic.config import to_plain
 from synthetic.results import PACKAGES, device_info
 
@@ -30,13 +30,34 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def jax_devices() -> dict:
+    """``device_info()``, or a ConfigError naming JAX_PLATFORMS when JAX cannot start the backend it asks
+    for (``cuda``/``gpu`` without a GPU: JAX's own error is a bare AssertionError or a ROCm one)."""
+    try:
+        return device_info()
+    except Exception as e:
+        asked = os.environ.get("JAX_PLATFORMS")
+        if not asked:
+            raise
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"JAX_PLATFORMS={asked!r}: JAX cannot start that platform on this machine ({msg}); "
+            "unset JAX_PLATFORMS or set JAX_PLATFORMS=cpu"
+        ) from None
+
+
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the configured task and write ``out_dir/results.json``; returns the written document."""
     if cfg.task not in KINDS:
         raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
-    run = importlib.import_module(KINDS[cfg.task]).run
-    head = {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
-    doc = recorded_run(out_dir, head, lambda checkpoint: run(cfg, on_chunk=checkpoint))
+    module = importlib.import_module(KINDS[cfg.task])
+    head = {**provenance(cfg.task, PACKAGES, jax_devices()), "config": to_plain(cfg)}
+    doc = recorded_run(
+        out_dir,
+        head,
+        lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
+        check=lambda: module.check(cfg),
+    )
     summary = {
         name: round(m["mean"], 4)
         for name, m in doc["metrics"].items()
