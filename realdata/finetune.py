@@ -289,7 +289,7 @@ def make_optimizer(cfg, module: torch.nn.Module) -> torch.optim.AdamW:
         {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": cfg.train.wd},
     ]
     t = cfg.train
-    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps)
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, foreach=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
