@@ -1,11 +1,11 @@
-"""ColoredCOCO (paper Table 7 / Figure 10): ID and OOD accuracy per backbone and method, the paper's beside ours.
+"""ColoredCOCO (paper Table 7 / Figure 10): ID and OOD accuracy per backbone and method, paper beside ours.
 
     python -m paper_figs.coloredcoco [--results DIR] [--out DIR]
 
 DIR (default results/realdata/coloredcoco) holds the results.json of ``python -m realdata.finetune`` runs,
-e.g. the grid ``-m experiment=coloredcoco``. Aggregation = model selection: per (backbone, method) the run with
-the highest ID test accuracy (metrics.acc_id) among the finished runs (status ok) is chosen; ties go to the
-run whose folder sorts first. Zero-shot is the selected runs' accuracy before fine-tuning. Writes
+e.g. the grid ``-m experiment=coloredcoco``. Aggregation = model selection: per (backbone, method) the run
+with the highest ID test accuracy (metrics.acc_id) among the finished runs (status ok) is chosen; ties go to
+the run whose folder sorts first. Zero-shot is the selected runs' accuracy before fine-tuning. Writes
 coloredcoco_fig10.png/.pdf, coloredcoco_table7.md/.csv (each cell "measured (paper)", in %) and
 coloredcoco_selection.csv (every candidate, the chosen one marked). With no results it draws the paper's
 numbers alone and says so.
@@ -27,7 +27,12 @@ from theory.record import RESULTS_FILE
 NAME = "coloredcoco"
 DEFAULT_RESULTS = Path("results/realdata/coloredcoco")
 METHODS = ("zero_shot", "clip_obj", "clip_objbkg", "supervised")  # Table 7's columns, in its order
-LABELS = {"zero_shot": "zero-shot", "clip_obj": "CLIP obj", "clip_objbkg": "CLIP objbkg", "supervised": "supervised"}
+LABELS = {
+    "zero_shot": "zero-shot",
+    "clip_obj": "CLIP obj",
+    "clip_objbkg": "CLIP objbkg",
+    "supervised": "supervised",
+}
 # Paper Table 7, ID / OOD accuracy (%), from SPEC section 1
 PAPER = {
     ("RN50", "zero_shot"): (69.67, 68.33),
@@ -39,7 +44,12 @@ PAPER = {
     ("ViT-B/16", "clip_objbkg"): (97.11, 1.67),
     ("ViT-B/16", "supervised"): (94.78, 1.33),
 }
-BACKBONES = {"RN50-quickgelu": "RN50", "RN50": "RN50", "ViT-B-16-quickgelu": "ViT-B/16", "ViT-B-16": "ViT-B/16"}
+BACKBONES = {
+    "RN50-quickgelu": "RN50",
+    "RN50": "RN50",
+    "ViT-B-16-quickgelu": "ViT-B/16",
+    "ViT-B-16": "ViT-B/16",
+}
 
 
 def backbone(doc: dict) -> str:
@@ -157,8 +167,20 @@ def write_tables(chosen: dict, candidates: list[dict], out_dir: Path, note: str)
         w.writerows(rows)
     with open(paths[2], "w", newline="") as f:
         w = csv.DictWriter(
-            f, fieldnames=["backbone", "method", "lr", "wd", "warmup", "steps", "status", "acc_id", "acc_ood",
-                           "selected", "path"]
+            f,
+            fieldnames=[
+                "backbone",
+                "method",
+                "lr",
+                "wd",
+                "warmup",
+                "steps",
+                "status",
+                "acc_id",
+                "acc_ood",
+                "selected",
+                "path",
+            ],
         )
         w.writeheader()
         w.writerows(sorted(candidates, key=lambda c: (c["backbone"], c["method"], c["path"])))
@@ -172,8 +194,10 @@ def draw(chosen: dict, out_dir: Path, note: str) -> list[Path]:
     for ax, b in zip(axes, backbones, strict=True):
         for j, (split, colour) in enumerate((("ID", "tab:blue"), ("OOD", "tab:red"))):
             paper = [PAPER[(b, m)][j] for m in METHODS]
-            ours = [chosen[(b, m)]["metrics"]["acc_" + split.lower()] * 100 if (b, m) in chosen else np.nan
-                    for m in METHODS]
+            ours = [
+                chosen[(b, m)]["metrics"]["acc_" + split.lower()] * 100 if (b, m) in chosen else np.nan
+                for m in METHODS
+            ]
             off = -0.3 + 0.2 * j
             ax.bar(x + off, paper, 0.18, color=colour, alpha=0.35, hatch="//", label=f"{split} paper")
             ax.bar(x + off + 0.4, ours, 0.18, color=colour, label=f"{split} measured")
@@ -205,7 +229,9 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(prog="python -m paper_figs.coloredcoco", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_figs.coloredcoco", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--results", type=Path, default=None, help=f"default {DEFAULT_RESULTS}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)

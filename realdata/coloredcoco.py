@@ -1,5 +1,6 @@
 """ColoredCOCO (paper section 6, appendix D.3, Table 7): COCO objects pasted on a coloured background whose
-colour is a controlled spurious feature, after Ahmed et al. 2021 ("predictive group invariance", coco_colours).
+colour is a controlled spurious feature, after Ahmed et al. 2021 ("predictive group invariance",
+coco_colours).
 
     python -m realdata.coloredcoco build coco.root=/data/coco out=/data/coloredcoco   # n_train=800 ... seed=0
     python -m realdata.coloredcoco fixture /tmp/coco-try    # a generated COCO-format folder (tests, demo)
@@ -450,8 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if argv[:1] == ["fixture"] and len(argv) == 2:
         root = make_fixture(argv[1])
-        print(f"wrote a COCO-format fixture to {root}; build it with:\n  python -m realdata.coloredcoco build "
-              f"coco.root={root} out={root}/built n_train=4 n_id_test=1 n_ood_test=1")
+        print(
+            f"wrote a COCO-format fixture to {root}; build it with:\n  python -m realdata.coloredcoco build "
+            f"coco.root={root} out={root}/built n_train=4 n_id_test=1 n_ood_test=1"
+        )
         return 0
     if argv[:1] != ["build"] or any(a in ("-h", "--help") for a in argv):
         print(usage + "\n\nkeys (defaults):\n" + OmegaConf.to_yaml(OmegaConf.structured(BuildConfig)))

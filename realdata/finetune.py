@@ -1,8 +1,8 @@
-"""Fine-tune a pretrained open_clip model on ColoredCOCO (paper Table 7): CLIP loss, SigLIP loss, or supervised.
+"""Fine-tune a pretrained open_clip model on ColoredCOCO (paper Table 7): CLIP or SigLIP loss, or supervised.
 
-    python -m realdata.finetune data.manifest=OUT/manifest.csv                       # RN50 OpenAI, CLIP loss, obj
+    python -m realdata.finetune data.manifest=OUT/manifest.csv              # RN50 OpenAI, CLIP loss, obj
     python -m realdata.finetune data.manifest=... objective=clip captions=objbkg train.lr=1e-5
-    python -m realdata.finetune -m experiment=coloredcoco data.manifest=...          # the paper's grid
+    python -m realdata.finetune -m experiment=coloredcoco data.manifest=...  # the paper's grid
     torchrun --nproc_per_node=4 -m realdata.finetune data.manifest=... [-m experiment=coloredcoco]
 
 Config: conf/realdata/finetune.yaml, checked against :class:`FinetuneConfig`. One run = one results.json
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
-from realdata.config import ModelConfig, PACKAGE_DIR, run_name
+from realdata.config import PACKAGE_DIR, ModelConfig, run_name
 from theory.record import RESULTS_FILE, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
@@ -136,7 +136,13 @@ def validate(cfg) -> None:
     choice(cfg.dist.backend, ("auto", "nccl", "gloo"), "dist.backend")
     if cfg.model.kind != "clip":
         raise ValueError(f"model.kind={cfg.model.kind!r}: fine-tuning needs an open_clip model (kind clip)")
-    for key in ("train.steps", "train.batch_size", "train.save_every_epochs", "head.hidden", "eval_batch_size"):
+    for key in (
+        "train.steps",
+        "train.batch_size",
+        "train.save_every_epochs",
+        "head.hidden",
+        "eval_batch_size",
+    ):
         if OmegaConf.select(cfg, key) < 1:
             raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
     if not 0 <= cfg.train.warmup < cfg.train.steps:
@@ -164,8 +170,10 @@ def load_manifest(manifest: str | Path, root: str | Path | None = None) -> tuple
 
     manifest = Path(manifest).expanduser()
     if not manifest.is_file():
-        raise FileNotFoundError(f"data.manifest={str(manifest)!r} does not exist (build it with "
-                                "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)")
+        raise FileNotFoundError(
+            f"data.manifest={str(manifest)!r} does not exist (build it with "
+            "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)"
+        )
     root = Path(root).expanduser() if root else manifest.parent
     with open(manifest, newline="") as f:
         reader = csv.DictReader(f)
@@ -177,8 +185,9 @@ def load_manifest(manifest: str | Path, root: str | Path | None = None) -> tuple
     for r in rows:
         r["label"] = int(r["label"])
         if names.setdefault(r["label"], r["class_name"]) != r["class_name"]:
-            raise ValueError(f"{manifest}: label {r['label']} is both {names[r['label']]!r} and "
-                             f"{r['class_name']!r}")
+            raise ValueError(
+                f"{manifest}: label {r['label']} is both {names[r['label']]!r} and {r['class_name']!r}"
+            )
     classnames = [names[k] for k in sorted(names)]
     if sorted(names) != list(range(len(names))):
         raise ValueError(f"{manifest}: labels {sorted(names)} are not 0..{len(names) - 1}")
@@ -240,7 +249,8 @@ class Supervised(torch.nn.Module):
 
 def same_caption_bias(caption_ids_B: torch.Tensor) -> torch.Tensor:
     """B x B additive logit mask: -inf where two different pairs share a caption, else 0. Added to the logits
-    (open_clip's losses take a logit_bias), it removes those pairs from the softmax (CLIP) or the sum (SigLIP)."""
+    (open_clip's losses take a logit_bias), it removes those pairs from the softmax (CLIP) or the sum
+    (SigLIP)."""
     same_BxB = caption_ids_B[:, None] == caption_ids_B[None, :]
     same_BxB &= ~torch.eye(len(caption_ids_B), dtype=torch.bool, device=caption_ids_B.device)
     return torch.zeros(same_BxB.shape, device=caption_ids_B.device).masked_fill(same_BxB, float("-inf"))
@@ -297,7 +307,9 @@ def make_optimizer(cfg, module: torch.nn.Module) -> torch.optim.AdamW:
 
 
 @torch.no_grad()
-def predict(cfg, model, trainable, preprocess, split: Split, classnames, tokenizer, device, amp) -> np.ndarray:
+def predict(
+    cfg, model, trainable, preprocess, split: Split, classnames, tokenizer, device, amp
+) -> np.ndarray:
     """Predicted labels of a split: the head for supervised fine-tuned models, else zero-shot over the class
     names with cfg.eval_template (open_clip.build_zero_shot_classifier)."""
     from open_clip import build_zero_shot_classifier
@@ -324,12 +336,19 @@ def predict(cfg, model, trainable, preprocess, split: Split, classnames, tokeniz
 
 def split_metrics(split: Split, pred: np.ndarray, classnames) -> dict:
     correct = pred == split.labels.numpy()
-    per_class = {c: float(correct[split.labels.numpy() == k].mean()) for k, c in enumerate(classnames)
-                 if (split.labels.numpy() == k).any()}
+    per_class = {
+        c: float(correct[split.labels.numpy() == k].mean())
+        for k, c in enumerate(classnames)
+        if (split.labels.numpy() == k).any()
+    }
     colours = np.array([r["colour_name"] for r in split.rows])
     per_colour = {c: float(correct[colours == c].mean()) for c in sorted(set(colours))}
-    return {"acc": float(correct.mean()), "n": int(len(correct)), "per_class": per_class,
-            "per_colour": per_colour}
+    return {
+        "acc": float(correct.mean()),
+        "n": int(len(correct)),
+        "per_class": per_class,
+        "per_colour": per_colour,
+    }
 
 
 def evaluate_all(cfg, model, trainable, preprocess, data, classnames, tokenizer, device, amp) -> dict:
@@ -433,8 +452,10 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
     out_dir = Path(out_dir)
     rank, world, local = _dist_setup(cfg)
     if world > 1 and not cfg.same_caption_negatives:
-        raise ValueError("same_caption_negatives=false masks within one process's batch; run it on one "
-                         "process (the gathered multi-GPU losses hold no caption ids)")
+        raise ValueError(
+            "same_caption_negatives=false masks within one process's batch; run it on one "
+            "process (the gathered multi-GPU losses hold no caption ids)"
+        )
     device = _device(cfg, local)
     amp = device.type == "cuda" and cfg.precision == "auto"
     ident = identity(cfg)
@@ -471,8 +492,13 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
         "captions": None if cfg.objective == "supervised" else cfg.captions,
         "method": method(cfg.objective, cfg.captions, cfg.same_caption_negatives),
         "run_identity": ident,
-        "hyperparameters": {"lr": cfg.train.lr, "wd": cfg.train.wd, "warmup": cfg.train.warmup,
-                            "steps": cfg.train.steps, "batch_size": cfg.train.batch_size},
+        "hyperparameters": {
+            "lr": cfg.train.lr,
+            "wd": cfg.train.wd,
+            "warmup": cfg.train.warmup,
+            "steps": cfg.train.steps,
+            "batch_size": cfg.train.batch_size,
+        },
         "negatives": NEGATIVES[bool(cfg.same_caption_negatives)] if cfg.objective != "supervised" else None,
         "protocol": {  # choices where the paper is silent (docs/coloredcoco.md)
             "image_pipeline": f"{tuple(data['train'].images.shape[-2:])} uint8 -> bicubic antialiased resize "
@@ -482,7 +508,8 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             "precision": "bf16 autocast" if amp else "fp32",
             "eval": f"zero-shot over the {len(classnames)} class names with {cfg.eval_template!r} (CLIP/"
             "SigLIP runs), the MLP head's argmax (supervised)",
-            "supervised_head": f"Linear(embed_dim, {cfg.head.hidden}) -> ReLU -> Linear(., {len(classnames)})",
+            "supervised_head": f"Linear(embed_dim, {cfg.head.hidden}) -> ReLU -> "
+            f"Linear(., {len(classnames)})",
             "world_size": world,
         },
         "classes": classnames,
@@ -570,18 +597,33 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             end_of_epoch = i == per_epoch - 1 and (epoch + 1) % cfg.train.save_every_epochs == 0
             if rank == 0 and (end_of_epoch or step == cfg.train.steps - 1):
                 tmp = ckpt_path.with_name(f".{CHECKPOINT}.tmp")
-                torch.save({"model": trainable.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
-                            "loss_curve": curve, "run_identity": ident}, tmp)
+                torch.save(
+                    {
+                        "model": trainable.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "step": step + 1,
+                        "loss_curve": curve,
+                        "run_identity": ident,
+                    },
+                    tmp,
+                )
                 os.replace(tmp, ckpt_path)
                 checkpoint({"zero_shot": zero_shot, "loss_curve": curve, "checkpoint_step": step + 1})
                 if on_checkpoint is not None:
                     on_checkpoint(step + 1)
-        body = {"zero_shot": zero_shot, "loss_curve": curve, "steps_done": len(curve),
-                "epochs_done": len(curve) / per_epoch}
+        body = {
+            "zero_shot": zero_shot,
+            "loss_curve": curve,
+            "steps_done": len(curve),
+            "epochs_done": len(curve) / per_epoch,
+        }
         if diverged is not None:
-            body.update(status="diverged", diverged_at_step=diverged,
-                        error=f"non-finite loss at step {diverged}; no accuracy is reported",
-                        metrics={"acc_id": None, "acc_ood": None, "drop": None})
+            body.update(
+                status="diverged",
+                diverged_at_step=diverged,
+                error=f"non-finite loss at step {diverged}; no accuracy is reported",
+                metrics={"acc_id": None, "acc_ood": None, "drop": None},
+            )
         else:
             body["metrics"] = evaluate_all(
                 cfg, model, trainable, preprocess, data, classnames, tokenizer, device, amp

@@ -1,4 +1,4 @@
-"""ColoredCOCO builder (realdata.coloredcoco) on a generated COCO-format fixture, read back through pycocotools."""
+"""ColoredCOCO builder (realdata.coloredcoco) on a generated COCO-format fixture, read through pycocotools."""
 
 import csv
 import json
@@ -35,8 +35,16 @@ def _rows(path: Path) -> list[dict]:
 
 def test_manifest_columns_counts_colours_and_captions(built):
     rows = _rows(built / "manifest.csv")
-    for col in ("path", "split", "label", "class_name", "colour_rgb", "colour_name", "caption_obj",
-                "caption_objbkg"):
+    for col in (
+        "path",
+        "split",
+        "label",
+        "class_name",
+        "colour_rgb",
+        "colour_name",
+        "caption_obj",
+        "caption_objbkg",
+    ):
         assert col in rows[0]
     assert len(rows) == 9 * sum(N.values())
     randoms = {tuple(c["rgb"]) for c in json.loads((built / "build.json").read_text())["random_colours"]}
@@ -123,8 +131,15 @@ def test_build_error_paths(coco_root, tmp_path):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.png"))  # checked before writing
     # test images from val2017: 2 qualifying per class there
     with pytest.raises(cc.BuildError, match="instances_val2017.json has 2 images"):
-        cc.build(cc.BuildConfig(coco=cc.CocoSource(root=str(coco_root), test_split="val2017"),
-                                out=str(tmp_path / "v"), n_train=2, n_id_test=2, n_ood_test=1))
+        cc.build(
+            cc.BuildConfig(
+                coco=cc.CocoSource(root=str(coco_root), test_split="val2017"),
+                out=str(tmp_path / "v"),
+                n_train=2,
+                n_id_test=2,
+                n_ood_test=1,
+            )
+        )
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "annotations").mkdir()
@@ -143,8 +158,9 @@ def test_an_unreadable_image_is_a_listed_skip(tmp_path):
     broken = coco.loadImgs(coco.getImgIds(catIds=coco.getCatIds(catNms=["zebra"])))[0]["file_name"]
     (root / "train2017" / broken).write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    cc.build(cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(out), n_train=1, n_id_test=1,
-                            n_ood_test=0))
+    cc.build(
+        cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(out), n_train=1, n_id_test=1, n_ood_test=0)
+    )
     skipped = json.loads((out / "build.json").read_text())["skipped"]
     zebras = [r for r in _rows(out / "manifest.csv") if r["class_name"] == "zebra"]
     if any(broken.endswith(s["path"].rsplit("/", 1)[-1]) for s in skipped):
@@ -164,7 +180,13 @@ def test_open_clip_csv_training_reads_the_split_files(built, monkeypatch):
     register_config_file(TINY_CONFIG, "tiny-clip")
     _, _, preprocess = open_clip.create_model_and_transforms("tiny-clip")
     monkeypatch.chdir(built)  # the paths are relative to the build folder
-    ds = CsvDataset("train.csv", preprocess, "path", "caption_objbkg", sep=",",
-                    tokenizer=open_clip.get_tokenizer("tiny-clip"))
+    ds = CsvDataset(
+        "train.csv",
+        preprocess,
+        "path",
+        "caption_objbkg",
+        sep=",",
+        tokenizer=open_clip.get_tokenizer("tiny-clip"),
+    )
     image, text = ds[0]
     assert len(ds) == 9 * N["n_train"] and image.shape == (3, 32, 32) and text.shape == (16,)
