@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from paper_figs.common import DEFAULT_OUT, save_figure
-from theory.record import RESULTS_FILE
+from runrecord import has_results, iter_results
 
 NAME = "coloredcoco"
 DEFAULT_RESULTS = Path("results/realdata/coloredcoco")
@@ -60,20 +59,15 @@ def backbone(doc: dict) -> str:
 
 
 def collect(results_dir: str | Path) -> tuple[list[dict], list[str]]:
-    """Every fine-tuning results.json under results_dir (kind coloredcoco), and notes on those left out."""
-    runs, notes = [], []
-    for path in sorted(Path(results_dir).rglob(RESULTS_FILE)):
-        if "earlier-" in str(path.parent):
-            continue
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            notes.append(f"{path}: unreadable ({e}); left out")
-            continue
-        if doc.get("kind") != "coloredcoco":
-            continue
-        doc["_path"] = str(path)
-        runs.append(doc)
+    """Every fine-tuning run (kind coloredcoco) under results_dir, read through runrecord, and notes on the
+    files left out (unreadable ones; earlier-*/ folders hold replaced runs and are skipped)."""
+    runs: list[dict] = []
+    notes: list[str] = []
+    if not has_results(results_dir):
+        return runs, [f"no results under {results_dir}"]
+    for path, doc in iter_results(results_dir, on_error=lambda e: notes.append(f"{e}; left out")):
+        if doc.get("kind") == "coloredcoco" and not any(p.startswith("earlier-") for p in path.parts):
+            runs.append({**doc, "_path": str(path)})
     return runs, notes
 
 
@@ -216,7 +210,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     where = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-    runs, notes = collect(where) if where.is_dir() else ([], [f"{where} does not exist"])
+    runs, notes = collect(where)
     chosen, candidates, more = select(runs)
     notes += more
     if runs:

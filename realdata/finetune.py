@@ -6,7 +6,7 @@
     torchrun --nproc_per_node=4 -m realdata.finetune data.manifest=... [-m experiment=coloredcoco]
 
 Config: conf/realdata/finetune.yaml, checked against :class:`FinetuneConfig`. One run = one results.json
-(theory.record's contract) with the zero-shot accuracy before fine-tuning, the fine-tuned one, per class and
+(runrecord's contract) with the zero-shot accuracy before fine-tuning, the fine-tuned one, per class and
 per colour, the chosen hyperparameters and the loss curve. The losses are open_clip's own ``ClipLoss`` /
 ``SigLipLoss``; the optimiser is AdamW with open_clip_train's warmup + cosine schedule and its rule for
 which parameters get weight decay. Multi-GPU: torchrun sets WORLD_SIZE; the losses gather features across
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from theory.record import RESULTS_FILE, provenance, recorded_run
+from runrecord import RESULTS_FILE, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -134,8 +134,10 @@ def validate(cfg) -> None:
     choice(cfg.device, ("auto", "cpu", "cuda"), "device")
     choice(cfg.precision, ("auto", "fp32"), "precision")
     choice(cfg.dist.backend, ("auto", "nccl", "gloo"), "dist.backend")
-    if cfg.model.kind != "clip":
-        raise ValueError(f"model.kind={cfg.model.kind!r}: fine-tuning needs an open_clip model (kind clip)")
+    from realdata.families import family_name
+
+    if family_name(cfg.model) != "open_clip":
+        raise ValueError(f"model.family={family_name(cfg.model)!r}: fine-tuning needs an open_clip model")
     for key in (
         "train.steps",
         "train.batch_size",

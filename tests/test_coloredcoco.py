@@ -174,8 +174,8 @@ def test_open_clip_csv_training_reads_the_split_files(built, monkeypatch):
     import open_clip
     from open_clip_train.data import CsvDataset
 
+    from realdata.families.open_clip import register_config_file
     from realdata.fixture import TINY_CONFIG
-    from realdata.models import register_config_file
 
     register_config_file(TINY_CONFIG, "tiny-clip")
     _, _, preprocess = open_clip.create_model_and_transforms("tiny-clip")

@@ -92,7 +92,7 @@ def test_one_optimiser_step_matches_a_direct_open_clip_step(manifest):
     from open_clip.loss import ClipLoss
     from open_clip_train.scheduler import cosine_lr
 
-    from realdata.models import register_config_file
+    from realdata.families.open_clip import register_config_file
 
     cfg = _cfg(manifest, "train.wd=0.1", "train.lr=1e-2")
     register_config_file(TINY_CONFIG, "tiny-clip")
@@ -170,7 +170,7 @@ def test_supervised_baseline_and_a_diverged_run(manifest, tmp_path):
 
 
 def _plant(root: Path, name: str, model: str, method: str, acc_id, status="ok", lr=1e-4):
-    from theory.record import write_results
+    from runrecord import write_results
 
     objective = "supervised" if method == "supervised" else method.split("_")[0]
     doc = {
@@ -183,6 +183,7 @@ def _plant(root: Path, name: str, model: str, method: str, acc_id, status="ok", 
         "hyperparameters": {"lr": lr, "wd": 0.1, "warmup": 0, "steps": 10},
         "metrics": {"acc_id": acc_id, "acc_ood": 0.1 if acc_id is not None else None},
         "zero_shot": {"acc_id": 0.7, "acc_ood": 0.68},
+        "config": {},
     }
     write_results(root / name, doc)
 
@@ -212,6 +213,7 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
 
 
 def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
+    ft.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "finetune", overrides=["data.manifest=x", "experiment=coloredcoco"], return_hydra_config=True
