@@ -189,8 +189,7 @@ class GaussianSpuriousModel:
         q = np.asarray(self.caption_q, float)
         K = self.second_moment() * _stack(np.ones_like(q), q)[..., None, :]
         lost = (1 - self.caption_copy()) * np.asarray(self.sigma_inv, float) ** 2
-        K[..., 0, 0] = K[..., 0, 0] - lost
-        return K
+        return K - _mat(lost, 0 * lost, 0 * lost, 0 * lost)
 
     def group_mean(self, group: str):
         """E[z | y = +1] within a test group: common a = y, counter a = -y, shape (..., 2)."""
