@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 import theory
 from paper_figs.common import DEFAULT_OUT, save_figure
 from paper_figs.sweep import with_components
-from paper_figs.synthetic_vs_theory import latest_sweep
+from runrecord import latest_sweep
 from synthetic.aggregate import collect
 
 RESULTS = Path("results/synthetic")
@@ -269,8 +269,9 @@ def make_fidelity(
     class_sweep: Path | None = None,
 ) -> list[Path]:
     base = results_dir or RESULTS
-    rows = collect(fidelity or latest_sweep(base, "caption_fidelity"))
-    rows += collect(class_sweep or latest_sweep(base, "caption_class"))
+    hint = "create it with `python -m synthetic -m experiment={}`"
+    rows = collect(fidelity or latest_sweep(Path(base) / "caption_fidelity", hint.format("caption_fidelity")))
+    rows += collect(class_sweep or latest_sweep(Path(base) / "caption_class", hint.format("caption_class")))
     entries = fidelity_table(rows)
     if not entries:
         raise FileNotFoundError(f"{fidelity}: no finished run to draw")
@@ -292,7 +293,8 @@ def make(
         except FileNotFoundError as err:
             missing.append(str(err))
     try:
-        sweep = sweep or latest_sweep(results_dir or RESULTS, "captions")
+        hint = "create it with `python -m synthetic -m experiment=captions`"
+        sweep = sweep or latest_sweep(Path(results_dir or RESULTS) / "captions", hint)
         entries = table(collect(sweep))
         if not entries:
             raise FileNotFoundError(f"{sweep}: no finished run to draw")
