@@ -19,6 +19,7 @@ from realdata.dataset import reference_classes
 from realdata.evaluate import evaluate
 from realdata.families import family_name, load_family
 from realdata.fixture import TINY_CONFIG, make_counteranimal, save_tiny_clip
+from realdata.models import describe
 
 register()
 torch.set_num_threads(1)
@@ -248,3 +249,105 @@ def test_open_clip_hf_hub_name_reads_the_local_cache_offline(root, tmp_path, mon
     assert got == [r["pred"] for r in predictions(tmp_path / "file-out")]
     with pytest.raises(FileNotFoundError, match="hf-hub:someone/absent.*HF_HUB_OFFLINE"):
         evaluate(cfg_for(root, tmp_path, {**hub, "name": "hf-hub:someone/absent"}), tmp_path / "absent")
+
+
+# ---------------------------------------------------------------- multimodal LLMs (LLaVA)
+
+
+def save_tiny_llava(folder: Path) -> Path:
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    words = name_words() + "USER : What is the main object in the image ? ASSISTANT Is there".split()
+    tokenizer, vocab = word_tokenizer(words, 64, "<s> $A")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    vision = CLIPVisionConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
+    text = LlamaConfig(
+        vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    text.update(dict(num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0))
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=SPECIALS.index("<image>"),
+        vision_feature_layer=-2,
+    )
+    torch.manual_seed(3)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_mllm_scores_are_the_answer_losses_computed_by_hand(root, tmp_path):
+    """family=mllm on a tiny LLaVA in a 1v20-style space (k=3 saved sets): every cached score is minus the
+    answer's loss from the model called by hand per candidate (transformers' own loss over the answer tokens),
+    and the prediction is the lowest loss; the protocol is recorded; another question changes the scores."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    folder = save_tiny_llava(tmp_path / "llava")
+    sets = {"9": [9, 10, 130], "10": [10, 9, 1]}
+    (tmp_path / "sets.json").write_text(json.dumps({"sets": sets}))
+    over = {"label_space": "1v20", "one_vs_20": {"k": 3, "file": str(tmp_path / "sets.json")}}
+    res = evaluate(cfg_for(root, tmp_path, {"family": "mllm", "name": str(folder)}, **over), tmp_path / "out")
+    assert (res["family"], res["zero_shot"]) == ("mllm", True)
+    assert res["protocol"]["question"] == "What is the main object in the image?"
+    assert res["protocol"]["answer"] == "A {}"
+    rows = predictions(tmp_path / "out")
+    cache = Path(res["feature_cache"])
+    with np.load(cache / "chunk-00000.npz") as z:
+        cached = z["features"]  # (N, 3): the score of each image's candidates, in label order
+    model = LlavaForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    names = imagenet_classnames("synset")
+    prompt = "USER: <image>\nWhat is the main object in the image? ASSISTANT:"
+    manifest = json.loads((cache / "manifest.json").read_text())["paths"]
+    for row, image in zip(rows, pil(root, rows), strict=True):
+        inputs = processor(text=prompt, images=image, return_tensors="pt")
+        losses = {}
+        for label in sorted(sets[row["label"]]):
+            answer = processor.tokenizer(f"A {names[label]}", add_special_tokens=False, return_tensors="pt")
+            ids = torch.cat([inputs["input_ids"], answer["input_ids"]], dim=1)
+            labels = torch.full_like(ids, -100)
+            labels[:, inputs["input_ids"].shape[1] :] = answer["input_ids"]
+            with torch.no_grad():
+                losses[label] = model(
+                    input_ids=ids, pixel_values=inputs["pixel_values"], labels=labels
+                ).loss.item()
+        np.testing.assert_allclose(
+            cached[manifest.index(row["path"])], [-v for v in losses.values()], rtol=1e-4
+        )
+        assert int(row["pred"]) == min(losses, key=losses.get)
+    yes_no = {"question": "Is there an animal in the image?"}
+    other = OmegaConf.merge(
+        cfg_for(root, tmp_path, {"family": "mllm", "name": str(folder)}), {"model": {"options": yes_no}}
+    )
+    spec = describe(other.model, torch.device("cpu"))  # another question: another identity, so other scores
+    assert spec.protocol()["question"] == yes_no["question"]
+    assert (
+        spec.identity
+        != describe(
+            cfg_for(root, tmp_path, {"family": "mllm", "name": str(folder)}).model, torch.device("cpu")
+        ).identity
+    )
+    with pytest.raises(ValueError, match=r"model.options: unknown keys \['questoin'\]"):
+        evaluate(OmegaConf.merge(other, {"model": {"options": {"questoin": "x"}}}), tmp_path / "bad")
