@@ -161,10 +161,10 @@ def plan_chunk(n_rows: int, per_row: int, available: int, chunk: int, n_devices:
                 f"{n_devices} device(s) need {n_devices * per_row / gib:.2f} GiB, "
                 f"{available / gib:.2f} GiB available: the grid point is too large to run here"
             )
-        chunk = min(n_rows, fit)
-    chunk = max(n_devices, chunk - chunk % n_devices)
-    n_chunks = -(-n_rows // chunk)
-    even = -(-n_rows // n_chunks)  # same count of chunks, as equal as possible
+    cap = chunk or fit  # most rows in a chunk
+    cap = max(n_devices, cap - cap % n_devices)
+    n_chunks = -(-n_rows // cap)
+    even = -(-n_rows // n_chunks)  # the same count of chunks, as equal as possible
     return even + (-even) % n_devices
 
 
