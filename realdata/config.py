@@ -135,3 +135,7 @@ def validate(cfg) -> None:
             raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers={cfg.num_workers} must be >= 0")
+    if cfg.label_space == "1v20":
+        from realdata.labels import check_one_vs_k
+
+        check_one_vs_k(cfg.one_vs_20.k, cfg.one_vs_20.true_class_in_k)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from realdata.cache import cached_array, text_classifier_path
+from realdata.cache import cached_array, digest, text_classifier_path
 from realdata.classnames import SOURCES, imagenet_classnames
 from realdata.config import ZOO_FIELDS, run_name, validate
 from realdata.dataset import CounterAnimal, reference_classes, require_both_groups, scan
@@ -79,13 +79,16 @@ def text_weights(spec: ModelSpec, prompts: str, classnames: str, cache_dir) -> t
     return cached_array(path, lambda: spec.encoder().text_weights(prompts, classnames)), str(path)
 
 
-def one_vs_20_path(cfg, data: CounterAnimal) -> Path:
+def one_vs_20_path(cfg, data: CounterAnimal, ref_identity: dict | None = None) -> Path:
+    """one_vs_20.file, or a file under cache_dir keyed by the reference's identity (its weights' content
+    hash, not the file stem: Hugging Face names every checkpoint open_clip_pytorch_model.bin), the class
+    names, k and the image list."""
     if cfg.one_vs_20.file:
         return Path(cfg.one_vs_20.file)
     ref = cfg.one_vs_20.reference
     how = "in" if cfg.one_vs_20.true_class_in_k else "plus"
     name = f"{run_name(ref.name, ref.pretrained)}-{cfg.classnames}-k{cfg.one_vs_20.k}{how}"
-    name += f"-{data.fingerprint()[:12]}"
+    name += f"-{data.fingerprint()[:12]}-{digest(ref_identity)[:12]}"
     return Path(cfg.cache_dir) / "one_vs_20" / f"{name}.json"
 
 
@@ -93,8 +96,21 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     """Load the saved 1v20 candidate sets, or compute them once with the reference CLIP and save them.
 
     Runs before the evaluated model's extraction, so a missing reference fails before any work."""
-    path = one_vs_20_path(cfg, data)
     o = cfg.one_vs_20
+    ref_cfg = o.reference
+    ref, why = None, None
+    try:
+        ref = describe(
+            ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, "one_vs_20.reference", cfg.cache_dir
+        )
+        if ref.head != "zero_shot":
+            raise ValueError(
+                f"one_vs_20.reference: family {ref.family!r} has no text classifier (head {ref.head!r}); the "
+                "paper ranks labels by image-text similarity under a CLIP"
+            )
+    except Exception as e:  # fatal below unless one_vs_20.file names saved sets
+        why = e
+    path = one_vs_20_path(cfg, data, ref.identity if ref is not None else None)
     if path.exists():
         sets, meta = load_confusable(path)
         sizes = sorted({len(v) for v in sets.values()})
@@ -112,16 +128,9 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
                 f"{path} (one_vs_20.file): the sets of classes {lacking} do not hold the class itself"
             )
         return sets, path
-    ref_cfg = o.reference
     try:
-        ref = describe(
-            ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, "one_vs_20.reference", cfg.cache_dir
-        )
-        if ref.head != "zero_shot":
-            raise ValueError(
-                f"one_vs_20.reference: family {ref.family!r} has no text classifier (head {ref.head!r}); the "
-                "paper ranks labels by image-text similarity under a CLIP"
-            )
+        if why is not None:
+            raise why
         ref.encoder()  # weights that are not here fail now, before any image is read
     except Exception as e:
         raise RuntimeError(
@@ -139,7 +148,12 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     sim = class_mean_similarity(scores("zero_shot", feats[readable], weights), labels, classes)
     sets = confusable_labels(sim, classes, o.k, o.true_class_in_k)
     meta = {
-        "reference": {"family": ref.family, "name": ref_cfg.name, "pretrained": ref_cfg.pretrained},
+        "reference": {
+            "family": ref.family,
+            "name": ref_cfg.name,
+            "pretrained": ref_cfg.pretrained,
+            "identity": ref.identity,
+        },
         "k": o.k,
         "true_class_in_k": o.true_class_in_k,
         "prompts": "single",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -268,15 +267,16 @@ class ModelSpec:
 
 def _memo_key(mcfg, module, seed: int, autocast: bool) -> dict:
     """Everything a model's identity depends on, known without importing its library: the config, the files
-    it names (path, size, mtime; folders file by file) and the installed versions."""
+    it names (path and realdata.dataset.file_signature, which a rewrite changes even with the size and mtime
+    restored; folders file by file) and the installed versions."""
+    from realdata.dataset import file_signature
 
     def stat(path: str):
         p = Path(path).expanduser()
         if p.is_dir():
             return sorted(stat(str(c)) for c in p.rglob("*") if c.is_file())
         if p.is_file():
-            st = p.stat()
-            return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+            return [str(p.resolve()), *file_signature(p)]
         return None
 
     if hasattr(module, "memo_paths"):
@@ -316,7 +316,7 @@ def describe(
 
     With cache_dir the identity is remembered (cache_dir/identity/), so a cached re-run does not even import
     the model's library."""
-    from realdata.cache import atomic_write, digest
+    from realdata.cache import cached_json, digest
 
     family = family_name(mcfg, key)
     module = load_family(family, key)
@@ -324,14 +324,21 @@ def describe(
     memo = None
     if cache_dir:
         memo = Path(cache_dir) / "identity" / f"{digest(_memo_key(mcfg, module, seed, autocast))}.json"
-    if memo is not None and memo.is_file():
-        identity = json.loads(memo.read_text())["identity"]
-    else:
-        identity = {"family": family, **module.identity(mcfg, seed), "precision": _precision_id(autocast)}
-        if memo is not None:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"identity": identity})
-            atomic_write(memo, lambda path: path.write_text(text))
+
+    def compute() -> dict:
+        return {
+            "identity": {
+                "family": family,
+                **module.identity(mcfg, seed),
+                "precision": _precision_id(autocast),
+            }
+        }
+
+    def check(blob: dict) -> None:  # a corrupt memo (bad JSON, missing keys) is named and rebuilt
+        if not (isinstance(blob.get("identity"), dict) and blob["identity"].get("family") == family):
+            raise KeyError(f"expected an identity of family {family!r}, got {str(blob)[:80]}")
+
+    identity = (cached_json(memo, compute, check) if memo is not None else compute())["identity"]
     return ModelSpec(family, module.HEAD, mcfg, identity, device, seed, autocast, verbose, key)
 
 
