@@ -145,6 +145,8 @@ def keep_earlier(out_dir: str | Path, names: Iterable[str] = (RESULTS_FILE,)) ->
     the earlier results); None when there is nothing to keep."""
     out_dir = Path(out_dir)
     present = [out_dir / n for n in dict.fromkeys(names) if (out_dir / n).is_file()]
+    if _placeholder(out_dir / RESULTS_FILE):  # nothing was computed: it is overwritten, not kept
+        present.remove(out_dir / RESULTS_FILE)
     if not present:
         return None
     stamp = datetime.datetime.fromtimestamp(present[0].stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
@@ -160,16 +162,32 @@ def keep_earlier(out_dir: str | Path, names: Iterable[str] = (RESULTS_FILE,)) ->
     return keep
 
 
+def _placeholder(path: Path) -> bool:
+    """A results.json written before any work (status interrupted, no metrics: e.g. the batched launcher's
+    pending record of a job that has not run yet)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("status") == "interrupted" and not doc.get("metrics")
+
+
 def remove_if_unused(out_dir: str | Path) -> bool:
     """Remove ``out_dir`` when it holds nothing but what Hydra writes before the task (``.hydra/`` and
-    ``*.log``): a run stopped by a config error leaves no folder behind. True when removed."""
+    ``*.log``, and a results.json placeholder written before any work): a run stopped by a config error
+    leaves no folder behind. True when removed."""
     import shutil
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return False
     entries = list(out_dir.iterdir())
-    if all((e.name == ".hydra" and e.is_dir()) or (e.suffix == ".log" and e.is_file()) for e in entries):
+    unused = lambda e: (
+        (e.name == ".hydra" and e.is_dir())
+        or (e.suffix == ".log" and e.is_file())
+        or (e.name == RESULTS_FILE and _placeholder(e))
+    )
+    if all(unused(e) for e in entries):
         shutil.rmtree(out_dir)
         return True
     return False

@@ -8,13 +8,14 @@ and on failure or Ctrl-C).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import ConfigError, provenance, recorded_run
+from runrecord import NOT_FINISHED, ConfigError, provenance, recorded_run, write_results
 from synthetic.config import to_plain
 from synthetic.results import PACKAGES, device_info
 
@@ -46,15 +47,32 @@ def jax_devices() -> dict:
         ) from None
 
 
+def _head(cfg: DictConfig) -> dict:
+    return {**provenance(cfg.task, PACKAGES, jax_devices()), "config": to_plain(cfg)}
+
+
+def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> None:
+    """results.json of a job that has not finished, as the run contract writes it at a run's start
+    (status interrupted); the batched launcher writes it for every job of a sweep before any runs. A
+    results.json that is already finished (ok, diverged, failed) is left as it is."""
+    path = Path(out_dir) / "results.json"
+    if path.exists():
+        try:
+            if json.loads(path.read_text()).get("status") != "interrupted":
+                return
+        except (OSError, ValueError):
+            pass
+    write_results(out_dir, {**_head(cfg), "status": "interrupted", "error": error, "wall_time_s": 0.0})
+
+
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the configured task and write ``out_dir/results.json``; returns the written document."""
     if cfg.task not in KINDS:
         raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
     module = importlib.import_module(KINDS[cfg.task])
-    head = {**provenance(cfg.task, PACKAGES, jax_devices()), "config": to_plain(cfg)}
     doc = recorded_run(
         out_dir,
-        head,
+        _head(cfg),
         lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
         check=lambda: module.check(cfg),
     )
