@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -73,6 +74,8 @@ class RealdataConfig:
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
     verbose: bool = False  # true: show open_clip's INFO log lines (hidden otherwise)
+    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (theory.track)
+    resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 
 def _slug(text: str) -> str:
