@@ -26,6 +26,7 @@ import matplotlib
 from paper_figs import aggregate
 from paper_figs.common import DEFAULT_OUT
 from paper_figs.counteranimal import make_counteranimal
+from runrecord import RESULTS_FILE, has_results
 
 DEFAULT_RESULTS = aggregate.DEFAULT_RESULTS
 # Figure modules written to the shared contract: make(out_dir, results_dir=None) -> list[Path].
@@ -69,12 +70,10 @@ def run_counteranimal(out_dir: Path, results_dir: Path | None, reference: bool) 
     mode = "reference"
     if not reference:
         where = results_dir or DEFAULT_RESULTS
-        if where.is_dir() and any(where.rglob(aggregate.RESULTS_NAME)):
+        if has_results(where):
             mode = "mixed"
         elif results_dir is not None:
-            return Outcome(
-                "counteranimal", "FAILED", f"no {aggregate.RESULTS_NAME} under {results_dir}"
-            ), notes
+            return Outcome("counteranimal", "FAILED", f"no {RESULTS_FILE} under {results_dir}"), notes
         else:
             notes.append(
                 f"no realdata results under {where} (run the CounterAnimal evaluation first, see README): "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +28,13 @@ from paper_figs.reference import (
     paper_match,
     paper_points,
 )
-from realdata.config import LABEL_SPACES, MODEL_KINDS, PROMPT_SETS  # the names realdata writes
+from realdata.config import LABEL_SPACES, PROMPT_SETS  # the names realdata writes
+from runrecord import FINISHED, RESULTS_FILE, ResultsError, load_results, result_paths
 
-RESULTS_NAME = "results.json"
 DEFAULT_RESULTS = Path("results/realdata")  # where `python -m realdata` writes (conf/realdata.yaml)
 PER_CLASS_NAME = "per_class.csv"
-REQUIRED_KEYS = ("dataset", "model", "pretrained", "model_kind", "label_space", "prompts", "metrics")
+REQUIRED_KEYS = ("dataset", "model", "pretrained", "family", "zero_shot", "label_space", "prompts")
+REQUIRED_KEYS += ("classnames", "zoo_entry", "metrics")
 TABLE_STEM = "counteranimal_table"
 MEASURED_TITLE = "CounterAnimal: measured vs reported"
 REFERENCE_TITLE = "CounterAnimal: reported numbers (paper Tables 3-4)"
@@ -65,15 +65,10 @@ TABLE_COLUMNS = (
 )
 
 
-class ResultsError(ValueError):
-    """A results file or folder that cannot be read as CounterAnimal results."""
-
-
 class FailedRun(ResultsError):
     """A realdata run that did not finish (status failed or interrupted): its results.json says why."""
 
 
-FINISHED = ("ok", "diverged")  # theory.record.STATUSES that carry metrics
 PAPER_CLASSNAMES = "synset"  # realdata's default class-name list (docs/realdata.md section 4)
 
 
@@ -88,33 +83,6 @@ class Measured:
     variant: str = ""  # how the protocol differs from the paper's defaults ("" when it does not)
 
 
-def find_results(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
-    """results.json files named directly or found recursively under folders; empty or absent paths fail."""
-    if not paths:
-        raise ResultsError("no results paths given: pass results.json files or folders holding them")
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            inside = sorted(path.rglob(RESULTS_NAME))
-            if not inside:
-                raise ResultsError(
-                    f"no {RESULTS_NAME} under {path}: expected realdata run folders "
-                    "(each realdata run writes one results.json)"
-                )
-            found.extend(inside)
-        else:
-            raise ResultsError(f"results path {path} does not exist")
-    return sorted(dict.fromkeys(p.resolve() for p in found))
-
-
-def _model_fields(data: dict) -> dict:
-    config = data.get("config")
-    model = config.get("model") if isinstance(config, dict) else None
-    return model if isinstance(model, dict) else {}
-
-
 def _fraction(path: Path, metrics: dict, key: str, low: float = 0.0) -> float:
     value = metrics.get(key)
     if not is_finite_number(value) or not low <= value <= 1.0:
@@ -125,13 +93,8 @@ def _fraction(path: Path, metrics: dict, key: str, low: float = 0.0) -> float:
 def load_result(path: Path) -> Measured:
     """Parse one realdata results.json, checking its shape; metadata from the paper if it has the model."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    if data.get("dataset") == "counteranimal" and data.get("status", "ok") not in FINISHED:
+    data = load_results(path)  # the run record's own checks (JSON object, status, config, metrics)
+    if data.get("dataset") == "counteranimal" and data["status"] not in FINISHED:
         raise FailedRun(
             f"{path}: {data.get('status')} run of {data.get('model')} {data.get('pretrained')}: "
             f"{data.get('error')}"
@@ -145,7 +108,6 @@ def load_result(path: Path) -> Measured:
     if data["dataset"] != "counteranimal":
         raise ResultsError(f"{path}: dataset = {data['dataset']!r}, expected 'counteranimal'")
     for key, allowed in (
-        ("model_kind", MODEL_KINDS),
         ("label_space", LABEL_SPACES),
         ("prompts", PROMPT_SETS),
     ):
@@ -158,11 +120,14 @@ def load_result(path: Path) -> Measured:
     counter = _fraction(path, metrics, "acc_counter")
     drop = _fraction(path, metrics, "drop", low=-1.0)
 
-    kind, model, pretrained = data["model_kind"], str(data["model"]), str(data["pretrained"] or "")
+    if not isinstance(data["zero_shot"], bool):
+        raise ResultsError(f"{path}: zero_shot = {data['zero_shot']!r}, expected true or false")
+    # the figures' two kinds, whatever the family: zero-shot models (CLIPs, multimodal LLMs) against
+    # fixed-head ImageNet classifiers
+    kind = "clip" if data["zero_shot"] else "imagenet"
+    model, pretrained = str(data["model"]), str(data["pretrained"] or "")
     ref = paper_match(kind, model, pretrained, paper_points())
-    # zoo metadata: realdata writes "zoo" only when the run is exactly that zoo entry; older files kept it in
-    # config.model
-    fields = (data.get("zoo") or {}) if "zoo_entry" in data else _model_fields(data)
+    fields = data.get("zoo") or {}  # realdata writes "zoo" only when the run is exactly that zoo entry
     if ref is not None:
         backbone, pretrain_data, high_quality = ref.backbone, ref.pretrain_data, ref.high_quality
     else:
@@ -198,11 +163,9 @@ def load_result(path: Path) -> Measured:
 
 
 def protocol_variant(data: dict) -> str:
-    """How a run's protocol differs from realdata's defaults: class-name list, 1v20 reading ("" if not).
-
-    Files written before realdata recorded ``classnames`` used open_clip's names."""
+    """How a run's protocol differs from realdata's defaults: class-name list, 1v20 reading ("" if not)."""
     parts = []
-    classnames = data.get("classnames", "openai")
+    classnames = data["classnames"]
     if classnames != PAPER_CLASSNAMES:
         parts.append(f"classnames={classnames}")
     one_vs_20 = data.get("one_vs_20")
@@ -224,7 +187,7 @@ def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured],
     Notes say which runs were skipped or superseded. No usable result at all is an error."""
     chosen: dict[tuple, Measured] = {}
     notes: list[str] = []
-    for file in find_results(paths):
+    for file in (p.resolve() for p in result_paths(paths)):
         try:
             m = load_result(file)
         except FailedRun as err:
@@ -349,7 +312,7 @@ def load_per_class(results_json: Path) -> list[ClassDrop]:
     """per_class.csv beside a results.json (fractions) as percentages."""
     path = Path(results_json).parent / PER_CLASS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: realdata writes it beside {RESULTS_NAME}")
+        raise FileNotFoundError(f"{path} is missing: realdata writes it beside {RESULTS_FILE}")
     needed = ("imagenet_index", "class_name", "common_background", "counter_background")
     needed += ("acc_common", "acc_counter", "drop")
     with path.open(newline="") as f:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from paper_figs.common import DEFAULT_OUT, save_figure
 from paper_figs.sweep import with_components
-from paper_figs.synthetic_vs_theory import latest_sweep
+from runrecord import latest_sweep
 from synthetic.aggregate import collect
 
 RESULTS = Path("results/synthetic")
@@ -116,7 +116,8 @@ def write_csv(entries: list[dict], path: Path) -> Path:
 def make(
     out_dir: Path = DEFAULT_OUT, results_dir: Path | None = None, sweep: Path | None = None
 ) -> list[Path]:
-    sweep = sweep or latest_sweep(results_dir or RESULTS, "captions")
+    hint = "create it with `python -m synthetic -m experiment=captions`"
+    sweep = sweep or latest_sweep(Path(results_dir or RESULTS) / "captions", hint)
     entries = table(collect(sweep))
     if not entries:
         raise FileNotFoundError(f"{sweep}: no finished run to draw")

@@ -22,6 +22,7 @@ import matplotlib
 from paper_figs import aggregate, fig_common_vs_counter, fig_drop_by_data, fig_drop_vs_size, fig_per_class
 from paper_figs.ca_panels import MODES, select_points
 from paper_figs.common import DEFAULT_OUT, save_figure
+from runrecord import RESULTS_FILE, has_results
 
 # --figure name -> module (STEM, and draw(points) except per_class, which draws one model's classes)
 FIGURE_MODULES = {
@@ -76,9 +77,9 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     results_dir, default results/realdata) drawn over the paper's numbers. Reference mode needs no results:
     ``make_counteranimal("reference", out_dir)``."""
     where = Path(results_dir) if results_dir is not None else aggregate.DEFAULT_RESULTS
-    if not where.is_dir() or not any(where.rglob(aggregate.RESULTS_NAME)):
+    if not has_results(where):
         raise FileNotFoundError(
-            f"no realdata {aggregate.RESULTS_NAME} under {where}: run `python -m realdata data.root=...` "
+            f"no realdata {RESULTS_FILE} under {where}: run `python -m realdata data.root=...` "
             "first (or draw the paper's numbers alone with `python -m paper_figs --reference`)"
         )
     files, _ = make_counteranimal("mixed", Path(out_dir), [where], figures=FIGURES)

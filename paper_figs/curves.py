@@ -6,7 +6,7 @@
 
 Reads every results.json under DIR (DIR itself when it holds one) and draws the loss curve each run recorded
 (``extra.loss_curve_steps`` against ``loss_curve_per_seed``: thin lines per seed, bold the mean over the
-seeds that did not diverge; ``theory.track.draw_curves``). Runs are labelled by the config keys that differ
+seeds that did not diverge; ``runrecord.track.draw_curves``). Runs are labelled by the config keys that differ
 between them; a run whose status is not ok says so in its label; runs without a recorded curve (a
 CounterAnimal evaluation, a run that failed before training) are listed in the title and on stdout.
 Writes ``curves_<last two folders>`` .png/.pdf into --out.
@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from paper_figs.common import DEFAULT_OUT, save_figure
-from theory.record import RESULTS_FILE
-from theory.track import curves, draw_curves, flat_config
+from runrecord import RESULTS_FILE
+from runrecord.track import curves, draw_curves, flat_config
 
 
 def load_runs(where: Path) -> list[tuple[Path, dict]]:

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.special import ndtr
 
+import runrecord
 import theory
 from paper_figs.common import DEFAULT_OUT, save_figure
 from synthetic.aggregate import collect
@@ -42,14 +43,8 @@ MODEL_KEYS = ("mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "d_image
 
 def latest_sweep(results_dir: Path, name: str) -> Path:
     """The newest sweep directory of experiment ``name`` (directory names are timestamps)."""
-    base = Path(results_dir) / name
-    sweeps = sorted(p for p in base.glob("*") if p.is_dir() and any(p.rglob("results.json")))
-    if not sweeps:
-        raise FileNotFoundError(
-            f"{base}: no sweep with results.json; create it with `python -m synthetic -m experiment={name}` "
-            f"(or `make demo` for a CPU-size run)"
-        )
-    return sweeps[-1]
+    hint = f"create it with `python -m synthetic -m experiment={name}` (or `make demo` for a CPU-size run)"
+    return runrecord.latest_sweep(Path(results_dir) / name, hint)
 
 
 def component(row: dict, group: str) -> str:

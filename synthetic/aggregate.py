@@ -7,8 +7,8 @@ keys whose values differ across the sweep, comma-separated), ``<metric>_mean``, 
 
 A sweep that stopped half-way is reported, not hidden: jobs that are missing (expected from the sweep's
 ``multirun.yaml`` but without a results.json), failed or interrupted are listed in a warning (and on
-stderr by the command), and a malformed results.json is named. Needs only the stdlib (and Hydra's override
-parser to count the expected jobs).
+stderr by the command), and a malformed results.json is named. Files are read through the run record
+(:mod:`runrecord`); needs only the stdlib (and Hydra's override parser to count the expected jobs).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from theory.record import RESULTS_FILE
+from runrecord import RESULTS_FILE, ResultsError, has_results, load_results, result_paths
 
 
 class SweepWarning(UserWarning):
@@ -39,10 +39,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def row(path: Path, root: Path) -> dict:
-    """One flat row from one results.json (``_config``: its flattened config, for swept_keys)."""
+def row(doc: dict, path: Path, root: Path) -> dict:
+    """One flat row from one run record (``_config``: its flattened config, for swept_keys)."""
     try:
-        doc = json.loads(path.read_text())
         config = _flatten({k: v for k, v in doc["config"].items() if k != "hydra"})
         r = {
             "run": str(path.parent.relative_to(root)),
@@ -53,16 +52,11 @@ def row(path: Path, root: Path) -> dict:
         }
         for name, m in (doc.get("metrics") or {}).items():
             r.update({f"{name}_mean": m["mean"], f"{name}_std": m["std"], f"{name}_n": m["n"]})
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: malformed results.json ({type(e).__name__}: {e})") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ResultsError(f"{path}: malformed {RESULTS_FILE} ({type(e).__name__}: {e})") from None
     r.update({f"theory.{k}": v for k, v in _flatten(doc.get("theory") or {}).items()})
     r["_config"] = config
     return r
-
-
-def _job_order(p: Path):
-    # Job folders in numeric order (2 before 10); (0, int) / (1, str) keys never compare an int with a str.
-    return [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]
 
 
 def expected_jobs(root: Path) -> int | None:
@@ -94,13 +88,13 @@ def collect(root: Path) -> list[dict]:
         raise FileNotFoundError(
             f"{root}: no such directory (a sweep directory of python -m synthetic -m ...)"
         )
-    paths = sorted(root.rglob(RESULTS_FILE), key=_job_order)
+    paths = result_paths(root) if has_results(root) else []
     problems = []
     rows = []
     for p in paths:
         try:
-            rows.append(row(p, root))
-        except ValueError as e:
+            rows.append(row(load_results(p), p, root))
+        except ResultsError as e:
             problems.append(str(e))
     if not rows:
         raise FileNotFoundError(

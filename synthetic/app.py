@@ -1,7 +1,7 @@
 """The Hydra task of ``python -m synthetic``: run one config point under the shared run contract.
 
 The config's ``task`` names the experiment kind; its ``run(cfg, on_chunk)`` returns a results body and
-:func:`theory.record.recorded_run` writes results.json (at the start, after each seed chunk, at the end,
+:func:`runrecord.recorded_run` writes results.json (at the start, after each seed chunk, at the end,
 and on failure or Ctrl-C).
 """
 
@@ -14,10 +14,9 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from runrecord import finished_result, provenance, recorded_run, track
 from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
-from theory import track
-from theory.record import finished_result, provenance, recorded_run
 
 #: Experiment kind -> the module whose ``run(cfg, on_chunk)`` runs it.
 KINDS = {"gaussian": "synthetic.run", "multicolored_mnist": "synthetic.mnist.run"}

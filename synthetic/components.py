@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any, ClassVar
 
 import jax.numpy as jnp
@@ -44,6 +45,37 @@ class Component:
         return blank
 
 
+#: What a field declared with each plain type accepts (bool is not a number here: ``encoder.h=true``).
+_TYPES = {
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _check_types(conf: dict, key: str) -> None:
+    """Stop on a value whose type is not its field's declared type (int, float, bool, str), naming the key.
+
+    The component nodes are free-form in the schema (a user's component has its own fields), so Hydra
+    cannot check them; the dataclass's annotations can.
+    """
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(conf["_target_"])
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an unknown target is reported by instantiate, with its own message
+        return
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for name, value in conf.items():
+        if name in fields and hints.get(name) in _TYPES:
+            what, ok = _TYPES[hints[name]]
+            expect(
+                ok(value), f"{key}.{name}", value, f"{what} ({cls.__name__}.{name} is {hints[name].__name__})"
+            )
+
+
 def build(node: Any, key: str, base: type):
     """Instantiate a component from its config node (``_target_`` + fields), or pass a built one through.
 
@@ -60,6 +92,7 @@ def build(node: Any, key: str, base: type):
         raise ValueError(
             f"{key}: no _target_ naming the Python class that builds it (got keys {sorted(conf)})"
         )
+    _check_types(conf, key)
     try:
         obj = instantiate(conf)
     except InstantiationException as e:

@@ -169,6 +169,9 @@ class _Scaled(Objective):
             f"a log-scale in [0, log(objective.logit_scale_max)] = [0, {math.log(m):.4g}]",
         )
 
+    def theory_kwargs(self, batch_size):
+        return {"logit_scale_max": self.logit_scale_max}  # the optimum sits at (or below) the clamp
+
     def constrain(self, params):
         log_scale = params["extra"]["logit_scale"]
         log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(self.logit_scale_max))
@@ -206,9 +209,8 @@ class SigLIP(_Scaled):
         )
 
     def theory_kwargs(self, batch_size):
-        return {
-            "batch_size": batch_size
-        }  # SigLIP's expected loss is exact for any batch (docs/theory.md 9.1)
+        # SigLIP's expected loss is exact for any batch (docs/theory.md 9.1)
+        return {**super().theory_kwargs(batch_size), "batch_size": batch_size}
 
     def params(self, h, k, rngs):
         return {

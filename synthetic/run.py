@@ -49,6 +49,8 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         return _derived(per)
 
     out["linear_clip"] = accs()
+    if not all(np.isfinite(v) for v in out["linear_clip"].values()):  # e.g. a non-unique rank-1 optimum
+        out["linear_clip"]["note"] = theory.prediction_applies(model, "linear_clip", "linear", rank)
     why_not = _not_predicted(run, model, name, rank)
     if why_not:
         out.update(note=why_not, **_nulls())

@@ -1,6 +1,9 @@
-"""Imports run one way: theory <- synthetic / realdata <- paper_figs (checked on the source, with ast)."""
+"""Imports run one way: runrecord <- theory <- synthetic / realdata <- paper_figs (checked on the source,
+with ast); the run record itself imports neither scipy, torch nor JAX (checked in a fresh interpreter)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,10 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # package -> the packages of this distribution it may import
 ALLOWED = {
-    "theory": set(),
-    "synthetic": {"theory"},
-    "realdata": {"theory"},
-    "paper_figs": {"theory", "synthetic", "realdata"},
+    "runrecord": set(),
+    "theory": {"runrecord"},
+    "synthetic": {"runrecord", "theory"},
+    "realdata": {"runrecord", "theory"},
+    "paper_figs": {"runrecord", "theory", "synthetic", "realdata"},
 }
 
 
@@ -33,3 +37,9 @@ def test_imports_run_one_way(package):
             if imported not in ALLOWED[package]:
                 bad.append(f"{path.relative_to(ROOT)} imports {imported}")
     assert not bad, bad
+
+
+def test_the_run_record_is_cheap_to_import():
+    code = "import sys, runrecord; print(sorted({'scipy', 'torch', 'jax', 'theory'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -410,6 +410,7 @@ def _fake_result(folder, k, p_inv, objective, construction=None, source="offline
         mnist["construction"] = construction
     metric = {"mean": 0.5, "std": 0.01, "per_seed": [0.49, 0.51]}
     res = {
+        "status": "ok",
         "config": {"task": "multicolored_mnist", "mnist": mnist},
         "metrics": {m: metric for m in ("acc_id", "acc_rand", "acc_rev")},
         "extra": {"n_train": 123},

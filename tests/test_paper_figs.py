@@ -47,7 +47,8 @@ def write_result(
         "model": model,
         "pretrained": pretrained,
         "task": "zeroshot_classification",
-        "model_kind": kind,
+        "family": {"clip": "open_clip", "imagenet": "torchvision"}[kind],
+        "zero_shot": kind == "clip",
         "label_space": label_space,
         "prompts": prompts,
         "metrics": {
@@ -68,6 +69,8 @@ def write_result(
         "wall_time_s": 1.0,
         "versions": {},
         "device": "cpu",
+        "classnames": "synset",
+        "zoo_entry": None,
         **extra,
     }
     path = folder / "results.json"
@@ -173,7 +176,7 @@ def test_config_metadata_used_for_models_outside_the_paper(tmp_path):
         "pretrain_data": "CommonPool-L",
         "high_quality_data": True,
     }
-    path = write_result(tmp_path, "ViT-B-32", "commonpool_l_s1b_b8k", 0.6, 0.4, config_model=cfg)
+    path = write_result(tmp_path, "ViT-B-32", "commonpool_l_s1b_b8k", 0.6, 0.4, zoo_entry="mine", zoo=cfg)
     p = aggregate.load_result(path).point
     assert (p.backbone, p.pretrain_data, p.high_quality) == ("ViT-B/32", "CommonPool-L", True)
     assert p.data_size is None and p.params_m == CLIP_IMAGE_PARAMS_M["ViT-B-32"]
@@ -231,7 +234,7 @@ def test_duplicate_runs_keep_the_newest(tmp_path):
     ("payload", "message"),
     [
         (
-            {"metrics": {"acc_common": 0.5}, "config": {}},
+            {"status": "ok", "metrics": {"acc_common": 0.5}, "config": {}},
             "not a realdata CounterAnimal results file: missing keys",
         ),
         ([1, 2, 3], "expected a JSON object"),
@@ -261,7 +264,7 @@ def test_bad_values_are_named(tmp_path):
     with pytest.raises(aggregate.ResultsError, match="label_space = '1v100', expected one of"):
         aggregate.load_result(path)
     path.write_text("{not json")
-    with pytest.raises(aggregate.ResultsError, match="is not valid JSON"):
+    with pytest.raises(aggregate.ResultsError, match="malformed results.json"):
         aggregate.load_result(path)
 
 
@@ -269,9 +272,9 @@ def test_empty_or_absent_paths_are_errors(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(aggregate.ResultsError, match=f"no results.json under {empty}"):
-        aggregate.find_results([empty])
+        aggregate.load_measured([empty])
     with pytest.raises(aggregate.ResultsError, match="does not exist"):
-        aggregate.find_results([tmp_path / "nope"])
+        aggregate.load_measured([tmp_path / "nope"])
     assert aggregate.main([str(empty), "--out", str(tmp_path / "out")]) == 2
     assert f"error: no results.json under {empty}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -288,9 +291,13 @@ def test_failed_runs_are_skipped_and_reported(tmp_path):
                 "dataset": "counteranimal",
                 "model": "RN101-quickgelu",
                 "pretrained": "openai",
-                "model_kind": "clip",
+                "family": "open_clip",
+                "zero_shot": True,
                 "label_space": "1v1000",
                 "prompts": "single",
+                "classnames": "synset",
+                "zoo_entry": None,
+                "config": {"model": {"name": "RN101-quickgelu"}},
                 "status": "failed",
                 "error": "RuntimeError: out of memory",
             }

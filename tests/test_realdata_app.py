@@ -83,8 +83,8 @@ def test_every_model_config_composes_and_validates():
         for name in names:
             cfg = compose("realdata", overrides=[f"model={name}", "data.root=/x"])
             validate(cfg)
-            assert cfg.model.kind in ("clip", "imagenet")
-            if cfg.model.kind == "imagenet":
+            assert cfg.model.family in ("open_clip", "torchvision")
+            if cfg.model.family == "torchvision":
                 assert cfg.model.name in torchvision.models.list_models(module=torchvision.models)
         with pytest.raises(Exception, match="label_spac"):
             compose("realdata", overrides=["label_spac=1v20"])  # misspelt key fails at start-up
@@ -169,7 +169,17 @@ def test_python_m_realdata_multirun_end_to_end():
     ]
     assert len({d["feature_cache"] for d in docs}) == 1  # later jobs read the first job's features
     results = docs[0]
-    for key in ("dataset", "model", "pretrained", "task", "model_kind", "label_space", "prompts", "metrics"):
+    for key in (
+        "dataset",
+        "model",
+        "pretrained",
+        "task",
+        "family",
+        "zero_shot",
+        "label_space",
+        "prompts",
+        "metrics",
+    ):
         assert key in results
     for key in ("config", "status", "wall_time_s", "versions", "device", "git_commit", "command", "kind"):
         assert key in results
@@ -255,7 +265,7 @@ def test_sigint_leaves_status_interrupted(tmp_path):
     run = tmp_path / "run"
     hold = (
         "import sys, time, runpy; import realdata.models as m; "
-        "m.Encoder.encode = lambda self, images: time.sleep(600); "
+        "m.Encoder.encode = lambda self, images, positions: time.sleep(600); "
         "sys.argv[0] = 'realdata'; runpy.run_module('realdata', run_name='__main__')"
     )
     args = [f"data.root={tmp_path / 'try' / 'data'}", "model=tiny", "device=cpu", "num_workers=0"]

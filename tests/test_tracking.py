@@ -1,4 +1,4 @@
-"""The ``logger`` group (theory.track): each tracker writes locally and its own library reads back what
+"""The ``logger`` group (runrecord.track): each tracker writes locally and its own library reads back what
 results.json holds (config, the recorded loss curve per step, final metrics, figures)."""
 
 import glob
@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from runrecord import track
 from synthetic import app
 from synthetic.config import register_configs
-from theory import track
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ("synthetic", "realdata")

@@ -112,9 +112,12 @@ class _Problem(NamedTuple):
     k: int
     objective: str
     batch: float | None
+    scale_max: float = LOGIT_SCALE_MAX  # the clamp on the logit scale tau (the run's logit_scale_max)
 
 
-def _problem(model_point: tuple, q: float, k: int, objective: str, batch, n: int) -> _Problem:
+def _problem(
+    model_point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+) -> _Problem:
     phi, w = _angle_weights(model_point, n)
     Phi = np.stack([np.cos(phi), np.sin(phi)])
     Psi = np.concatenate([Phi, np.array([[1.0, -1.0], [0.0, 0.0]])], axis=1)
@@ -136,6 +139,7 @@ def _problem(model_point: tuple, q: float, k: int, objective: str, batch, n: int
         k,
         objective,
         None if batch is None else batch,
+        float(scale_max),
     )
 
 
@@ -205,7 +209,9 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
 # ---------------------------------------------------------------- the optimum
 
 
-def _starts(Sigma: np.ndarray, k: int, objective: str) -> list[np.ndarray]:
+def _starts(
+    Sigma: np.ndarray, k: int, objective: str, scale_max: float = LOGIT_SCALE_MAX
+) -> list[np.ndarray]:
     """Fixed starting points: encoders at whitening (A_I = A_T = Sigma^-1/2) or the identity, each with a
     fixed perturbation into the extra embedding dimensions (k > 2), which the optimum uses when q < 1;
     logit scale (and SigLIP bias) at a few values, SigLIP's own initialisation (10, -10) among them."""
@@ -213,9 +219,7 @@ def _starts(Sigma: np.ndarray, k: int, objective: str) -> list[np.ndarray]:
     white = evecs @ np.diag(evals**-0.5) @ evecs.T
     rng = np.random.default_rng(0)
     scales = (
-        ((LOGIT_SCALE_MAX,), (10.0,))
-        if objective == "clip"
-        else ((10.0, -10.0), (30.0, -20.0), (100.0, -100.0))
+        ((scale_max,), (10.0,)) if objective == "clip" else ((10.0, -10.0), (30.0, -20.0), (100.0, -100.0))
     )
     cands = []
     for A in (white, np.eye(2)):
@@ -224,12 +228,13 @@ def _starts(Sigma: np.ndarray, k: int, objective: str) -> list[np.ndarray]:
         a_i = a + 0.1 * rng.standard_normal((k, 2))
         a_t = a + 0.1 * rng.standard_normal((k, 2))
         for sc in scales:
-            cands.append(np.concatenate([a_i.ravel(), a_t.ravel(), [np.log(sc[0])], sc[1:]]))
+            log_tau = np.log(min(sc[0], scale_max))  # every start inside the bounds
+            cands.append(np.concatenate([a_i.ravel(), a_t.ravel(), [log_tau], sc[1:]]))
     return cands
 
 
-def _bounds(k: int, objective: str) -> list:
-    b = [(None, None)] * (4 * k) + [(0.0, np.log(LOGIT_SCALE_MAX))]
+def _bounds(k: int, objective: str, scale_max: float = LOGIT_SCALE_MAX) -> list:
+    b = [(None, None)] * (4 * k) + [(0.0, np.log(scale_max))]
     return b + [(None, None)] if objective == "siglip" else b
 
 
@@ -240,7 +245,7 @@ def _minimize(theta0: np.ndarray, pb: _Problem, maxiter: int):
         args=(pb,),
         jac=True,
         method="L-BFGS-B",
-        bounds=_bounds(pb.k, pb.objective),
+        bounds=_bounds(pb.k, pb.objective, pb.scale_max),
         options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},
     )
 
@@ -260,14 +265,18 @@ def _accuracies(theta: np.ndarray, k: int, point: tuple, q: float) -> np.ndarray
 
 
 @functools.lru_cache(maxsize=4096)
-def _optimum_point(point: tuple, q: float, k: int, objective: str, batch, n: int) -> ContrastiveOptimum:
+def _optimum_point(
+    point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+) -> ContrastiveOptimum:
     if threadpool_limits is None:
-        return _solve_point(point, q, k, objective, batch, n)
+        return _solve_point(point, q, k, objective, batch, n, scale_max)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _solve_point(point, q, k, objective, batch, n)
+        return _solve_point(point, q, k, objective, batch, n, scale_max)
 
 
-def _solve_point(point: tuple, q: float, k: int, objective: str, batch, n: int) -> ContrastiveOptimum:
+def _solve_point(
+    point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+) -> ContrastiveOptimum:
     """Multi-start on a coarse angle grid (n // 3), the best start refined on the n-angle grid, then on
     grids of 2n, 4n, ... angles until no accuracy (class and mean prompt, common and counter) moves by more
     than ACC_TOL from one grid to the next (narrow mixture components at the clamp tau = 100 need more
@@ -275,13 +284,14 @@ def _solve_point(point: tuple, q: float, k: int, objective: str, batch, n: int) 
     p, mu_inv, mu_spu, s_inv, s_spu = point
     off = mu_inv * mu_spu * (2 * p - 1)
     Sigma = np.array([[mu_inv**2 + s_inv**2, off], [off, mu_spu**2 + s_spu**2]])
-    coarse = _problem(point, q, k, objective, batch, max(n // 3, 48))
-    best = min((_minimize(th0, coarse, 400) for th0 in _starts(Sigma, k, objective)), key=lambda r: r.fun)
-    res = _minimize(best.x, _problem(point, q, k, objective, batch, n), 400)
+    coarse = _problem(point, q, k, objective, batch, max(n // 3, 48), scale_max)
+    starts = _starts(Sigma, k, objective, scale_max)
+    best = min((_minimize(th0, coarse, 400) for th0 in starts), key=lambda r: r.fun)
+    res = _minimize(best.x, _problem(point, q, k, objective, batch, n, scale_max), 400)
     converged = n >= MAX_ANGLES  # a grid this fine is taken as it is
     while not converged and n < MAX_ANGLES:
         n *= 2
-        finer = _minimize(res.x, _problem(point, q, k, objective, batch, n), 400)
+        finer = _minimize(res.x, _problem(point, q, k, objective, batch, n, scale_max), 400)
         moved = np.abs(_accuracies(finer.x, k, point, q) - _accuracies(res.x, k, point, q))
         converged = bool(np.all(moved < ACC_TOL))
         res = finer
@@ -323,6 +333,12 @@ def prediction_applies(
     if render_depth:
         return "no prediction for rendered (nonlinear) images: the theory is for x = D z + noise"
     if objective == "linear_clip":
+        if rank is not None and rank < 2 and np.any(rank_one_tie(model)):
+            return (
+                f"no linear_clip prediction at width h = {rank}: the cross-covariance K has two equal "
+                "singular values here, so the rank-1 optimum is not unique (every direction of a circle is "
+                "optimal) and trained seeds land anywhere on it"
+            )
         return None
     if rank is not None and rank < 2:
         return f"no {objective} prediction at width h = {rank}: normalised embeddings of width 1 are +-1"
@@ -343,6 +359,13 @@ def prediction_applies(
     return None
 
 
+def rank_one_tie(model: GaussianSpuriousModel) -> np.ndarray:
+    """Where the rank-1 truncation of K = E[z z_T^T] is not unique: its two singular values are equal
+    (e.g. p_spu = 1/2, mu_spu = mu_inv = 1, sigma_spu = sigma_inv = 1, caption_q = 1: K = 2 I)."""
+    S = np.linalg.svd(model.cross_moment(), compute_uv=False)
+    return np.isclose(S[..., 0], S[..., 1], rtol=1e-9, atol=0.0)
+
+
 def _points(model: GaussianSpuriousModel):
     """Per-point scalars of a (possibly array) model: (index, (p, mu_inv, mu_spu, s_inv, s_spu), q)."""
     fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "caption_q")
@@ -353,11 +376,11 @@ def _points(model: GaussianSpuriousModel):
         yield idx, vals[:5], vals[5]
 
 
-def _invariant_optimum(k: int) -> ContrastiveOptimum:
+def _invariant_optimum(k: int, scale_max: float = LOGIT_SCALE_MAX) -> ContrastiveOptimum:
     """q = 0: both towers read z_inv only (A = e_1 e_1^T); see docs/theory.md section 9.2."""
     A = np.zeros((k, 2))
     A[0, 0] = 1.0
-    return ContrastiveOptimum(A, A.copy(), LOGIT_SCALE_MAX, float("nan"), float("nan"), A.T @ A)
+    return ContrastiveOptimum(A, A.copy(), scale_max, float("nan"), float("nan"), A.T @ A)
 
 
 def contrastive_optimum(
@@ -365,6 +388,7 @@ def contrastive_optimum(
     objective: str = "clip",
     rank: int | None = None,
     batch_size: int | None = None,
+    logit_scale_max: float = LOGIT_SCALE_MAX,
 ) -> ContrastiveOptimum:
     """Population optimum of InfoNCE (``"clip"``) or SigLIP (``"siglip"``) with linear encoders, in latent
     coordinates, one per point of ``model`` (fields of shape model.shape (+ (k, 2) / (2, 2))).
@@ -373,6 +397,7 @@ def contrastive_optimum(
     ``rank``: the encoder width h (None: h >= 4, the general case; h = 2, 3 constrain the embedding).
     ``batch_size``: B of the training batches; None = the large-batch limit. InfoNCE default None; SigLIP
     default 256 (its loss depends on B through the (B - 1) negatives per positive).
+    ``logit_scale_max``: the clamp on the logit scale (open_clip's 100; a run's objective.logit_scale_max).
     Points where :func:`prediction_applies` gives a reason are NaN.
     """
     if objective not in CONTRASTIVE:
@@ -385,8 +410,16 @@ def contrastive_optimum(
         batch_size = DEFAULT_BATCH[objective]
     if objective == "siglip" and batch_size is None:
         raise ValueError("objective='siglip' needs a finite batch_size (its loss depends on B)")
-    if batch_size is not None and batch_size < 2:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 2
+    ):
         raise ValueError(f"batch_size={batch_size!r}: expected None or an integer >= 2")
+    if isinstance(logit_scale_max, bool) or not (
+        isinstance(logit_scale_max, int | float | np.floating | np.integer)
+        and np.isfinite(logit_scale_max)
+        and logit_scale_max >= 1
+    ):
+        raise ValueError(f"logit_scale_max={logit_scale_max!r}: expected a finite number >= 1")
     kk = 4 if rank is None else min(int(rank), 4)
     shape = model.shape
     out = {
@@ -406,11 +439,12 @@ def contrastive_optimum(
         )
         if prediction_applies(sub, objective, rank=rank) is not None:
             continue
+        scale_max = float(logit_scale_max)
         opt = (
-            _invariant_optimum(kk)
+            _invariant_optimum(kk, scale_max)
             if q == 0
             else _optimum_point(
-                point, q, kk, objective, None if batch_size is None else int(batch_size), N_ANGLES
+                point, q, kk, objective, None if batch_size is None else int(batch_size), N_ANGLES, scale_max
             )
         )
         for name, val in zip(ContrastiveOptimum._fields, opt, strict=True):
@@ -450,13 +484,14 @@ def contrastive_rule(
     objective: str = "clip",
     rank: int | None = None,
     batch_size: int | None = None,
+    logit_scale_max: float = LOGIT_SCALE_MAX,
 ) -> np.ndarray:
     """Zero-shot rule in latent coordinates, shape (..., 2): w = A_I^T normalize(A_T e_{+1}).
 
     Scores are normalize(A_I u) . normalize(A_T e_c); normalising the image embedding does not change the
     argmax, and with e_{-1} = -e_{+1} the prompt norms are equal, so the prediction is sign(w . u).
     """
-    opt = contrastive_optimum(model, objective, rank, batch_size)
+    opt = contrastive_optimum(model, objective, rank, batch_size, logit_scale_max)
     t = np.einsum("...kj,...j->...k", opt.A_text, prompt_latent_plus)
     t = t / np.linalg.norm(t, axis=-1, keepdims=True)
     return np.einsum("...kj,...k->...j", opt.A_image, t)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr  # standard normal CDF, vectorised
 
-from theory.contrastive import OBJECTIVES, contrastive_rule
+from theory.contrastive import LOGIT_SCALE_MAX, OBJECTIVES, contrastive_rule, rank_one_tie
 from theory.model import GaussianSpuriousModel
 
 GROUPS = ("common", "counter", "balanced", "id")
@@ -30,6 +30,7 @@ def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.nd
 
     ``rank``: encoders of width h < 2 constrain W_I^T W_T to rank h; the constrained optimum is then
     the rank-h truncated SVD of K (Eckart-Young; Nakada et al. 2023). ``None`` or h >= 2: unconstrained.
+    Where K's two singular values are equal that truncation is not unique (:func:`rank_one_tie`): NaN there.
     """
     K = model.cross_moment()
     if rank is None:
@@ -39,7 +40,8 @@ def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.nd
     if rank >= 2:
         return K
     U, S, Vt = np.linalg.svd(K)
-    return (U[..., :, :rank] * S[..., None, :rank]) @ Vt[..., :rank, :]
+    K1 = (U[..., :, :rank] * S[..., None, :rank]) @ Vt[..., :rank, :]
+    return np.where(rank_one_tie(model)[..., None, None], np.nan, K1)
 
 
 def linear_rule_accuracy(model: GaussianSpuriousModel, w: np.ndarray, group: str) -> np.ndarray:
@@ -89,6 +91,7 @@ def zero_shot_accuracy(
     rank: int | None = None,
     objective: str = "linear_clip",
     batch_size: int | None = None,
+    logit_scale_max: float = LOGIT_SCALE_MAX,
 ) -> np.ndarray:
     """Exact zero-shot accuracy of the population optimum of ``objective`` on ``group``.
 
@@ -100,19 +103,23 @@ def zero_shot_accuracy(
     image-noise term sigma_xi^2 / d_image is included. ``rank``: encoder width h (truncated SVD if h < 2).
 
     objective "clip" (InfoNCE) / "siglip": linear encoders, L2-normalised embeddings, logit scale clamped
-    at 100 (:func:`theory.contrastive.contrastive_optimum`; docs/theory.md section 9); ``rank`` is the
-    width h (None: h >= 4), ``batch_size`` the training batch (InfoNCE default: the large-batch limit;
-    SigLIP default 256). NaN where :func:`theory.prediction_applies` gives a reason (e.g. sigma_xi > 0).
+    at ``logit_scale_max`` (default 100, open_clip's; :func:`theory.contrastive.contrastive_optimum`,
+    docs/theory.md section 9); ``rank`` is the width h (None: h >= 4), ``batch_size`` the training batch
+    (InfoNCE default: the large-batch limit; SigLIP default 256). NaN where
+    :func:`theory.prediction_applies` gives a reason (e.g. sigma_xi > 0).
     """
     _check_choice("group", group, GROUPS)
     _check_choice("prompt", prompt, PROMPTS)
     _check_choice("objective", objective, OBJECTIVES)
     if objective != "linear_clip":
-        w = contrastive_rule(model, prompt_latent(model, prompt), objective, rank, batch_size)
+        w = contrastive_rule(
+            model, prompt_latent(model, prompt), objective, rank, batch_size, logit_scale_max
+        )
         return linear_rule_accuracy(model, w, group)
-    if batch_size is not None:
+    if batch_size is not None or logit_scale_max != LOGIT_SCALE_MAX:
         raise ValueError(
-            "batch_size applies to objective='clip' / 'siglip' only (linear_clip: no dependence)"
+            "batch_size and logit_scale_max apply to objective='clip' / 'siglip' only "
+            "(linear_clip: no dependence)"
         )
     K = clip_optimum(model, rank)
     w = np.einsum("...ij,...j->...i", K, prompt_latent(model, prompt))

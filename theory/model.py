@@ -39,7 +39,16 @@ def caption_q(captions: str | float) -> float:
     return q
 
 
+#: Largest magnitude of a mean or a standard deviation: the closed forms square them twice (K = E[z z^T],
+#: then the rule's variance), and beyond this float64 overflows (mu_spu = 1e200 gave NaN, not an error).
+MAX_SCALE = 1e30
+
+
 def _check(name: str, value, ok, expected: str) -> None:
+    flat = np.asarray(value, dtype=object).ravel()
+    if any(isinstance(v, str | bytes | bool | np.bool_) for v in flat):  # '0.9' would be stored as text
+        shown = value if np.ndim(value) == 0 else f"an array holding {type(flat[0]).__name__} values"
+        raise ValueError(f"{name}={shown!r}: expected {expected} (a number, not {type(flat[0]).__name__})")
     arr = np.asarray(value, dtype=float)
     good = np.isfinite(arr) & ok(arr)
     if not good.all():
@@ -93,11 +102,37 @@ class GaussianSpuriousModel:
                 "expected scalars or arrays of broadcastable shapes (e.g. a grid from np.meshgrid)"
             ) from None
         _check("p_spu", self.p_spu, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
-        _check("mu_inv", self.mu_inv, lambda v: v == v, "a finite number")
-        _check("mu_spu", self.mu_spu, lambda v: v == v, "a finite number")
-        _check("sigma_inv", self.sigma_inv, lambda v: v > 0, "a standard deviation > 0")
-        _check("sigma_spu", self.sigma_spu, lambda v: v >= 0, "a standard deviation >= 0")
-        _check("sigma_xi", self.sigma_xi, lambda v: v >= 0, "a standard deviation >= 0")
+        _check(
+            "mu_inv",
+            self.mu_inv,
+            lambda v: np.abs(v) <= MAX_SCALE,
+            f"a finite number, |mu_inv| <= {MAX_SCALE:g}",
+        )
+        _check(
+            "mu_spu",
+            self.mu_spu,
+            lambda v: np.abs(v) <= MAX_SCALE,
+            f"a finite number, |mu_spu| <= {MAX_SCALE:g}",
+        )
+        small = f"<= {MAX_SCALE:g}"
+        _check(
+            "sigma_inv",
+            self.sigma_inv,
+            lambda v: (v > 0) & (v <= MAX_SCALE),
+            f"a standard deviation > 0, {small}",
+        )
+        _check(
+            "sigma_spu",
+            self.sigma_spu,
+            lambda v: (v >= 0) & (v <= MAX_SCALE),
+            f"a standard deviation >= 0, {small}",
+        )
+        _check(
+            "sigma_xi",
+            self.sigma_xi,
+            lambda v: (v >= 0) & (v <= MAX_SCALE),
+            f"a standard deviation >= 0, {small}",
+        )
         for name in ("d_image", "d_text"):
             _check(name, getattr(self, name), lambda v: (v >= 2) & (v == np.round(v)), "an integer >= 2")
         _check("rho", self.rho, lambda v: v > 0, "a regularisation weight > 0")

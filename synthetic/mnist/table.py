@@ -16,15 +16,15 @@ the numbers of docs/mnist.md's argument about the paper's k = 10 cell.
 
 import argparse
 import csv
-import json
 import pathlib
 import sys
 
 import numpy as np
 
+import runrecord
+from runrecord import RESULTS_FILE, has_results, iter_results
 from synthetic.mnist import data
 
-RESULTS_NAME = "results.json"
 DEFAULT_ROOT = pathlib.Path("results/synthetic/multicolored_mnist")
 SWEEP_COMMAND = "python -m synthetic -m experiment=multicolored_mnist"
 
@@ -61,36 +61,14 @@ COLUMNS = (
 )
 
 
-def find_results(root: pathlib.Path) -> list[pathlib.Path]:
-    root = pathlib.Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a directory; create results with `{SWEEP_COMMAND}`")
-    paths = sorted(root.rglob(RESULTS_NAME))
-    if not paths:
-        raise FileNotFoundError(f"no {RESULTS_NAME} under {root}; create them with `{SWEEP_COMMAND}`")
-    return paths
-
-
 def latest_sweep(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
-    """The newest sweep folder (Hydra names them by time) under ``root`` that holds results."""
-    root = pathlib.Path(root)
-    sweeps = (
-        sorted(p for p in root.iterdir() if p.is_dir() and any(p.rglob(RESULTS_NAME)))
-        if root.is_dir()
-        else []
-    )
-    if not sweeps:
-        raise FileNotFoundError(
-            f"no MultiColoredMNIST sweep with {RESULTS_NAME} under {root}; run `{SWEEP_COMMAND}`"
-        )
-    return sweeps[-1]
+    """The newest MultiColoredMNIST sweep folder under ``root`` that holds results."""
+    return runrecord.latest_sweep(root, f"run `{SWEEP_COMMAND}`")
 
 
-def _row(path: pathlib.Path) -> dict:
-    res = json.loads(path.read_text())
-    for key in ("config", "metrics"):
-        if key not in res:
-            raise ValueError(f"{path}: no '{key}' key; expected a results.json of `{SWEEP_COMMAND}`")
+def _row(path: pathlib.Path, res: dict) -> dict:
+    if "metrics" not in res:
+        raise ValueError(f"{path}: no 'metrics' key; expected a finished run of `{SWEEP_COMMAND}`")
     cfg = res["config"]
     if cfg.get("task") != "multicolored_mnist":
         raise ValueError(f"{path}: task={cfg.get('task')!r}; expected 'multicolored_mnist'")
@@ -135,9 +113,12 @@ def _row(path: pathlib.Path) -> dict:
 def collect(root: pathlib.Path) -> list[dict]:
     """One row per cell and objective, sorted by construction, source, k, p_inv (descending), p_spu,
     objective."""
+    root = pathlib.Path(root)
+    if not has_results(root):
+        raise FileNotFoundError(f"no {RESULTS_FILE} under {root}; create them with `{SWEEP_COMMAND}`")
     rows: dict[tuple, dict] = {}
-    for path in find_results(root):
-        row = _row(path)
+    for path, res in iter_results(root):
+        row = _row(path, res)
         key = (row["construction"], row["source"], row["k"], row["p_inv"], row["p_spu"], row["objective"])
         if key in rows:
             raise ValueError(

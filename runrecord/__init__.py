@@ -1,8 +1,14 @@
-"""The run contract every experiment kind shares: one results.json shape, one writer, one status vocabulary.
+"""The run record: one results.json per run, one status vocabulary, one writer and one reader.
 
-``python -m synthetic`` (Gaussian model, MultiColoredMNIST) and ``python -m realdata`` (CounterAnimal) both
-call :func:`recorded_run`, which writes ``results.json`` before the work starts, after each piece of work
-that must survive a crash (``checkpoint``) and at the end, always through :func:`write_results`:
+Every experiment kind (Gaussian model, MultiColoredMNIST, CounterAnimal) writes through this module and
+every aggregator and figure reads through it. It imports the standard library and numpy only (no scipy, no
+torch, no JAX), so that recording or reading a run costs nothing; every package may import it
+(tests/test_layering.py).
+
+Writing. ``python -m synthetic`` (Gaussian model, MultiColoredMNIST) and ``python -m realdata``
+(CounterAnimal) both call :func:`recorded_run`, which writes :data:`RESULTS_FILE` before the work starts,
+after each piece of work that must survive a crash (``checkpoint``) and at the end, always through
+:func:`write_results`:
 
 * atomically (a temporary file in the same folder, then ``os.replace``): a reader never sees half a file;
 * strict JSON (``allow_nan=False``; non-finite floats become ``null``): no bare NaN;
@@ -13,8 +19,11 @@ that must survive a crash (``checkpoint``) and at the end, always through :func:
 * with the same provenance fields: ``kind``, ``versions``, ``device``, ``git_commit`` (null outside a git
   checkout), ``command`` (the command line), ``started``, ``wall_time_s``.
 
-It lives in theory/ (stdlib and numpy only) because that is the one package both synthetic/ and realdata/
-may import (data flows theory <- synthetic/realdata <- paper_figs).
+Reading. :func:`load_results` reads one file and checks what every record has (a JSON object, a ``status``
+from :data:`STATUSES`, a ``config`` object, and ``metrics`` when the status is in :data:`FINISHED`), raising
+:class:`ResultsError` naming the file; :func:`result_paths` finds the files under folders (in numeric job
+order) and :func:`iter_results` yields ``(path, document)`` for each. A kind's own fields are checked by its
+reader (synthetic.aggregate, synthetic.mnist.table, paper_figs.aggregate).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -36,8 +45,7 @@ import numpy as np
 
 RESULTS_FILE = "results.json"
 STATUSES = ("ok", "diverged", "failed", "interrupted")
-#: Statuses of a run that completed: ``resume=true`` keeps these (a rerun of the same config repeats them).
-FINISHED = ("ok", "diverged")
+FINISHED = ("ok", "diverged")  # the statuses of a completed run: its metrics are final (resume keeps them)
 #: Config keys that say how a run is recorded, not what it computes (ignored when resuming, not tracked).
 RUN_KEYS = ("logger", "resume")
 NOT_FINISHED = "not finished: the process ended (or is still running) before the run completed"
@@ -142,9 +150,9 @@ def finished_result(out_dir: str | Path, config: dict) -> tuple[dict | None, str
     if not path.is_file():
         return None, f"no {path}"
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return None, f"{path} is unreadable ({e})"
+        doc = load_results(path)
+    except ResultsError as e:
+        return None, str(e)
     if doc.get("status") not in FINISHED:
         return None, f"{path} says status {doc.get('status')!r}"
     diff = _differences(_computed(doc.get("config")), _computed(config))
@@ -190,3 +198,92 @@ def recorded_run(
     status = body.pop("status", "ok")
     path = write(body, status)
     return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- reading
+
+
+class ResultsError(ValueError):
+    """A results file (or a folder of them) that cannot be read as a run record; the message names it."""
+
+
+def _job_order(p: Path):
+    # Job folders in numeric order (2 before 10); (0, int) / (1, str) keys never compare an int with a str.
+    return [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]
+
+
+def has_results(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a results file anywhere below it."""
+    folder = Path(folder)
+    return folder.is_dir() and any(folder.rglob(RESULTS_FILE))
+
+
+def latest_sweep(base: str | Path, hint: str = "") -> Path:
+    """The newest folder directly under ``base`` holding results (Hydra names sweep folders by time);
+    none is a FileNotFoundError that ends with ``hint`` (the command that makes them)."""
+    base = Path(base)
+    sweeps = sorted(p for p in base.iterdir() if has_results(p)) if base.is_dir() else []
+    if not sweeps:
+        raise FileNotFoundError(f"no sweep with {RESULTS_FILE} under {base}" + (f"; {hint}" if hint else ""))
+    return sweeps[-1]
+
+
+def result_paths(root: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The results files named directly or found recursively under folders, in numeric job order.
+
+    An absent path, or a folder with no results file below it, is a :class:`ResultsError`."""
+    roots = [root] if isinstance(root, str | Path) else list(root)
+    if not roots:
+        raise ResultsError(f"no results paths given: pass {RESULTS_FILE} files or folders holding them")
+    found: list[Path] = []
+    for path in map(Path, roots):
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = sorted(path.rglob(RESULTS_FILE), key=lambda p: _job_order(p.relative_to(path)))
+            if not inside:
+                raise ResultsError(f"no {RESULTS_FILE} under {path}")
+            found.extend(inside)
+        else:
+            raise ResultsError(f"results path {path} does not exist")
+    return list(dict.fromkeys(found))
+
+
+def load_results(path: str | Path, kind: str | None = None) -> dict:
+    """One results file as a dict, checked: a JSON object with ``status`` in STATUSES, a ``config`` object,
+    a ``metrics`` object when the run finished, and ``kind == kind`` when ``kind`` is given."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path}: malformed {RESULTS_FILE} ({type(e).__name__}: {e})") from None
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    if doc.get("status") not in STATUSES:
+        raise ResultsError(f"{path}: status={doc.get('status')!r}, expected one of {list(STATUSES)}")
+    if not isinstance(doc.get("config"), dict):
+        raise ResultsError(f"{path}: no 'config' object (every run records its resolved config)")
+    if doc["status"] in FINISHED and not isinstance(doc.get("metrics"), dict):
+        raise ResultsError(f"{path}: status {doc['status']} but no 'metrics' object")
+    if kind is not None and doc.get("kind") != kind:
+        raise ResultsError(f"{path}: kind={doc.get('kind')!r}, expected {kind!r}")
+    return doc
+
+
+def iter_results(
+    root: str | Path | Iterable[str | Path],
+    kind: str | None = None,
+    on_error: Callable[[ResultsError], None] | None = None,
+) -> Iterator[tuple[Path, dict]]:
+    """``(path, document)`` for every results file under ``root`` (see :func:`result_paths`), each read by
+    :func:`load_results`. A file that does not load raises, or goes to ``on_error`` when given (a sweep
+    reader lists the broken jobs and keeps the rest)."""
+    for path in result_paths(root):
+        try:
+            doc = load_results(path, kind)
+        except ResultsError as e:
+            if on_error is None:
+                raise
+            on_error(e)
+            continue
+        yield path, doc

@@ -6,8 +6,8 @@ compiled run recorded (``extra.loss_curve_steps`` with ``loss_curve_per_seed`` /
 one value per recorded step), the final metrics and figures. So the training program stays one compiled
 program (no host callback per step) and a failed run is logged too, with its status.
 
-The libraries (the ``track`` extra) are imported only by the tracker in use. Here, beside ``record``,
-because it is the one package both synthetic/ and realdata/ may import; matplotlib is imported lazily.
+The libraries (the ``track`` extra), matplotlib and Hydra are imported only when a tracker is in use, so
+the run record stays light.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from theory.record import RESULTS_FILE, RUN_KEYS
+from runrecord import RESULTS_FILE, RUN_KEYS
 
 
 def open_tracker(logger_cfg):
