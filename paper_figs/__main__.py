@@ -30,7 +30,7 @@ from runrecord import RESULTS_FILE, has_results
 
 DEFAULT_RESULTS = aggregate.DEFAULT_RESULTS
 # Figure modules written to the shared contract: make(out_dir, results_dir=None) -> list[Path].
-FIGURE_MODULES = ("theory_curves", "synthetic_vs_theory", "captions", "mnist")
+FIGURE_MODULES = ("theory_curves", "synthetic_vs_theory", "captions", "mnist", "coloredcoco")
 
 
 @dataclass

@@ -8,13 +8,14 @@ and on failure or Ctrl-C).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import finished_result, provenance, recorded_run, track
+from runrecord import NOT_FINISHED, finished_result, provenance, recorded_run, track, write_results
 from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
 
@@ -36,6 +37,24 @@ def recorded_config(cfg: DictConfig) -> dict:
     return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
 
 
+def _head(cfg: DictConfig) -> dict:
+    return {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
+
+
+def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> None:
+    """results.json of a job that has not finished, as the run contract writes it at a run's start
+    (status interrupted); the batched launcher writes it for every job of a sweep before any runs. A
+    results.json that is already finished (ok, diverged, failed) is left as it is."""
+    path = Path(out_dir) / "results.json"
+    if path.exists():
+        try:
+            if json.loads(path.read_text()).get("status") != "interrupted":
+                return
+        except (OSError, ValueError):
+            pass
+    write_results(out_dir, {**_head(cfg), "status": "interrupted", "error": error, "wall_time_s": 0.0})
+
+
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the configured task, write ``out_dir/results.json`` and log it to ``cfg.logger``; returns the
     results document. ``resume=true``: a finished run of the same config in out_dir is returned as it is."""
@@ -50,9 +69,8 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
         if done:
             return done
     run = importlib.import_module(KINDS[cfg.task]).run
-    head = {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
     try:
-        doc = recorded_run(out_dir, head, lambda checkpoint: run(cfg, on_chunk=checkpoint))
+        doc = recorded_run(out_dir, _head(cfg), lambda checkpoint: run(cfg, on_chunk=checkpoint))
     except Exception:
         try:  # the failed run too, with its status; a tracker error must not hide the run's own
             track.log_results(cfg.get("logger"), out_dir, str(out_dir))
