@@ -3,15 +3,14 @@
 ``evaluate(cfg, out_dir)`` runs under the shared run contract (runrecord.recorded_run): results.json is
 written atomically at the start (status interrupted), at the end (ok) or on an exception (failed /
 interrupted), beside predictions.csv and per_class.csv. Earlier outputs in out_dir are moved to
-``out_dir/earlier-<time>/`` first, so a failed re-run never destroys a good result.
+``out_dir/earlier-<time>/`` first (by the shared writer, runrecord.keep_earlier), so a failed re-run never
+destroys a good result; a config error (validate) writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -235,20 +234,6 @@ def run_header(cfg, zoo_entry: str | None = None, device: str = "") -> dict:
     }
 
 
-def keep_earlier(out_dir: Path) -> Path | None:
-    """Move earlier outputs in out_dir into out_dir/earlier-<time>/ (nothing is overwritten)."""
-    present = [out_dir / f for f in OUTPUT_FILES if (out_dir / f).exists()]
-    if not present:
-        return None
-    stamp = datetime.datetime.fromtimestamp(present[0].stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
-    keep = out_dir / f"earlier-{stamp}"
-    keep.mkdir(parents=True, exist_ok=True)
-    for f in present:
-        os.replace(f, keep / f.name)
-    log.info("moved the earlier outputs of %s to %s", out_dir, keep)
-    return keep
-
-
 def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
     """Run one evaluation under the run contract; returns the results document written to out_dir.
 
@@ -267,11 +252,12 @@ def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
     except Exception:  # reported as the run's failure by work() below
         device, where = None, str(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keep_earlier(out_dir)
     head = run_header(cfg, zoo_entry, where)
     name = str(out_dir)
+    work = lambda checkpoint: _work(cfg, out_dir, device, checkpoint)  # noqa: E731
     try:
-        doc = recorded_run(out_dir, head, lambda checkpoint: _work(cfg, out_dir, device, checkpoint))
+        # a config error writes nothing; earlier outputs are moved aside by the shared writer
+        doc = recorded_run(out_dir, head, work, check=lambda: validate(cfg), outputs=OUTPUT_FILES)
     except Exception:
         try:  # the failed run too, with its status; a tracker error must not hide the run's own
             track.log_results(cfg.get("logger"), out_dir, name)
@@ -302,7 +288,6 @@ def per_class_figure(path: Path) -> dict:
 
 
 def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
-    validate(cfg)
     device = device if device is not None else resolve_device(cfg.device)
     data = scan(cfg.data.root)
     listing = {

@@ -33,9 +33,9 @@ def open_tracker(logger_cfg):
 def log_results(logger_cfg, run_dir: str | Path, name: str, figures: dict | None = None) -> None:
     """Log the run in ``run_dir`` (its results.json, whatever its status) to the configured tracker."""
     tracker = open_tracker(logger_cfg)
-    if tracker is None:
-        return
     run_dir = Path(run_dir)
+    if tracker is None or not (run_dir / RESULTS_FILE).is_file():  # a config error records nothing
+        return
     doc = json.loads((run_dir / RESULTS_FILE).read_text())
     figures = {**loss_figures(doc), **(figures or {})}
     try:

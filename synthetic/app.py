@@ -15,7 +15,15 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import NOT_FINISHED, finished_result, provenance, recorded_run, track, write_results
+from runrecord import (
+    NOT_FINISHED,
+    ConfigError,
+    finished_result,
+    provenance,
+    recorded_run,
+    track,
+    write_results,
+)
 from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
 
@@ -37,8 +45,24 @@ def recorded_config(cfg: DictConfig) -> dict:
     return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
 
 
+def jax_devices() -> dict:
+    """``device_info()``, or a ConfigError naming JAX_PLATFORMS when JAX cannot start the backend it asks
+    for (``cuda``/``gpu`` without a GPU: JAX's own error is a bare AssertionError or a ROCm one)."""
+    try:
+        return device_info()
+    except Exception as e:
+        asked = os.environ.get("JAX_PLATFORMS")
+        if not asked:
+            raise
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"JAX_PLATFORMS={asked!r}: JAX cannot start that platform on this machine ({msg}); "
+            "unset JAX_PLATFORMS or set JAX_PLATFORMS=cpu"
+        ) from None
+
+
 def _head(cfg: DictConfig) -> dict:
-    return {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
+    return {**provenance(cfg.task, PACKAGES, jax_devices()), "config": to_plain(cfg)}
 
 
 def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> None:
@@ -68,9 +92,14 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
         print(f"[synthetic] resume: {why}{'; skipped' if done else '; running it'}", flush=True)
         if done:
             return done
-    run = importlib.import_module(KINDS[cfg.task]).run
+    module = importlib.import_module(KINDS[cfg.task])
     try:
-        doc = recorded_run(out_dir, _head(cfg), lambda checkpoint: run(cfg, on_chunk=checkpoint))
+        doc = recorded_run(
+            out_dir,
+            _head(cfg),
+            lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
+            check=lambda: module.check(cfg),
+        )
     except Exception:
         try:  # the failed run too, with its status; a tracker error must not hide the run's own
             track.log_results(cfg.get("logger"), out_dir, str(out_dir))

@@ -115,6 +115,11 @@ def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str
     }
 
 
+def check(cfg) -> None:
+    """Every config value checked (components built, nothing compiled): the run record's ``check``."""
+    resolve(cfg)
+
+
 def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles

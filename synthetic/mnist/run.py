@@ -182,6 +182,23 @@ def loss_curve(losses_SxT: np.ndarray, points: int) -> dict:
     }
 
 
+def check(cfg) -> TrainConfig:
+    """Every config value checked before anything loads or compiles (the run record's ``check``);
+    returns the checked TrainConfig."""
+    validate(cfg.mnist)
+    train = (
+        cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
+    )
+    train.check()  # optimizer, schedule, lr ...
+    seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
+    if seeds < 1 or steps < 1 or batch_size < 1:
+        raise ValueError(
+            f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
+            "(MultiColoredMNIST trains on minibatches)"
+        )
+    return train
+
+
 def run(cfg, on_chunk=None) -> dict:
     """Train ``cfg.seeds`` seeds of ``cfg.mnist.objective`` on MultiColoredMNIST and evaluate them.
 
@@ -196,17 +213,8 @@ def run(cfg, on_chunk=None) -> dict:
     of steps); ``extra`` holds the data sizes and the Bayes-optimal reference accuracies.
     """
     mc = cfg.mnist
-    validate(mc)
-    train = (
-        cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
-    )
-    train.check()  # optimizer, schedule, lr ... named before anything loads or compiles
+    train = check(cfg)
     seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
-    if seeds < 1 or steps < 1 or batch_size < 1:
-        raise ValueError(
-            f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
-            "(MultiColoredMNIST trains on minibatches)"
-        )
     train_grey, train_digit = load_split(
         mc.source, mc.root, mc.k, _train_n(mc), "train", mc.data_seed, mc.image_size
     )
