@@ -12,4 +12,4 @@ See docs/figures.md.
 """
 
 #: The figure registry: the modules ``python -m paper_figs`` draws, in order (imported when their turn comes).
-FIGURES = ("theory_curves", "synthetic_vs_theory", "captions", "mnist", "counteranimal")
+FIGURES = ("theory_curves", "synthetic_vs_theory", "captions", "mnist", "coloredcoco", "counteranimal")

@@ -3,7 +3,9 @@
 Layout: <cache_dir>/features/<key>/manifest.json (model identity, image-list fingerprint, paths, chunk size)
 and chunk-00000.npz ... (features, readable mask, errors). A chunk is written atomically once all
 of its images are done, so an interrupted run loses at most one chunk per worker batch in flight.
-A chunk that cannot be read back (truncated, overwritten) is named in a warning, deleted and rebuilt.
+A chunk that cannot be read back (truncated, overwritten, or holding non-finite features from before they
+were refused) is named in a warning, deleted and rebuilt. Non-finite features or classifiers are never
+written (:class:`NonFinite`). A write that fails (a full disk) names the file and leaves no ``*.tmp`` behind.
 Text classifiers: <cache_dir>/text/<model>-<key>.npy, keyed by (model identity, templates, class names).
 """
 
@@ -35,9 +37,38 @@ def _slug(text: str) -> str:
 
 
 def atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then rename onto ``path``; on failure (e.g. ENOSPC) the temporary file is removed and
+    the error names ``path``."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel sweep jobs share caches
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write {path} ({e.strerror or e}); nothing was kept", str(path)) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class NonFinite(ValueError):
+    """Features or a classifier with NaN/inf entries: a broken model, never cached and never scored."""
+
+
+def require_finite(what: str, values: np.ndarray, rows: list[str] | None = None) -> None:
+    """Stop on non-finite values, naming ``what`` and the first rows (e.g. image paths) that hold them."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    where = ""
+    if rows is not None and values.ndim == 2:
+        idx = np.flatnonzero(bad.any(axis=1))
+        where = f" in {idx.size} of {len(values)} rows (first: {', '.join(rows[i] for i in idx[:3])})"
+    raise NonFinite(
+        f"{what} has {int(bad.sum())} non-finite values{where}: the model's weights hold NaN/inf or "
+        "overflow; nothing was cached and no accuracy is reported"
+    )
 
 
 class CorruptChunks(RuntimeError):
@@ -99,6 +130,12 @@ class FeatureCache:
 
     def write_chunk(self, c: int, features: np.ndarray, readable: np.ndarray, errors: dict[int, str]) -> None:
         """features: (len(chunk), D) float32; readable: bool mask; errors: position -> reason."""
+        rows = [self.paths[p] for p in self.chunk_range(c)]
+        require_finite(
+            f"image features of {self.dir.name}",
+            features[readable],
+            [r for r, ok in zip(rows, readable, strict=True) if ok],
+        )
         err = np.array([errors.get(p, "") for p in self.chunk_range(c)], dtype=str)
 
         def write(p: Path):
@@ -113,6 +150,8 @@ class FeatureCache:
             feats, readable, errors = z["features"], z["readable"], z["errors"]
         if feats.ndim != 2 or len(feats) != n or readable.shape != (n,) or errors.shape != (n,):
             raise ValueError(f"holds {len(feats)} rows, expected {n}")
+        if not np.isfinite(feats[readable]).all():  # written before non-finite features were refused
+            raise ValueError("holds non-finite features")
         return feats, readable, errors
 
     def load(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -141,15 +180,19 @@ class FeatureCache:
 
 
 def cached_array(path: Path, compute) -> np.ndarray:
-    """np.load(path), or compute() and save it atomically; an unreadable file is named, then recomputed."""
+    """np.load(path), or compute() and save it atomically; an unreadable or non-finite file is named, then
+    recomputed; a non-finite result is refused (:class:`NonFinite`), never saved."""
     if path.exists():
         try:
-            return np.load(path)
+            value = np.load(path)
+            require_finite(str(path), value)
+            return value
         except Exception as e:
             log.warning(
                 "cached array %s cannot be read (%s: %s); computing it again", path, type(e).__name__, e
             )
     value = compute()
+    require_finite(f"the array for {path}", value)
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(p: Path):
@@ -160,7 +203,30 @@ def cached_array(path: Path, compute) -> np.ndarray:
     return value
 
 
+def template_texts(templates) -> list[str]:
+    """Templates as text: open_clip's OPENAI_IMAGENET_TEMPLATES are functions (c -> text), so each is
+    written as its text for the class '{}' (what a str.format template would say)."""
+    return [t("{}") if callable(t) else str(t) for t in templates]
+
+
+def cached_json(path: Path, compute, check=lambda blob: None) -> dict:
+    """A JSON document cached at ``path``: read (and ``check``-ed, which may raise), or, when missing,
+    unreadable or failing the check, computed, saved atomically and returned (the bad file is named)."""
+    if path.is_file():
+        try:
+            blob = json.loads(path.read_text())
+            check(blob)
+            return blob
+        except Exception as e:
+            log.warning("cached file %s cannot be used (%s: %s); rebuilding it", path, type(e).__name__, e)
+    blob = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(blob)
+    atomic_write(path, lambda p: p.write_text(text))
+    return blob
+
+
 def text_classifier_path(cache_dir, identity: dict, templates, classnames) -> Path:
     """Where a zero-shot classifier is cached: keyed by model identity, templates and class names."""
-    key = digest({"model": identity, "templates": list(templates), "classnames": list(classnames)})
+    key = digest({"model": identity, "templates": template_texts(templates), "classnames": list(classnames)})
     return Path(cache_dir) / "text" / f"{_slug(identity['name'])}-{key}.npy"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -12,7 +13,6 @@ from omegaconf import MISSING, OmegaConf
 LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
 CLASSNAME_LISTS = ("synset", "openai")  # see realdata/classnames.py and docs/realdata.md section 4
-MODEL_KINDS = ("clip", "imagenet")
 DEVICES = ("auto", "cpu", "cuda")
 PACKAGE_DIR = Path(__file__).parent
 # zoo metadata from the paper's tables: recorded only when the run is that zoo entry (see evaluate.zoo_fields)
@@ -26,14 +26,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    # clip: an open_clip model name (or 'local-dir:FOLDER'); imagenet: a torchvision model name
+    # the family (realdata/families/): open_clip, torchvision, timm, hf_clip, mllm, or the dotted name of a
+    # module of your own; None: from `kind`, else open_clip
+    family: str | None = None
+    # open_clip: a model name, 'local-dir:FOLDER' or 'hf-hub:ORG/REPO'; torchvision, timm: a model name;
+    # hf_clip, mllm: a local folder (or a repository id in the local Hugging Face cache)
     name: str = MISSING
-    # clip: an open_clip tag, a weights file, or "" for random weights;
-    # imagenet: a torchvision weights name (IMAGENET1K_V1, DEFAULT), a state_dict file, or "" for random
+    # open_clip: a tag, a weights file, or "" for random weights; torchvision: a weights name (IMAGENET1K_V1,
+    # DEFAULT), a state_dict file or ""; timm: a weights file, a timm tag (a1_in1k) or ""
     pretrained: str = ""
     config_file: str | None = None  # open_clip model config JSON registered with open_clip.add_model_config
-    kind: str = "clip"
-    force_quick_gelu: bool | None = None  # None: match the tag's QuickGELU setting
+    kind: str | None = None  # before issue 20: clip (= family open_clip) or imagenet (= torchvision)
+    force_quick_gelu: bool | None = None  # open_clip; None: match the tag's QuickGELU setting
+    options: dict[str, Any] = field(
+        default_factory=dict
+    )  # the family's own settings (mllm: question, answer)
     # metadata from the paper's tables (zoo entries only; figures read these from results.json)
     backbone: str = ""
     pretrain_data: str = ""
@@ -52,7 +59,9 @@ class OneVs20Config:
     # false: the true class plus k confusable labels (k+1 candidates). docs/realdata.md section 4.
     true_class_in_k: bool = True
     reference: ModelConfig = field(
-        default_factory=lambda: ModelConfig(name="ViT-B-32-quickgelu", pretrained="laion400m_e31")
+        default_factory=lambda: ModelConfig(
+            family="open_clip", name="ViT-B-32-quickgelu", pretrained="laion400m_e31"
+        )
     )
     file: str | None = None  # where the candidate sets are saved; None: under cache_dir
 
@@ -73,6 +82,8 @@ class RealdataConfig:
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
     verbose: bool = False  # true: show open_clip's INFO log lines (hidden otherwise)
+    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
+    resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 
 def _slug(text: str) -> str:
@@ -118,9 +129,15 @@ def validate(cfg) -> None:
     _choice(cfg.classnames, CLASSNAME_LISTS, "classnames")
     _choice(cfg.device, DEVICES, "device")
     _choice(cfg.precision, ("auto", "fp32"), "precision")
-    _choice(cfg.model.kind, MODEL_KINDS, "model.kind")
+    from realdata.families import family_name
+
+    family_name(cfg.model)  # family and the kind alias agree
     for key in ("batch_size", "one_vs_20.k"):
         if OmegaConf.select(cfg, key) < 1:
             raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
     if cfg.num_workers < 0:
         raise ValueError(f"num_workers={cfg.num_workers} must be >= 0")
+    if cfg.label_space == "1v20":
+        from realdata.labels import check_one_vs_k
+
+        check_one_vs_k(cfg.one_vs_20.k, cfg.one_vs_20.true_class_in_k)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 GROUPS = ("common", "counter")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-CLASS_DIR_RE = re.compile(r"^(\d+) (.+)$")
+# ASCII digits only: Python's \d also matches full-width digits, and int() reads them ('３９７' -> 397)
+CLASS_DIR_RE = re.compile(r"^([0-9]+) (.+)$")
 GROUP_DIR_RE = re.compile(r"^(common|counter)-(.+)$", re.IGNORECASE)  # 'Counter-snow' is a counter group
 N_IMAGENET = 1000
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -40,6 +42,8 @@ class ImageRecord:
     class_name: str
     background: str
     size: int  # bytes, part of the image-list fingerprint
+    # (size, mtime_ns, ctime_ns, inode): changes whenever the file's content does (see file_signature)
+    signature: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,12 @@ class CounterAnimal:
     ignored: list[Skipped] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        """Hash of the sorted image list (path, group, label, size): keys the feature cache."""
+        """Hash of the sorted image list (path, group, label and each file's signature): keys the feature
+        cache and the 1v20 sets, so an image rewritten in place (even with its size and mtime restored, or
+        repaired after it was unreadable) gets new features."""
         h = hashlib.sha256()
         for r in self.records:
-            h.update(f"{r.path}\t{r.group}\t{r.label}\t{r.size}\n".encode())
+            h.update(f"{r.path}\t{r.group}\t{r.label}\t{r.size}\t{r.signature}\n".encode())
         return h.hexdigest()
 
     def classes(self) -> dict[int, str]:
@@ -74,6 +80,28 @@ class CounterAnimal:
         for r in self.records:
             out.setdefault((r.label, r.group), set()).add(r.background)
         return out
+
+
+def file_signature(path: str | Path) -> tuple[int, int, int, int]:
+    """(size, mtime_ns, ctime_ns, inode) of a file: a cheap stand-in for its content that cannot be fooled
+    by writing the same number of bytes and restoring the mtime: the kernel sets ctime to the current time
+    on every write and on every utime() call, and no system call sets it to a chosen value."""
+    st = Path(path).stat()
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _not_a_file(f: Path) -> str | None:
+    """Why a path named like an image cannot be read as one (None: a regular file, or a folder)."""
+    try:
+        st = f.stat()
+    except FileNotFoundError:
+        return f"broken symbolic link (to {str(f.readlink())!r})" if f.is_symlink() else "vanished"
+    except OSError as e:
+        return f"cannot be read ({type(e).__name__}: {e})"
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket or device file"
+    return f"not a regular file: {kind}, which would block or never end when read"
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -140,8 +168,10 @@ def scan(root: str | Path) -> CounterAnimal:
             )
             continue
         for entry in sorted(class_dir.iterdir()):
-            if entry.is_file():  # outside common-/counter-: no group, so it cannot be evaluated
-                skipped.append(Skipped(entry.relative_to(base).as_posix(), "not inside a group folder"))
+            if not entry.is_dir():  # outside common-/counter-: no group, so it cannot be evaluated
+                why = _not_a_file(entry)
+                reason = "not inside a group folder" + (f"; {why}" if why else "")
+                skipped.append(Skipped(entry.relative_to(base).as_posix(), reason))
         for group_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
             rel_dir = group_dir.relative_to(base).as_posix()
             m = GROUP_DIR_RE.match(group_dir.name)
@@ -157,19 +187,21 @@ def scan(root: str | Path) -> CounterAnimal:
                 continue
             group, background = m.group(1).lower(), m.group(2)
             for f in sorted(group_dir.rglob("*")):
-                if not f.is_file():
+                why = _not_a_file(f)
+                if why is None and not f.is_file():  # a sub-folder: its files are listed by rglob
                     continue
                 rel = f.relative_to(base).as_posix()
-                if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                if why is not None:
+                    skipped.append(Skipped(rel, why))
+                elif f.suffix.lower() not in IMAGE_EXTENSIONS:
                     skipped.append(Skipped(rel, f"not an image file (extension {f.suffix!r})"))
                 elif not _inside(f, class_dir):
                     skipped.append(
                         Skipped(rel, f"resolves outside its class folder (to {str(f.resolve())!r})")
                     )
                 else:
-                    records.append(
-                        ImageRecord(rel, group, int(index), class_name, background, f.stat().st_size)
-                    )
+                    sig = file_signature(f)
+                    records.append(ImageRecord(rel, group, int(index), class_name, background, sig[0], sig))
     if not records:
         raise DatasetLayoutError(f"no images found under {str(base)!r}; expected {EXPECTED_LAYOUT}")
     require_both_groups([r.group for r in records], f"image files listed under {str(base)!r}")
@@ -230,10 +262,43 @@ class ImageFiles:
         pos = self.positions[i]
         try:
             with Image.open(self.root / self.paths[pos]) as im:
-                image = im.convert("RGB")
+                image = to_rgb(im)
+        except UnsupportedImage as e:  # read, but with no known intensity scale: listed, never guessed
+            return pos, None, str(e)
         except Exception as e:  # corrupt, truncated or unreadable: skipped and listed, never fatal
             return pos, None, f"unreadable image ({type(e).__name__}: {e})"
         return pos, self.transform(image), None
+
+
+class UnsupportedImage(ValueError):
+    """An image whose pixel values have no known mapping to 8-bit RGB."""
+
+
+def to_rgb(im):
+    """8-bit RGB of a PIL image, with high-bit-depth modes scaled, not clipped.
+
+    PIL's ``convert("RGB")`` clips 16-bit and float pixels to 0..255, so a 16-bit PNG comes out nearly white
+    and a float TIFF in [0, 1] black. 16-bit grey is scaled by 255/65535; a float image in [0, 1] by 255; a
+    float image outside [0, 1] or a 32-bit integer image (other than a PNG's 16-bit grey) has no known scale
+    and is refused (the caller lists it as skipped)."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
+        a = np.asarray(im, dtype=np.float64) / 65535.0
+    elif im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if not (np.isfinite(a).all() and lo >= 0.0 and hi <= 1.0):
+            raise UnsupportedImage(
+                f"float image (mode F) with values in [{lo:g}, {hi:g}], outside [0, 1]: "
+                "no known scale to 8 bits"
+            )
+    elif im.mode == "I":
+        raise UnsupportedImage(f"32-bit integer image (mode I, {im.format}): no known scale to 8 bits")
+    else:
+        return im.convert("RGB")
+    return Image.fromarray(np.round(a * 255.0).astype(np.uint8), "L").convert("RGB")
 
 
 def collate(batch):

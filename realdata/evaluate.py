@@ -3,21 +3,20 @@
 ``evaluate(cfg, out_dir)`` runs under the shared run contract (runrecord.recorded_run): results.json is
 written atomically at the start (status interrupted), at the end (ok) or on an exception (failed /
 interrupted), beside predictions.csv and per_class.csv. Earlier outputs in out_dir are moved to
-``out_dir/earlier-<time>/`` first, so a failed re-run never destroys a good result.
+``out_dir/earlier-<time>/`` first (by the shared writer, runrecord.keep_earlier), so a failed re-run never
+destroys a good result; a config error (validate) writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from realdata.cache import cached_array, text_classifier_path
+from realdata.cache import cached_array, digest, text_classifier_path
 from realdata.classnames import SOURCES, imagenet_classnames
 from realdata.config import ZOO_FIELDS, run_name, validate
 from realdata.dataset import CounterAnimal, reference_classes, require_both_groups, scan
@@ -32,10 +31,19 @@ from realdata.labels import (
 )
 from realdata.metrics import group_metrics, missing_groups, per_class_table
 from realdata.models import ModelSpec, describe, device_name, resolve_device, scores, templates
-from runrecord import RESULTS_FILE, provenance, recorded_run
+from runrecord import RESULTS_FILE, finished_result, provenance, recorded_run, track
 
 log = logging.getLogger("realdata")
-PACKAGES = ("numpy", "torch", "torchvision", "open_clip_torch", "timm", "pillow", "hydra-core")
+PACKAGES = (
+    "numpy",
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "timm",
+    "transformers",
+    "pillow",
+    "hydra-core",
+)
 OUTPUT_FILES = (RESULTS_FILE, "predictions.csv", "per_class.csv")
 PER_CLASS_COLUMNS = (
     "imagenet_index",
@@ -62,21 +70,24 @@ PREDICTION_COLUMNS = (
 
 
 def text_weights(spec: ModelSpec, prompts: str, classnames: str, cache_dir) -> tuple[np.ndarray | None, str]:
-    """A CLIP's zero-shot classifier, cached by (model identity, templates, class names); builds the model
-    only when it is not cached. (None, "") for ImageNet classifiers."""
-    if spec.kind != "clip":
+    """A zero-shot model's text classifier, cached by (model identity, templates, class names); builds the
+    model only when it is not cached. (None, "") for other heads (fixed logits, scorers)."""
+    if spec.head != "zero_shot":
         return None, ""
     path = text_classifier_path(cache_dir, spec.identity, templates(prompts), imagenet_classnames(classnames))
     return cached_array(path, lambda: spec.encoder().text_weights(prompts, classnames)), str(path)
 
 
-def one_vs_20_path(cfg, data: CounterAnimal) -> Path:
+def one_vs_20_path(cfg, data: CounterAnimal, ref_identity: dict | None = None) -> Path:
+    """one_vs_20.file, or a file under cache_dir keyed by the reference's identity (its weights' content
+    hash, not the file stem: Hugging Face names every checkpoint open_clip_pytorch_model.bin), the class
+    names, k and the image list."""
     if cfg.one_vs_20.file:
         return Path(cfg.one_vs_20.file)
     ref = cfg.one_vs_20.reference
     how = "in" if cfg.one_vs_20.true_class_in_k else "plus"
     name = f"{run_name(ref.name, ref.pretrained)}-{cfg.classnames}-k{cfg.one_vs_20.k}{how}"
-    name += f"-{data.fingerprint()[:12]}"
+    name += f"-{data.fingerprint()[:12]}-{digest(ref_identity)[:12]}"
     return Path(cfg.cache_dir) / "one_vs_20" / f"{name}.json"
 
 
@@ -84,8 +95,21 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     """Load the saved 1v20 candidate sets, or compute them once with the reference CLIP and save them.
 
     Runs before the evaluated model's extraction, so a missing reference fails before any work."""
-    path = one_vs_20_path(cfg, data)
     o = cfg.one_vs_20
+    ref_cfg = o.reference
+    ref, why = None, None
+    try:
+        ref = describe(
+            ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, "one_vs_20.reference", cfg.cache_dir
+        )
+        if ref.head != "zero_shot":
+            raise ValueError(
+                f"one_vs_20.reference: family {ref.family!r} has no text classifier (head {ref.head!r}); the "
+                "paper ranks labels by image-text similarity under a CLIP"
+            )
+    except Exception as e:  # fatal below unless one_vs_20.file names saved sets
+        why = e
+    path = one_vs_20_path(cfg, data, ref.identity if ref is not None else None)
     if path.exists():
         sets, meta = load_confusable(path)
         sizes = sorted({len(v) for v in sets.values()})
@@ -103,13 +127,9 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
                 f"{path} (one_vs_20.file): the sets of classes {lacking} do not hold the class itself"
             )
         return sets, path
-    ref_cfg = o.reference
     try:
-        if ref_cfg.kind != "clip":
-            raise ValueError(f"one_vs_20.reference.kind={ref_cfg.kind!r}: the paper ranks labels with a CLIP")
-        ref = describe(
-            ref_cfg, device, cfg.seed, cfg.precision, cfg.verbose, "one_vs_20.reference", cfg.cache_dir
-        )
+        if why is not None:
+            raise why
         ref.encoder()  # weights that are not here fail now, before any image is read
     except Exception as e:
         raise RuntimeError(
@@ -124,10 +144,15 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     labels = np.array([r.label for r in data.records])[readable]
     weights, _ = text_weights(ref, "single", cfg.classnames, cfg.cache_dir)
     classes = sorted(set(labels.tolist()))
-    sim = class_mean_similarity(scores("clip", feats[readable], weights), labels, classes)
+    sim = class_mean_similarity(scores("zero_shot", feats[readable], weights), labels, classes)
     sets = confusable_labels(sim, classes, o.k, o.true_class_in_k)
     meta = {
-        "reference": {"name": ref_cfg.name, "pretrained": ref_cfg.pretrained},
+        "reference": {
+            "family": ref.family,
+            "name": ref_cfg.name,
+            "pretrained": ref_cfg.pretrained,
+            "identity": ref.identity,
+        },
         "k": o.k,
         "true_class_in_k": o.true_class_in_k,
         "prompts": "single",
@@ -137,6 +162,26 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     }
     save_confusable(path, sets, meta)
     return sets, path
+
+
+def candidate_lists(mask_NxK: np.ndarray) -> np.ndarray:
+    """(N, k) candidate labels of each image from a label-space mask; every image has the same k."""
+    counts = set(mask_NxK.sum(axis=1).tolist())
+    if len(counts) != 1:
+        raise ValueError(f"images have different numbers of candidate labels {sorted(counts)}")
+    return np.stack([np.flatnonzero(row) for row in mask_NxK])
+
+
+def _family_fields(mcfg) -> dict:
+    """family and zero_shot for results.json; a config that names no usable family records what it says
+    (the run then fails in validate with the reason)."""
+    from realdata.families import family_name, is_zero_shot, load_family
+
+    try:
+        family = family_name(mcfg)
+        return {"family": family, "zero_shot": is_zero_shot(load_family(family).HEAD)}
+    except Exception:
+        return {"family": mcfg.get("family") or mcfg.get("kind"), "zero_shot": None}
 
 
 def predict(scores_NxK: np.ndarray, mask_NxK: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +216,7 @@ def run_header(cfg, zoo_entry: str | None = None, device: str = "") -> dict:
         "model": cfg.model.name,
         "pretrained": cfg.model.pretrained,
         "task": "zeroshot_classification",
-        "model_kind": cfg.model.kind,
+        **_family_fields(cfg.model),
         "run_name": run_name(cfg.model.name, cfg.model.pretrained),
         "label_space": cfg.label_space,
         "prompts": cfg.prompts,  # ImageNet classifiers ignore it; kept so sweeps group runs alike
@@ -189,38 +234,60 @@ def run_header(cfg, zoo_entry: str | None = None, device: str = "") -> dict:
     }
 
 
-def keep_earlier(out_dir: Path) -> Path | None:
-    """Move earlier outputs in out_dir into out_dir/earlier-<time>/ (nothing is overwritten)."""
-    present = [out_dir / f for f in OUTPUT_FILES if (out_dir / f).exists()]
-    if not present:
-        return None
-    stamp = datetime.datetime.fromtimestamp(present[0].stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
-    keep = out_dir / f"earlier-{stamp}"
-    keep.mkdir(parents=True, exist_ok=True)
-    for f in present:
-        os.replace(f, keep / f.name)
-    log.info("moved the earlier outputs of %s to %s", out_dir, keep)
-    return keep
-
-
 def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
     """Run one evaluation under the run contract; returns the results document written to out_dir.
 
-    zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed)."""
+    zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed).
+    ``resume=true``: a finished run of the same config in out_dir is returned as it is. The run is logged to
+    ``cfg.logger`` (runrecord.track), a failed one too."""
     out_dir = Path(out_dir)
+    if cfg.get("resume"):
+        done, why = finished_result(out_dir, recorded_config(cfg, zoo_entry))
+        log.info("resume: %s%s", why, "; skipped" if done else "; running it")
+        if done:
+            return done
     try:
         device = resolve_device(cfg.device)
         where = device_name(device)
     except Exception:  # reported as the run's failure by work() below
         device, where = None, str(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keep_earlier(out_dir)
     head = run_header(cfg, zoo_entry, where)
-    return recorded_run(out_dir, head, lambda checkpoint: _work(cfg, out_dir, device, checkpoint))
+    name = str(out_dir)
+    work = lambda checkpoint: _work(cfg, out_dir, device, checkpoint)  # noqa: E731
+    try:
+        # a config error writes nothing; earlier outputs are moved aside by the shared writer
+        doc = recorded_run(out_dir, head, work, check=lambda: validate(cfg), outputs=OUTPUT_FILES)
+    except Exception:
+        try:  # the failed run too, with its status; a tracker error must not hide the run's own
+            track.log_results(cfg.get("logger"), out_dir, name)
+        except Exception as e:
+            log.error("logging the failed run to %s failed: %r", cfg.logger.get("_target_"), e)
+        raise
+    if track.open_tracker(cfg.get("logger")) is not None:
+        track.log_results(cfg.logger, out_dir, name, per_class_figure(out_dir / "per_class.csv"))
+    return doc
+
+
+def per_class_figure(path: Path) -> dict:
+    """``{"per_class": Figure}``: each class's counter against its common accuracy (what trackers show)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["acc_common"] and r["acc_counter"]]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+    ax.scatter([float(r["acc_common"]) for r in rows], [float(r["acc_counter"]) for r in rows], s=12)
+    ax.set(xlabel="common accuracy", ylabel="counter accuracy", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.set_title(f"{len(rows)} classes", fontsize=9)
+    fig.tight_layout()
+    return {"per_class": fig}
 
 
 def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
-    validate(cfg)
     device = device if device is not None else resolve_device(cfg.device)
     data = scan(cfg.data.root)
     listing = {
@@ -230,6 +297,12 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
     checkpoint(listing)
     spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose, cache_dir=cfg.cache_dir)
     sets, sets_path = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else (None, None)
+    ref45 = [c.imagenet_index for c in reference_classes()]
+    candidates = None
+    if spec.head == "scorer":  # a scorer scores each image's candidates only: they are part of its features
+        all_labels = np.array([r.label for r in data.records], dtype=int)
+        candidates = candidate_lists(candidate_mask(cfg.label_space, all_labels, ref45, sets))
+        spec = spec.with_candidates(candidates, imagenet_classnames(cfg.classnames))
     feats, readable, errors, cache = extract_features(
         spec, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
     )
@@ -243,9 +316,7 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
     groups = np.array([r.group for r in records])
     require_both_groups(groups.tolist(), f"readable images under {str(data.root)!r}")
     weights, weights_path = text_weights(spec, cfg.prompts, cfg.classnames, cfg.cache_dir)
-    score = scores(spec.kind, feats[readable], weights)
-
-    ref45 = [c.imagenet_index for c in reference_classes()]
+    score = scores(spec.head, feats[readable], weights, None if candidates is None else candidates[readable])
     mask = candidate_mask(cfg.label_space, labels, ref45, sets)
     pred, top5 = predict(score, mask)
     correct = pred == labels
@@ -294,6 +365,9 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
         **listing,
         "metrics": metrics,
         "classes_missing_a_group": missing,
+        "family": spec.family,
+        "zero_shot": spec.zero_shot,
+        "protocol": spec.protocol(),
         "weights": spec.identity["weights"],
         "feature_cache": str(cache.dir),
         "text_classifier": weights_path,

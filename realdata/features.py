@@ -65,7 +65,7 @@ def _fill(
     bar = tqdm(total=len(positions), desc=f"features {spec.name}", disable=not progress)
     for ok_positions, images, failed in loader:
         if images is not None:
-            for p, f in zip(ok_positions, encoder.encode(images), strict=True):
+            for p, f in zip(ok_positions, encoder.encode(images, ok_positions), strict=True):
                 pending[chunk_of[p]].put(p, f)
         for p, err in failed:
             pending[chunk_of[p]].fail(p, err)

@@ -21,6 +21,17 @@ from realdata.config import LABEL_SPACES
 N_IMAGENET = 1000
 
 
+def check_one_vs_k(k, true_class_in_k: bool, n_labels: int = N_IMAGENET) -> None:
+    """1 vs k means something only with at least one wrong candidate and fewer candidates than labels:
+    one_vs_20.k=1 with the true class in k leaves the true class alone, and every model scores 100%."""
+    n = k if true_class_in_k else k + 1
+    if isinstance(k, bool) or not isinstance(k, int) or n < 2 or n > n_labels:
+        raise ValueError(
+            f"one_vs_20.k={k!r} with one_vs_20.true_class_in_k={true_class_in_k}: {n} candidates per image; "
+            f"expected 2..{n_labels} (one candidate is the true class alone, so every prediction is right)"
+        )
+
+
 def confusable_labels(
     mean_sim_CxK: np.ndarray, class_indices: list[int], k: int, true_class_in_k: bool = True
 ) -> dict[int, list[int]]:
@@ -35,6 +46,7 @@ def confusable_labels(
         raise ValueError(f"{mean_sim_CxK.shape[0]} rows of similarities for {len(class_indices)} classes")
     if k >= mean_sim_CxK.shape[1]:
         raise ValueError(f"k={k} must be smaller than the number of labels {mean_sim_CxK.shape[1]}")
+    check_one_vs_k(k, true_class_in_k, mean_sim_CxK.shape[1])
     n_others = k - 1 if true_class_in_k else k
     out = {}
     for row, cls in zip(mean_sim_CxK, class_indices, strict=True):
@@ -86,6 +98,12 @@ def candidate_mask(
         missing = sorted(set(labels_N.tolist()) - set(one_vs_20 or {}))
         if missing:
             raise ValueError(f"label_space=1v20: no candidate set saved for classes {missing}")
+        single = sorted(c for c in set(labels_N.tolist()) if len(set(one_vs_20[c])) < 2)
+        if single:
+            raise ValueError(
+                f"label_space=1v20: the candidate sets of classes {single} hold one label (the class "
+                "itself), so every prediction would be right; expected at least 2 candidates"
+            )
         for c in np.unique(labels_N):
             mask[np.ix_(labels_N == c, one_vs_20[int(c)])] = True
     else:

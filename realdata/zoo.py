@@ -44,10 +44,10 @@ def clip_entries() -> dict[str, dict]:
         name = quick_gelu_name(r["open_clip_model"], r["open_clip_pretrained"])
         key = f"clip_{name.lower()}_{r['open_clip_pretrained']}"
         out[key] = {
+            "family": "open_clip",
             "name": name,
             "pretrained": r["open_clip_pretrained"],
             "config_file": None,
-            "kind": "clip",
             "backbone": r["backbone"],
             "pretrain_data": r["pretrain_data"],
             "high_quality_data": bool(int(r["high_quality_data"])),
@@ -62,10 +62,10 @@ def imagenet_entries() -> dict[str, dict]:
     out = {}
     for r in _read("table4_imagenet.csv"):
         out[f"imagenet_{r['torchvision_name']}"] = {
+            "family": "torchvision",
             "name": r["torchvision_name"],
             "pretrained": "IMAGENET1K_V1",  # torchvision's original ImageNet-1K weights
             "config_file": None,
-            "kind": "imagenet",
             "backbone": r["model"],
             "pretrain_data": "ImageNet-1K",
             "high_quality_data": False,

@@ -106,8 +106,10 @@ class GaussianData(DataModel):
     """Definition 6.1 (k = 2) and its k-class generalisation; fields as theory.GaussianSpuriousModel.
 
     y is uniform; a = y with probability p_spu, else uniform over the other k - 1 classes (a = -y when
-    k = 2). z_inv = mu_inv c_y + sigma_inv eps, z_spu = mu_spu c_a + sigma_spu eps' with class codes c; the
-    image latent is z = [z_inv, z_spu], the caption latent [z_inv, B z_spu] with B ~ Bernoulli(caption_q).
+    k = 2). z_inv = mu_inv c_y + sigma_inv eps, z_spu = mu_spu c_a + sigma_spu eps_spu with class codes c; the
+    image latent is z = [z_inv, z_spu], the caption latent [t_inv, B z_spu] with B ~ Bernoulli(caption_q) and
+    t_inv = mu_inv c_y + sigma_inv (r eps + sqrt(1 - r^2) eps') (caption_kind "latent", r = caption_fidelity,
+    eps' independent; r = 1: t_inv = z_inv, the paper) or t_inv = mu_inv c_y (caption_kind "class").
     """
 
     TRACED: ClassVar[tuple[str, ...]] = (
@@ -118,6 +120,7 @@ class GaussianData(DataModel):
         "sigma_spu",
         "sigma_xi",
         "caption_q",
+        "caption_fidelity",
     )
 
     mu_inv: float = 1.0
@@ -125,6 +128,8 @@ class GaussianData(DataModel):
     sigma_inv: float = 1.0
     sigma_spu: float = 0.5
     caption_q: float = 1.0  # P(caption names the background); 1 = the paper, 0 = invariant-only captions
+    caption_fidelity: float = 1.0  # r: correlation of the caption's z_inv part with the image's own (1: copy)
+    caption_kind: str = "latent"  # "latent" (the image's z_inv at fidelity r) or "class" (mu_inv c_y alone)
 
     def __post_init__(self):
         super().__post_init__()
@@ -134,7 +139,16 @@ class GaussianData(DataModel):
             raise ValueError(f"data.{e}") from None
 
     def _model(self, rho: float) -> theory.GaussianSpuriousModel:
-        fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "caption_q")
+        fields: tuple[str, ...] = (
+            "p_spu",
+            "mu_inv",
+            "mu_spu",
+            "sigma_inv",
+            "sigma_spu",
+            "sigma_xi",
+            "caption_q",
+        )
+        fields += ("caption_fidelity", "caption_kind")
         return theory.GaussianSpuriousModel(
             **{f: getattr(self, f) for f in fields}, d_image=self.d_image, d_text=self.d_text, rho=rho
         )
@@ -162,7 +176,16 @@ class GaussianData(DataModel):
         z_spu_NxR = hp["mu_spu"] * codes_KxR[a] + hp["sigma_spu"] * eps_Nx2R[:, r:]
         named_Nx1 = (u_Nx4[:, 3:] < hp["caption_q"]).astype(jnp.float32)
         z_image = jnp.concatenate([z_inv_NxR, z_spu_NxR], axis=1)
-        z_text = jnp.concatenate([z_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
+        if self.caption_kind == "class":
+            t_inv_NxR = hp["mu_inv"] * codes_KxR[y]
+        else:  # written as z_inv + (...) so that r = 1 gives z_inv bit for bit (the paper's captions)
+            r_fid = hp["caption_fidelity"]
+            other_NxR = jax.random.normal(
+                jax.random.fold_in(key, 1), (n, r)
+            )  # eps' (own draw: eps unchanged)
+            dev_NxR = (r_fid - 1) * eps_Nx2R[:, :r] + jnp.sqrt(jnp.maximum(1 - r_fid**2, 0.0)) * other_NxR
+            t_inv_NxR = z_inv_NxR + hp["sigma_inv"] * dev_NxR
+        z_text = jnp.concatenate([t_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
         return Latent(z_image, z_text, y, a)
 
     def prompts(self, prompt: str, hp: dict) -> jax.Array:  # type: ignore[override]  # base: None

@@ -20,13 +20,13 @@ from omegaconf import OmegaConf
 
 from realdata import cache as cache_mod
 from realdata import dataset as dataset_mod
-from realdata import models as models_mod
 from realdata.check import differences
 from realdata.check import main as check_main
 from realdata.classnames import SYNSET_FILE, imagenet_classnames, synset_rows_from_timm
 from realdata.config import ZOO_FIELDS, RealdataConfig, register
 from realdata.dataset import DatasetLayoutError, reference_classes, resolve_root, scan
 from realdata.evaluate import evaluate
+from realdata.families import open_clip as open_clip_family
 from realdata.features import extract_features
 from realdata.fixture import TINY_CONFIG, make_counteranimal, save_tiny_clip
 from realdata.labels import candidate_mask, class_mean_similarity, confusable_labels
@@ -51,7 +51,7 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 
 
 def make_cfg(root, cache_dir, **over):
-    model = {"name": "tiny-clip", "config_file": str(TINY_CONFIG), "kind": "clip"}
+    model = {"name": "tiny-clip", "config_file": str(TINY_CONFIG), "family": "open_clip"}
     model.update(over.pop("model", {}))
     base = OmegaConf.structured(RealdataConfig)
     cfg = OmegaConf.merge(
@@ -202,10 +202,12 @@ def test_one_vs_20_from_a_known_similarity_matrix():
 
 def test_unknown_model_names_fail_clearly(tmp_path, tiny_ckpt):
     cpu = torch.device("cpu")
-    bad = OmegaConf.merge(OmegaConf.structured(RealdataConfig().model), {"name": "ViT-B-33", "kind": "clip"})
+    bad = OmegaConf.merge(
+        OmegaConf.structured(RealdataConfig().model), {"name": "ViT-B-33", "family": "open_clip"}
+    )
     with pytest.raises(ValueError, match="unknown open_clip model name 'ViT-B-33'.*ViT-B-32"):
         load_encoder(bad, cpu)
-    bad_tv = OmegaConf.merge(bad, {"name": "resnet51", "kind": "imagenet"})
+    bad_tv = OmegaConf.merge(bad, {"name": "resnet51", "family": "torchvision"})
     with pytest.raises(ValueError, match="unknown torchvision model name 'resnet51'"):
         load_encoder(bad_tv, cpu)
     bad_tag = OmegaConf.merge(bad, {"name": "ViT-B-32", "pretrained": "laion400m_e99"})
@@ -302,7 +304,7 @@ def test_cached_reanalysis_opens_no_image_and_builds_no_model(fixture_root, tiny
     _forbid(monkeypatch, open_clip, "create_model", "a model was built")
     with pytest.raises(AssertionError, match="a model was built"):  # the traps work
         load_encoder(cfg.model, torch.device("cpu"))
-    _forbid(monkeypatch, models_mod, "_clip_identity", "open_clip was asked for the identity")  # remembered
+    _forbid(monkeypatch, open_clip_family, "identity", "open_clip was asked for the identity")  # remembered
     second = evaluate(OmegaConf.merge(cfg, {"label_space": "45way"}), tmp_path / "b")
     assert second["status"] == "ok" and second["text_classifier"] == first["text_classifier"]
     assert second["feature_cache"] == first["feature_cache"]
@@ -321,11 +323,11 @@ def test_interrupted_extraction_resumes(fixture_root, tiny_ckpt, tmp_path, monke
     calls = {"n": 0}
     real_encode = encoder.encode
 
-    def flaky(images):
+    def flaky(images, positions):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt  # the user stops the run during the 4th batch
-        return real_encode(images)
+        return real_encode(images, positions)
 
     monkeypatch.setattr(encoder, "encode", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -398,13 +400,13 @@ def test_imagenet_classifier_path_matches_torchvision(fixture_root, tmp_path):
         model={
             "name": "mobilenet_v3_small",
             "pretrained": str(weights_file),
-            "kind": "imagenet",
+            "family": "torchvision",
             "config_file": None,
         },
         label_space="45way",
     )
     res = evaluate(cfg, tmp_path / "out")
-    assert res["model_kind"] == "imagenet"
+    assert (res["family"], res["zero_shot"]) == ("torchvision", False)
     preds = read_csv(tmp_path / "out" / "predictions.csv")
     transform = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1.transforms()
     root = fixture_root / "LAION-final"
@@ -569,7 +571,7 @@ def test_junk_weights_file_is_named(fixture_root, tmp_path):
     cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(junk)})
     with pytest.raises(ValueError, match=f"model.pretrained='{junk}' is not a checkpoint"):
         evaluate(cfg, tmp_path / "out")
-    tv = {"name": "mobilenet_v3_small", "pretrained": str(junk), "kind": "imagenet", "config_file": None}
+    tv = {"name": "mobilenet_v3_small", "pretrained": str(junk), "family": "torchvision", "config_file": None}
     with pytest.raises(ValueError, match="is not a checkpoint"):
         evaluate(make_cfg(fixture_root, tmp_path / "cache", model=tv), tmp_path / "out2")
 
@@ -664,7 +666,7 @@ def test_zoo_metadata_only_when_the_run_is_the_zoo_entry(fixture_root, tiny_ckpt
 def test_ctrl_c_leaves_status_interrupted(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
     from realdata.models import Encoder
 
-    def stop(self, images):
+    def stop(self, images, positions):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Encoder, "encode", stop)

@@ -82,8 +82,8 @@ def test_every_model_config_composes_and_validates():
         for name in names:
             cfg = compose("realdata", overrides=[f"model={name}", "data.root=/x"])
             validate(cfg)
-            assert cfg.model.kind in ("clip", "imagenet")
-            if cfg.model.kind == "imagenet":
+            assert cfg.model.family in ("open_clip", "torchvision")
+            if cfg.model.family == "torchvision":
                 assert cfg.model.name in torchvision.models.list_models(module=torchvision.models)
         with pytest.raises(Exception, match="label_spac"):
             compose("realdata", overrides=["label_spac=1v20"])  # misspelt key fails at start-up
@@ -103,7 +103,7 @@ def test_python_m_realdata_help_lists_only_realdata_groups():
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
-    assert listed == {"model"}, listed
+    assert listed == {"model", "experiment", "logger"}, listed  # experiment/: realdata.finetune's
     config = proc.stdout.split("== Config ==")[1]
     for key in ("classnames: synset", "true_class_in_k: true", "label_space: 1v1000", "verbose: false"):
         assert key in config
@@ -157,7 +157,17 @@ def test_python_m_realdata_multirun_end_to_end(tmp_path):
     ]
     assert len({d["feature_cache"] for d in docs}) == 1  # later jobs read the first job's features
     results = docs[0]
-    for key in ("dataset", "model", "pretrained", "task", "model_kind", "label_space", "prompts", "metrics"):
+    for key in (
+        "dataset",
+        "model",
+        "pretrained",
+        "task",
+        "family",
+        "zero_shot",
+        "label_space",
+        "prompts",
+        "metrics",
+    ):
         assert key in results
     for key in ("config", "status", "wall_time_s", "versions", "device", "git_commit", "command", "kind"):
         assert key in results
@@ -245,7 +255,7 @@ def test_sigint_leaves_status_interrupted(tmp_path):
     run = tmp_path / "run"
     hold = (
         "import sys, time, runpy; import realdata.models as m; "
-        "m.Encoder.encode = lambda self, images: time.sleep(600); "
+        "m.Encoder.encode = lambda self, images, positions: time.sleep(600); "
         "sys.argv[0] = 'realdata'; runpy.run_module('realdata', run_name='__main__')"
     )
     args = [f"data.root={tmp_path / 'try' / 'data'}", "model=tiny", "device=cpu", "num_workers=0"]

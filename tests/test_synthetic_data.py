@@ -29,6 +29,35 @@ def test_binary_sampler_matches_theory_moments():
     assert abs(np.mean(lat.a == lat.y) - 0.8) < 0.01
 
 
+@pytest.mark.parametrize("kind,r", [("latent", 0.6), ("latent", 0.0), ("class", 1.0)])
+def test_caption_models_match_theory_cross_moment(kind, r):
+    """t_inv = mu_inv c_y + sigma_inv (r eps + sqrt(1 - r^2) eps') (latent) or mu_inv c_y (class): the
+    sampled E[z z_T^T] is theory's cross moment, and the caption's deviation has variance sigma_inv^2 (0)."""
+    cfg = GaussianData(p_spu=0.8, sigma_inv=0.8, caption_q=0.5, caption_kind=kind, caption_fidelity=r)
+    _, lat = _latent(cfg)
+    np.testing.assert_allclose(lat.z_image.T @ lat.z_text / N, cfg.theory_model().cross_moment(), atol=0.05)
+    sign = np.where(lat.y == 0, 1.0, -1.0)
+    dev_t, dev_i = lat.z_text[:, 0] - sign, lat.z_image[:, 0] - sign
+    assert abs(np.var(dev_t) - (0.64 if kind == "latent" else 0.0)) < 0.02
+    if kind == "latent":
+        assert abs(np.corrcoef(dev_t, dev_i)[0, 1] - r) < 0.02
+
+
+def test_exact_copy_captions_are_bit_for_bit_the_image_latent():
+    """caption_fidelity = 1 (the default) keeps every existing draw: t_inv is z_inv exactly."""
+    _, lat = _latent(GaussianData(p_spu=0.8, caption_q=1.0))
+    np.testing.assert_array_equal(lat.z_text, lat.z_image)
+
+
+def test_caption_model_validation_names_the_key():
+    with pytest.raises(ValueError, match="data.caption_kind='words'"):
+        GaussianData(caption_kind="words")
+    with pytest.raises(ValueError, match="data.caption_fidelity=1.5"):
+        GaussianData(caption_fidelity=1.5)
+    with pytest.raises(ValueError, match="caption_kind='latent' only"):
+        GaussianData(caption_kind="class", caption_fidelity=0.5)
+
+
 def test_kclass_attribute_is_the_class_or_uniform_over_the_others():
     k = 4
     cfg = GaussianData(k=k, p_spu=0.7)

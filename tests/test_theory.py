@@ -29,15 +29,19 @@ def sample(rng, prm, D_I, D_T, n, group=None):
         a = np.where(rng.random(n) < prm["p_spu"], y, -y)
     else:
         a = y if group == "common" else -y
-    z_inv = prm["mu_inv"] * y + prm["sigma_inv"] * rng.standard_normal(n)
+    eps = rng.standard_normal(n)
+    z_inv = prm["mu_inv"] * y + prm["sigma_inv"] * eps
     z_spu = prm["mu_spu"] * a + prm["sigma_spu"] * rng.standard_normal(n)
+    r, kind = prm.get("caption_fidelity", 1.0), prm.get("caption_kind", "latent")
+    own = r * eps + math.sqrt(1 - r**2) * rng.standard_normal(n)  # the caption's deviation: fidelity r
+    t_inv = prm["mu_inv"] * y + (0.0 if kind == "class" else prm["sigma_inv"] * own)
     d_I = D_I.shape[0]
     x_I = np.outer(z_inv, D_I[:, 0]) + np.outer(z_spu, D_I[:, 1])
     x_I += prm["sigma_xi"] / math.sqrt(d_I) * rng.standard_normal((n, d_I))
     if D_T is None:
         return y, x_I, None, None
     names_background = rng.random(n) < prm["caption_q"]
-    z_T = np.stack([z_inv, np.where(names_background, z_spu, 0.0)], 1)
+    z_T = np.stack([t_inv, np.where(names_background, z_spu, 0.0)], 1)
     d_T = D_T.shape[0]
     x_T = z_T @ D_T.T + prm["sigma_xi"] / math.sqrt(d_T) * rng.standard_normal((n, d_T))
     return y, x_I, x_T, z_T
@@ -77,6 +81,8 @@ N_TRAIN, N_TEST = 100_000, 100_000
 FIT_SLACK = 3 / math.sqrt(N_TRAIN)
 # caption_q: the paper's captions (1), invariant-only captions (0), and random mixtures
 MC_CAPTION_Q = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.3, 0.5, 0.7, 0.9, 0.2, 0.8]
+# caption models beyond the exact copy (points appended after the MC_CAPTION_Q ones)
+MC_CAPTION_MODELS = [(0.0, 0.5, "latent"), (1.0, 0.0, "latent"), (0.5, 1.0, "class")]
 
 
 def assert_close_mc(estimate, exact, n, what):
@@ -87,10 +93,14 @@ def assert_close_mc(estimate, exact, n, what):
     )
 
 
-@pytest.mark.parametrize("point", range(len(MC_CAPTION_Q)))
+@pytest.mark.parametrize("point", range(len(MC_CAPTION_Q) + len(MC_CAPTION_MODELS)))
 def test_monte_carlo_clip_and_supervised(point):
     rng = np.random.default_rng(1000 + point)
-    prm = random_params(rng, MC_CAPTION_Q[point])
+    if point < len(MC_CAPTION_Q):
+        prm = random_params(rng, MC_CAPTION_Q[point])
+    else:
+        q, r, kind = MC_CAPTION_MODELS[point - len(MC_CAPTION_Q)]
+        prm = random_params(rng, q) | {"caption_fidelity": r, "caption_kind": kind}
     model = T.GaussianSpuriousModel(**prm)
     D_I, D_T = orthonormal(rng, prm["d_image"]), orthonormal(rng, prm["d_text"])
     y, x_I, x_T, z_T = sample(rng, prm, D_I, D_T, N_TRAIN)
@@ -329,6 +339,8 @@ def test_theorem_assumptions():
         ("d_text", 3.5),
         ("rho", 0.0),
         ("caption_q", 2.0),
+        ("caption_fidelity", -0.5),
+        ("caption_kind", "words"),
         ("mu_spu", np.inf),
     ],
 )
@@ -353,6 +365,8 @@ def test_invalid_choices_name_the_argument():
     with pytest.raises(ValueError, match="captions=1.5"):
         T.caption_q(1.5)
     assert (T.caption_q("both"), T.caption_q("invariant"), T.caption_q(0.25)) == (1.0, 0.0, 0.25)
+    with pytest.raises(ValueError, match="caption_kind='latent' only"):
+        T.GaussianSpuriousModel(p_spu=0.9, caption_kind="class", caption_fidelity=0.5)
 
 
 # ---------------------------------------------------------------- vectorisation

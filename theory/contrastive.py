@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import ndtr
+from scipy.special import expit, ndtr
 
 from theory.model import GaussianSpuriousModel
 
@@ -46,6 +46,7 @@ MAX_ANGLES = 1440
 ACC_TOL = 1e-3
 Q_MIN = 0.1  # 0 < q < Q_MIN: the loss is nearly flat in the rule's direction; no prediction (section 9.5)
 DEFAULT_BATCH = {"clip": None, "siglip": 256}
+EXACT_COPY = ("latent", 1.0)  # the paper's captions: t_inv = z_inv
 
 
 class ContrastiveOptimum(NamedTuple):
@@ -98,6 +99,68 @@ def _angle_weights(model_point: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
     return phi, weights / weights.sum()
 
 
+def _joint_weights(model_point: tuple, cap: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid phi_k and P (n, n): the probability of (image angle in bin i, caption angle in bin j), the
+    caption angle being that of [t_inv, z_spu] (the caption latent when it names the background).
+
+    cap = (kind, r). "latent", r = 1: t_inv = z_inv, so the two angles are equal (P diagonal). "latent",
+    r < 1: (z_inv, z_spu, t_inv) is Gaussian per mixture component, and both angles fix the point on a ray
+    t v, v = sign(sin phi) (cos phi sin psi, sin phi sin psi, sin phi cos psi) (sin phi, sin psi of one sign,
+    both that of z_spu): p(phi, psi) = |sin phi sin psi| int_0^inf t^2 N3(t v) dt, in closed form.
+    "class": t_inv = mu_inv y, so psi fixes z_spu = mu_inv y tan psi (cos psi of the sign of mu_inv y)
+    and phi then fixes z_inv = z_spu cot phi: a product of two normal densities and their Jacobians.
+    Midpoint rule on the grid, normalised (docs/theory.md 9.2).
+    """
+    kind, r = cap
+    phi, w = _angle_weights(model_point, n)
+    if kind == "latent" and r == 1.0:
+        return phi, np.diag(w)
+    p, mu_inv, mu_spu, s_inv, s_spu = model_point
+    c, s = np.cos(phi), np.sin(phi)
+    C1, S1, C2, S2 = c[:, None], s[:, None], c[None, :], s[None, :]  # rows: image angle, columns: caption
+    same = S1 * S2 > 0
+    dens = np.zeros((n, n))
+    for y in (1.0, -1.0):
+        for agree, wa in ((1.0, p), (-1.0, 1.0 - p)):
+            if wa == 0:
+                continue
+            m = np.array([mu_inv * y, mu_spu * y * agree, mu_inv * y])
+            if kind == "class":
+                ok = same & (np.sign(C2) == np.sign(mu_inv * y))
+                zs = mu_inv * y * S2 / C2  # (1, n)
+                zi = zs * C1 / S1  # (n, n)
+                f = (
+                    np.exp(-0.5 * ((zs - m[1]) / s_spu) ** 2 - 0.5 * ((zi - m[0]) / s_inv) ** 2)
+                    / (2 * np.pi * s_inv * s_spu)
+                    * (abs(mu_inv) / C2**2)
+                    * (np.abs(zs) / S1**2)
+                )
+            else:
+                cov = np.array(
+                    [[s_inv**2, 0.0, r * s_inv**2], [0.0, s_spu**2, 0.0], [r * s_inv**2, 0.0, s_inv**2]]
+                )
+                Q = np.linalg.inv(cov)
+                sg = np.sign(S1)
+                v = np.stack(np.broadcast_arrays(sg * C1 * S2, sg * S1 * S2, sg * S1 * C2))  # (3, n, n)
+                a = np.einsum("inm,ij,jnm->nm", v, Q, v)
+                b = np.einsum("inm,i->nm", v, Q @ m)
+                beta = b / np.sqrt(a)
+                bracket = np.maximum(
+                    (beta**2 + 1) * ndtr(beta) + beta * np.exp(-0.5 * beta**2) / np.sqrt(2 * np.pi), 0
+                )
+                f = (
+                    np.exp(0.5 * (beta**2 - m @ Q @ m))
+                    * np.sqrt(2 * np.pi)
+                    / a**1.5
+                    * bracket
+                    / ((2 * np.pi) ** 1.5 * np.sqrt(np.linalg.det(cov)))
+                    * np.abs(S1 * S2)
+                )
+                ok = same
+            dens += 0.5 * wa * np.where(ok, f, 0.0)
+    return phi, dens / dens.sum()
+
+
 # ---------------------------------------------------------------- population losses
 
 
@@ -106,9 +169,7 @@ class _Problem(NamedTuple):
     Psi: np.ndarray  # (2, N + 2) caption directions: the grid, then +e_1, -e_1
     p_img: np.ndarray  # (N,) image marginal
     p_txt: np.ndarray  # (N + 2,) caption marginal
-    pair_i: np.ndarray  # positive pairs: image atom, caption atom, probability
-    pair_j: np.ndarray
-    pair_w: np.ndarray
+    W: np.ndarray  # (N, N + 2) probability of each (image, caption) positive pair
     k: int
     objective: str
     batch: float | None
@@ -116,31 +177,24 @@ class _Problem(NamedTuple):
 
 
 def _problem(
-    model_point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+    model_point: tuple,
+    q: float,
+    k: int,
+    objective: str,
+    batch,
+    n: int,
+    scale_max: float = LOGIT_SCALE_MAX,
+    cap: tuple = ("latent", 1.0),
 ) -> _Problem:
-    phi, w = _angle_weights(model_point, n)
+    phi, P = _joint_weights(model_point, cap, n)
     Phi = np.stack([np.cos(phi), np.sin(phi)])
     Psi = np.concatenate([Phi, np.array([[1.0, -1.0], [0.0, 0.0]])], axis=1)
-    pos = Phi[0] > 0  # sign(z_inv): the caption that omits the background points along +-e_1
-    p_txt = np.concatenate([q * w, [(1 - q) * w[pos].sum(), (1 - q) * w[~pos].sum()]])
-    idx = np.arange(n)
-    pair_i = np.concatenate([idx, idx])
-    pair_j = np.concatenate([idx, np.where(pos, n, n + 1)])
-    pair_w = np.concatenate([q * w, (1 - q) * w])
-    keep = pair_w > 0
-    return _Problem(
-        Phi,
-        Psi,
-        w,
-        p_txt,
-        pair_i[keep],
-        pair_j[keep],
-        pair_w[keep],
-        k,
-        objective,
-        None if batch is None else batch,
-        float(scale_max),
+    # a caption that omits the background is [t_inv, 0]: +-e_1 by sign(t_inv) = sign(cos psi)
+    pos = Phi[0] > 0
+    W = np.concatenate(
+        [q * P, (1 - q) * P[:, pos].sum(1, keepdims=True), (1 - q) * P[:, ~pos].sum(1, keepdims=True)], 1
     )
+    return _Problem(Phi, Psi, W.sum(1), W.sum(0), W, k, objective, batch, float(scale_max))
 
 
 def _unpack(theta: np.ndarray, k: int):
@@ -163,26 +217,26 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
     V, nV = _normalize(A_T @ pb.Psi)  # (k, M)
     C = U.T @ V  # (N, M) cosines
     S = tau * C
-    G = np.zeros_like(C)  # dL/dS
-    i, j, pw = pb.pair_i, pb.pair_j, pb.pair_w
+    W = pb.W
     extra = {}
     if pb.objective == "clip":
         E = np.exp(S - tau)  # <= 1, no overflow
-        loss = -2 * np.sum(pw * S[i, j])  # the positive logit, once per direction
-        np.add.at(G, (i, j), -2 * pw)
-        for axis, marg in (
-            (1, pb.p_txt),
-            (0, pb.p_img),
-        ):  # image-anchored (sum over captions), caption-anchored
-            M = E @ marg if axis == 1 else marg @ E  # mean of e^{S - tau} over the negatives
-            own = E[i, j] / (pb.batch - 1) if pb.batch is not None else 0.0
-            anchor = i if axis == 1 else j
-            Dn = own + M[anchor]
-            loss += np.sum(pw * (np.log(Dn) + tau))
-            if pb.batch is not None:
-                np.add.at(G, (i, j), pw * own / Dn)
-            dM = np.bincount(anchor, weights=pw / Dn, minlength=M.size)  # dL/dM per anchor
-            G += (dM[:, None] * E * marg[None, :]) if axis == 1 else (E * marg[:, None] * dM[None, :])
+        loss = -2 * np.sum(W * S)  # the positive logit, once per direction
+        G = -2 * W  # dL/dS
+        own = E / (pb.batch - 1) if pb.batch is not None else None
+        for axis in (1, 0):  # image-anchored (mean over captions), caption-anchored (over images)
+            M = E @ pb.p_txt if axis == 1 else pb.p_img @ E  # mean of e^{S - tau} over the negatives
+            Mb = M[:, None] if axis == 1 else M[None, :]
+            if own is None:  # the anchor's own term dropped: log M per anchor, weighted by its marginal
+                marg = pb.p_img if axis == 1 else pb.p_txt
+                loss += np.sum(marg * (np.log(M) + tau))
+                dM = marg / M
+            else:
+                Dn = own + Mb
+                loss += np.sum(W * (np.log(Dn) + tau))
+                G += W * own / Dn
+                dM = (W / Dn).sum(axis)
+            G += (dM[:, None] * E * pb.p_txt[None, :]) if axis == 1 else (E * pb.p_img[:, None] * dM[None, :])
         loss, G = 0.5 * loss, 0.5 * G
         if pb.batch is not None:  # the B - 1 negatives: log(e^{s_ii} + (B - 1) mean) = log(B - 1) + ...
             loss += np.log(pb.batch - 1)
@@ -190,11 +244,11 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
         B = pb.batch
         assert B is not None, "SigLIP's loss is per batch: the batch size is required"
         Z = S + b
-        loss = np.sum(pw * np.logaddexp(0, -Z[i, j]))
-        np.add.at(G, (i, j), -pw / (1 + np.exp(Z[i, j])))
+        loss = np.sum(W * np.logaddexp(0, -Z))
+        G = -W * expit(-Z)
         neg_w = (B - 1) * np.outer(pb.p_img, pb.p_txt)
         loss += np.sum(neg_w * np.logaddexp(0, Z))
-        G += neg_w / (1 + np.exp(-Z))
+        G += neg_w * expit(Z)
         extra["b"] = G.sum()
     dC = tau * G
     d_log_tau = np.sum(G * C) * tau
@@ -267,16 +321,30 @@ def _accuracies(theta: np.ndarray, k: int, point: tuple, q: float) -> np.ndarray
 
 @functools.lru_cache(maxsize=4096)
 def _optimum_point(
-    point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+    point: tuple,
+    q: float,
+    k: int,
+    objective: str,
+    batch,
+    n: int,
+    scale_max: float = LOGIT_SCALE_MAX,
+    cap: tuple = EXACT_COPY,
 ) -> ContrastiveOptimum:
     if threadpool_limits is None:
-        return _solve_point(point, q, k, objective, batch, n, scale_max)
+        return _solve_point(point, q, k, objective, batch, n, scale_max, cap)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _solve_point(point, q, k, objective, batch, n, scale_max)
+        return _solve_point(point, q, k, objective, batch, n, scale_max, cap)
 
 
 def _solve_point(
-    point: tuple, q: float, k: int, objective: str, batch, n: int, scale_max: float = LOGIT_SCALE_MAX
+    point: tuple,
+    q: float,
+    k: int,
+    objective: str,
+    batch,
+    n: int,
+    scale_max: float = LOGIT_SCALE_MAX,
+    cap: tuple = EXACT_COPY,
 ) -> ContrastiveOptimum:
     """Multi-start on a coarse angle grid (n // 3), the best start refined on the n-angle grid, then on
     grids of 2n, 4n, ... angles until no accuracy (class and mean prompt, common and counter) moves by more
@@ -285,14 +353,14 @@ def _solve_point(
     p, mu_inv, mu_spu, s_inv, s_spu = point
     off = mu_inv * mu_spu * (2 * p - 1)
     Sigma = np.array([[mu_inv**2 + s_inv**2, off], [off, mu_spu**2 + s_spu**2]])
-    coarse = _problem(point, q, k, objective, batch, max(n // 3, 48), scale_max)
+    coarse = _problem(point, q, k, objective, batch, max(n // 3, 48), scale_max, cap)
     starts = _starts(Sigma, k, objective, scale_max)
     best = min((_minimize(th0, coarse, 400) for th0 in starts), key=lambda r: r.fun)
-    res = _minimize(best.x, _problem(point, q, k, objective, batch, n, scale_max), 400)
+    res = _minimize(best.x, _problem(point, q, k, objective, batch, n, scale_max, cap), 400)
     converged = n >= MAX_ANGLES  # a grid this fine is taken as it is
     while not converged and n < MAX_ANGLES:
         n *= 2
-        finer = _minimize(res.x, _problem(point, q, k, objective, batch, n, scale_max), 400)
+        finer = _minimize(res.x, _problem(point, q, k, objective, batch, n, scale_max, cap), 400)
         moved = np.abs(_accuracies(finer.x, k, point, q) - _accuracies(res.x, k, point, q))
         converged = bool(np.all(moved < ACC_TOL))
         res = finer
@@ -357,6 +425,8 @@ def prediction_applies(
         )
     if np.any(np.asarray(model.sigma_spu, float) <= 0):
         return f"no {objective} prediction with sigma_spu = 0 (the latent angle has atoms)"
+    if model.caption_kind == "class" and np.any(np.asarray(model.mu_inv, float) == 0):
+        return f"no {objective} prediction for class captions with mu_inv = 0 (caption [0, 0]: no direction)"
     return None
 
 
@@ -368,13 +438,14 @@ def rank_one_tie(model: GaussianSpuriousModel) -> np.ndarray:
 
 
 def _points(model: GaussianSpuriousModel):
-    """Per-point scalars of a (possibly array) model: (index, (p, mu_inv, mu_spu, s_inv, s_spu), q)."""
-    fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "caption_q")
+    """Per-point scalars of a (possibly array) model:
+    (index, (p, mu_inv, mu_spu, s_inv, s_spu), q, (caption_kind, caption_fidelity))."""
+    fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "caption_q", "caption_fidelity")
     shape = model.shape
     arrs = [np.broadcast_to(np.asarray(getattr(model, f), float), shape) for f in fields]
     for idx in np.ndindex(shape):
         vals = tuple(float(a[idx]) for a in arrs)
-        yield idx, vals[:5], vals[5]
+        yield idx, vals[:5], vals[5], (model.caption_kind, vals[6])
 
 
 def _invariant_optimum(k: int, scale_max: float = LOGIT_SCALE_MAX) -> ContrastiveOptimum:
@@ -431,7 +502,7 @@ def contrastive_optimum(
         "loss": np.full(shape, np.nan),
         "product": np.full(shape + (2, 2), np.nan),
     }
-    for idx, point, q in _points(model):
+    for idx, point, q, cap in _points(model):
         sub = model.replace(
             **{
                 f: float(np.broadcast_to(np.asarray(getattr(model, f), float), shape)[idx])
@@ -443,9 +514,16 @@ def contrastive_optimum(
         scale_max = float(logit_scale_max)
         opt = (
             _invariant_optimum(kk, scale_max)
-            if q == 0
+            if q == 0 and cap == EXACT_COPY
             else _optimum_point(
-                point, q, kk, objective, None if batch_size is None else int(batch_size), N_ANGLES, scale_max
+                point,
+                q,
+                kk,
+                objective,
+                None if batch_size is None else int(batch_size),
+                N_ANGLES,
+                scale_max,
+                cap,
             )
         )
         for name, val in zip(ContrastiveOptimum._fields, opt, strict=True):
@@ -470,9 +548,9 @@ def contrastive_loss(
     if objective not in CONTRASTIVE:
         raise ValueError(f"objective={objective!r}: expected one of {list(CONTRASTIVE)}")
     batch_size = DEFAULT_BATCH[objective] if batch_size is None else batch_size
-    ((_, point, q),) = _points(model)
+    ((_, point, q, cap),) = _points(model)
     A_image, A_text = np.asarray(A_image, float), np.asarray(A_text, float)
-    pb = _problem(point, q, A_image.shape[0], objective, batch_size, N_ANGLES * 4)
+    pb = _problem(point, q, A_image.shape[0], objective, batch_size, N_ANGLES * 4, cap=cap)
     theta = [A_image.ravel(), A_text.ravel(), [np.log(logit_scale)]]
     if objective == "siglip":
         theta.append([bias])

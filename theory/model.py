@@ -10,6 +10,13 @@ background (carries z_spu) with probability q, independently per pair, so z_T = 
 B ~ Bernoulli(q). q = 1 is the paper ("both" features), q = 0 captions that never name the background
 ("invariant" only).
 
+What a caption says about the invariant feature (``caption_kind``, ``caption_fidelity`` = r): the caption's
+invariant part is t_inv = mu_inv y + sigma_inv (r eps + sqrt(1 - r^2) eps') for ``caption_kind="latent"``
+(eps = (z_inv - mu_inv y) / sigma_inv the image's own standardised deviation, eps' ~ N(0, 1) independent;
+r = 1, the default, is the paper's t_inv = z_inv, r = 0 a caption as variable as the image but about another
+instance of the class), and t_inv = mu_inv y, the class alone, for ``caption_kind="class"``. So
+z_T = [t_inv, B z_spu].
+
 Every numeric field may be a numpy array; fields broadcast against each other, so a whole parameter
 grid is one model and every closed form in :mod:`theory.exact` is evaluated on it at once.
 """
@@ -23,6 +30,8 @@ import numpy as np
 
 #: Named caption models -> probability that the caption names the background.
 CAPTIONS = {"both": 1.0, "invariant": 0.0}
+#: What a caption's invariant part is: the image's own z_inv up to fidelity r ("latent"), or the class code.
+CAPTION_KINDS = ("latent", "class")
 
 
 def caption_q(captions: str | float) -> float:
@@ -71,6 +80,10 @@ class GaussianSpuriousModel:
         d_image, d_text: ambient dimensions, >= 2 (integers).
         rho: weight of the ||W_I^T W_T||_F^2 regulariser in the linearised CLIP loss, > 0.
         caption_q: probability that a caption names the background (1: the paper, 0: never).
+        caption_fidelity: r in [0, 1], the correlation of the caption's invariant part with the image's own
+            deviation z_inv - mu_inv y (1: the paper's exact copy). Only for caption_kind "latent".
+        caption_kind: "latent" (t_inv = mu_inv y + sigma_inv (r eps + sqrt(1 - r^2) eps')) or "class"
+            (t_inv = mu_inv y: the caption carries the class, nothing of the instance); a string.
     """
 
     p_spu: float
@@ -83,6 +96,8 @@ class GaussianSpuriousModel:
     d_text: int = 64
     rho: float = 1.0
     caption_q: float = 1.0
+    caption_fidelity: float = 1.0
+    caption_kind: str = "latent"
 
     def __post_init__(self):
         # Own copies (read-only) of array fields: mutating the caller's array later cannot change the model.
@@ -92,7 +107,7 @@ class GaussianSpuriousModel:
                 arr = np.array(value, dtype=float)
                 arr.setflags(write=False)
                 object.__setattr__(self, f.name, arr)
-        shapes = {f.name: np.shape(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        shapes = {f.name: np.shape(getattr(self, f.name)) for f in _numeric(self)}
         try:
             np.broadcast_shapes(*shapes.values())
         except ValueError:
@@ -137,6 +152,19 @@ class GaussianSpuriousModel:
             _check(name, getattr(self, name), lambda v: (v >= 2) & (v == np.round(v)), "an integer >= 2")
         _check("rho", self.rho, lambda v: v > 0, "a regularisation weight > 0")
         _check("caption_q", self.caption_q, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
+        if not isinstance(self.caption_kind, str) or self.caption_kind not in CAPTION_KINDS:
+            raise ValueError(f"caption_kind={self.caption_kind!r}: expected one of {list(CAPTION_KINDS)}")
+        _check(
+            "caption_fidelity",
+            self.caption_fidelity,
+            lambda v: (v >= 0) & (v <= 1),
+            "a correlation in [0, 1]",
+        )
+        if self.caption_kind == "class" and np.any(np.asarray(self.caption_fidelity, float) != 1):
+            raise ValueError(
+                f"caption_fidelity={self.caption_fidelity}: applies to caption_kind='latent' only; class "
+                "captions carry no instance content (leave caption_fidelity at its default 1)"
+            )
 
     def replace(self, **changes) -> GaussianSpuriousModel:
         """A copy with some fields changed (validated again)."""
@@ -148,7 +176,13 @@ class GaussianSpuriousModel:
     @property
     def shape(self) -> tuple[int, ...]:
         """Broadcast shape of all fields: the shape of every scalar result (() for a single point)."""
-        return np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in dataclasses.fields(self)))
+        return np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in _numeric(self)))
+
+    def caption_copy(self):
+        """E[(z_inv - mu_inv y)(t_inv - mu_inv y)] / sigma_inv^2: what the caption shares with the image's own
+        invariant deviation (r for "latent" captions, 0 for "class")."""
+        r = np.asarray(self.caption_fidelity, float)
+        return np.zeros_like(r) if self.caption_kind == "class" else r
 
     # ---- moments shared by every closed form (latent coordinates) ----
     @property
@@ -182,11 +216,15 @@ class GaussianSpuriousModel:
     def cross_moment(self):
         """E[z z_T^T], the image-text cross moment in latent coordinates, shape (..., 2, 2).
 
-        z_T = [z_inv, B z_spu] with B ~ Bernoulli(caption_q) independent of z, so the second column of
-        E[z z^T] is scaled by caption_q; caption_q = 1 gives E[z z^T] (the paper).
+        z_T = [t_inv, B z_spu] with B ~ Bernoulli(caption_q) independent of z, so the second column of
+        E[z z^T] is scaled by caption_q; E[z_inv t_inv] = mu_inv^2 + c sigma_inv^2 with c = caption_copy()
+        (E[z_spu t_inv] = E[z_spu z_inv]: the caption's own noise is independent of z_spu). caption_q = 1 and
+        the default exact copy give E[z z^T] (the paper).
         """
         q = np.asarray(self.caption_q, float)
-        return self.second_moment() * _stack(np.ones_like(q), q)[..., None, :]
+        K = self.second_moment() * _stack(np.ones_like(q), q)[..., None, :]
+        lost = (1 - self.caption_copy()) * np.asarray(self.sigma_inv, float) ** 2
+        return K - _mat(lost, 0 * lost, 0 * lost, 0 * lost)
 
     def group_mean(self, group: str):
         """E[z | y = +1] within a test group: common a = y, counter a = -y, shape (..., 2)."""
@@ -196,6 +234,10 @@ class GaussianSpuriousModel:
         sign = signs[group]
         mi, ms = np.broadcast_arrays(np.asarray(self.mu_inv, float), sign * np.asarray(self.mu_spu, float))
         return _stack(mi, ms)
+
+
+def _numeric(model) -> list:
+    return [f for f in dataclasses.fields(model) if f.name != "caption_kind"]
 
 
 def _stack(a, b):
