@@ -208,8 +208,8 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert "95.00 (95.67)" in table and "97.00 (97.11)" in table and "- (94.44)" not in table
     assert "80.00 (94.44)" in table and "lr=0.0001" in table
     assert all(p.exists() for p in paths)
-    empty = fig.make(tmp_path / "paper-only", tmp_path / "nothing")
-    assert "- (69.67)" in (tmp_path / "paper-only" / "coloredcoco_table7.md").read_text() and empty
+    paper_only = fig.table_rows(fig.select(fig.collect(tmp_path / "nothing")[0])[0])
+    assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
 
 
 def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
