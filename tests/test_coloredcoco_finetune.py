@@ -212,7 +212,7 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
 
 
-def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
+def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
     ft.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
@@ -228,6 +228,13 @@ def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
     for bad, match in (("objective=ce", "objective='ce'"), ("train.warmup=30", "train.warmup=30")):
         with pytest.raises(ValueError, match=match):
             ft.validate(_cfg(manifest, bad))
+    from runrecord import ConfigError
+
+    with pytest.raises(ConfigError, match="data.manifest='/nowhere/manifest.csv' does not exist"):
+        ft.run(_cfg(manifest, "data.manifest=/nowhere/manifest.csv"), tmp_path / "never")
+    with pytest.raises(ConfigError, match="captions='cls'"):
+        ft.run(_cfg(manifest, "captions=cls"), tmp_path / "never")
+    assert not (tmp_path / "never").exists()  # a config error writes nothing
 
 
 def _cli(args: list[str], launcher: list[str] | None = None, timeout: int = 400):
