@@ -300,6 +300,39 @@ def test_torchrun_two_processes_match_one(manifest, tmp_path):
     np.testing.assert_allclose(two["loss_curve"], one["loss_curve"], rtol=1e-5)
 
 
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_the_uninterrupted_numbers(manifest, tmp_path):
+    """A run killed (SIGKILL) after a checkpoint, run again with the same command, ends with the numbers of
+    an uninterrupted run."""
+    import signal
+    import time
+
+    args = [f"data.manifest={manifest}", *TINY, "train.steps=60", "train.batch_size=18", "zero_shot=false"]
+    _cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "realdata.finetune", *args, f"hydra.run.dir={tmp_path / 'killed'}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = tmp_path / "killed" / "results.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(record.read_text()).get("checkpoint_step", 0) >= 4:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = json.loads(record.read_text())
+    assert killed["status"] == "interrupted" and killed["checkpoint_step"] < 60
+    out = _cli([*args, f"hydra.run.dir={tmp_path / 'killed'}"]).stdout
+    assert "resuming at step" in out
+    whole, resumed = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("whole", "killed"))
+    assert resumed["status"] == "ok"
+    assert resumed["loss_curve"] == whole["loss_curve"] and resumed["metrics"] == whole["metrics"]
+
+
 @pytest.mark.coco
 @pytest.mark.weights
 def test_real_coloredcoco_zero_shot_rn50_matches_table7(tmp_path):
