@@ -123,7 +123,6 @@ def check(cfg) -> None:
 def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
-    T.TIMINGS.update(compile_s=0.0, run_s=0.0)
     spec, hp = T.split(run_cfg)
     prediction = theory_predictions(run_cfg)
     config = to_plain(run_cfg)
@@ -138,11 +137,14 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
         return {"config": config, **_collect([raw], run_cfg, spec, prediction, timings, group.record())}
     chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
+    timings = {"compile_s": 0.0, "run_s": 0.0}
     for start in range(0, run_cfg.seeds, chunk):
         count = min(chunk, run_cfg.seeds - start)
         label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
-        raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
-        result = {"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}
+        raw, took = T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label)
+        raws.append(raw)
+        timings = {name: timings[name] + took[name] for name in timings}
+        result = {"config": config, **_collect(raws, run_cfg, spec, prediction, timings)}
         if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
     return result
