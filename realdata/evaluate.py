@@ -164,6 +164,40 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     return sets, path
 
 
+def model_predictions(
+    spec: ModelSpec,
+    data: CounterAnimal,
+    mask_NxK: np.ndarray,
+    prompts: str,
+    classnames: str,
+    cache_dir,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: bool = True,
+):
+    """Top-1 and top-5 of every readable image of data among its candidate labels, whatever the family.
+
+    mask_NxK: (N, 1000) candidates of each image of data.records. Features (or a scorer's candidate scores)
+    and text classifiers come through the caches. Returns (pred_R, top5_Rx5, readable_N, errors by position,
+    the feature cache, the text classifier's path or "")."""
+    candidates = None
+    if spec.head == "scorer":  # a scorer scores each image's candidates only: they are part of its features
+        candidates = candidate_lists(mask_NxK)
+        spec = spec.with_candidates(candidates, imagenet_classnames(classnames))
+    feats, readable, errors, cache = extract_features(
+        spec, data, cache_dir, batch_size, num_workers, progress
+    )
+    if not readable.any():
+        raise ValueError(
+            f"no readable image under {str(data.root)!r}: all {len(data.records)} image files tried failed "
+            f"to open (first: {data.records[0].path}: {errors.get(0, '?')})"
+        )
+    weights, weights_path = text_weights(spec, prompts, classnames, cache_dir)
+    score = scores(spec.head, feats[readable], weights, None if candidates is None else candidates[readable])
+    pred, top5 = predict(score, mask_NxK[readable])
+    return pred, top5, readable, errors, cache, weights_path
+
+
 def candidate_lists(mask_NxK: np.ndarray) -> np.ndarray:
     """(N, k) candidate labels of each image from a label-space mask; every image has the same k."""
     counts = set(mask_NxK.sum(axis=1).tolist())
@@ -298,27 +332,23 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
     spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose, cache_dir=cfg.cache_dir)
     sets, sets_path = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else (None, None)
     ref45 = [c.imagenet_index for c in reference_classes()]
-    candidates = None
-    if spec.head == "scorer":  # a scorer scores each image's candidates only: they are part of its features
-        all_labels = np.array([r.label for r in data.records], dtype=int)
-        candidates = candidate_lists(candidate_mask(cfg.label_space, all_labels, ref45, sets))
-        spec = spec.with_candidates(candidates, imagenet_classnames(cfg.classnames))
-    feats, readable, errors, cache = extract_features(
-        spec, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
+    all_labels = np.array([r.label for r in data.records], dtype=int)
+    mask = candidate_mask(cfg.label_space, all_labels, ref45, sets)
+    pred, top5, readable, errors, cache, weights_path = model_predictions(
+        spec,
+        data,
+        mask,
+        cfg.prompts,
+        cfg.classnames,
+        cfg.cache_dir,
+        cfg.batch_size,
+        cfg.num_workers,
+        cfg.progress,
     )
-    if not readable.any():
-        raise ValueError(
-            f"no readable image under {str(data.root)!r}: all {len(data.records)} image files tried failed "
-            f"to open (first: {data.records[0].path}: {errors.get(0, '?')})"
-        )
     records = [r for r, ok in zip(data.records, readable, strict=True) if ok]
     labels = np.array([r.label for r in records], dtype=int)
     groups = np.array([r.group for r in records])
     require_both_groups(groups.tolist(), f"readable images under {str(data.root)!r}")
-    weights, weights_path = text_weights(spec, cfg.prompts, cfg.classnames, cfg.cache_dir)
-    score = scores(spec.head, feats[readable], weights, None if candidates is None else candidates[readable])
-    mask = candidate_mask(cfg.label_space, labels, ref45, sets)
-    pred, top5 = predict(score, mask)
     correct = pred == labels
     in_top5 = (top5 == labels[:, None]).any(axis=1)
 

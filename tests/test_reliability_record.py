@@ -169,3 +169,52 @@ def test_config_errors_print_one_line_and_leave_no_run_folder(tmp_path, args, en
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not run_dir.exists()
+
+
+# ---------------------------------------------------------------- the CounterAnimal table
+
+
+def test_counteranimal_table_keys_rows_by_what_changes_the_number(tmp_path):
+    from paper_figs import aggregate as ca
+    from tests.test_paper_figs import write_result
+
+    def run(folder, common, n_classes, root, **extra):
+        path = write_result(tmp_path / folder, "ViT-B-32-quickgelu", "laion400m_e31", common, 0.4, **extra)
+        doc = json.loads(path.read_text())
+        doc["metrics"]["n_classes"] = n_classes
+        doc["data_root"] = root
+        path.write_text(json.dumps(doc))
+        return path
+
+    run("full", 0.60, 45, "/data/CounterAnimal")
+    run("three", 0.90, 3, "/tmp/ca-try")  # newer, but another experiment: its own row
+    base = {"k": 20, "true_class_in_k": True, "reference": "ViT-B-32-quickgelu_laion400m_e31"}
+    for name, ref in (("r1", "a"), ("r2", "b")):  # 1v20 from two references (sets keyed by content)
+        run(
+            name,
+            0.7,
+            45,
+            "/data/CounterAnimal",
+            label_space="1v20",
+            one_vs_20=base,
+            one_vs_20_file=f"/c/{ref}.json",
+        )
+    run(
+        "k5",
+        0.8,
+        45,
+        "/data/CounterAnimal",
+        label_space="1v20",
+        one_vs_20={**base, "k": 5},
+        one_vs_20_file="/c/k5.json",
+    )
+    measured, notes = ca.load_measured([tmp_path])
+    assert len(measured) == 5 and not any("ignoring older" in n for n in notes)
+    rows = {(r["label_space"], r["n_classes"], r["variant"]): r for r in ca.table_rows(measured)}
+    assert rows[("1v1000", "45", "")]["paper_common"] != ""  # the paper's protocol: compared
+    assert rows[("1v1000", "3", "")]["paper_common"] == ""  # 3 classes: not the paper's number
+    assert rows[("1v20", "45", "1v20 k=5")]["common"] == "80.00"
+    md = ca.to_markdown(ca.table_rows(measured), "t")
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert "over the 45 classes" not in md and "over each row's classes" in md
+    assert "| classes |" in header and "| variant |" in header
