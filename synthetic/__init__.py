@@ -14,3 +14,11 @@ def load(run_dir):
     from synthetic.saved import load as _load
 
     return _load(run_dir)
+
+
+def run_point(overrides=(), out_dir=None) -> dict:
+    """One ``python -m synthetic <overrides>`` run from Python; returns its results document
+    (:mod:`synthetic.api`)."""
+    from synthetic.api import run_point as _run_point
+
+    return _run_point(overrides, out_dir)
