@@ -212,7 +212,7 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
 
 
-def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
+def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
     ft.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
@@ -228,6 +228,13 @@ def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
     for bad, match in (("objective=ce", "objective='ce'"), ("train.warmup=30", "train.warmup=30")):
         with pytest.raises(ValueError, match=match):
             ft.validate(_cfg(manifest, bad))
+    from runrecord import ConfigError
+
+    with pytest.raises(ConfigError, match="data.manifest='/nowhere/manifest.csv' does not exist"):
+        ft.run(_cfg(manifest, "data.manifest=/nowhere/manifest.csv"), tmp_path / "never")
+    with pytest.raises(ConfigError, match="captions='cls'"):
+        ft.run(_cfg(manifest, "captions=cls"), tmp_path / "never")
+    assert not (tmp_path / "never").exists()  # a config error writes nothing
 
 
 def _cli(args: list[str], launcher: list[str] | None = None, timeout: int = 400):
@@ -291,6 +298,39 @@ def test_torchrun_two_processes_match_one(manifest, tmp_path):
     assert two["protocol"]["world_size"] == 2 and one["protocol"]["world_size"] == 1
     assert two["status"] == one["status"] == "ok"
     np.testing.assert_allclose(two["loss_curve"], one["loss_curve"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_the_uninterrupted_numbers(manifest, tmp_path):
+    """A run killed (SIGKILL) after a checkpoint, run again with the same command, ends with the numbers of
+    an uninterrupted run."""
+    import signal
+    import time
+
+    args = [f"data.manifest={manifest}", *TINY, "train.steps=60", "train.batch_size=18", "zero_shot=false"]
+    _cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "realdata.finetune", *args, f"hydra.run.dir={tmp_path / 'killed'}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = tmp_path / "killed" / "results.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(record.read_text()).get("checkpoint_step", 0) >= 4:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = json.loads(record.read_text())
+    assert killed["status"] == "interrupted" and killed["checkpoint_step"] < 60
+    out = _cli([*args, f"hydra.run.dir={tmp_path / 'killed'}"]).stdout
+    assert "resuming at step" in out
+    whole, resumed = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("whole", "killed"))
+    assert resumed["status"] == "ok"
+    assert resumed["loss_curve"] == whole["loss_curve"] and resumed["metrics"] == whole["metrics"]
 
 
 @pytest.mark.coco
