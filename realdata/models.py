@@ -72,9 +72,9 @@ class _HideOpenClipInfo(logging.Filter):
 
     def __init__(self):
         super().__init__()
-        import open_clip
+        from importlib.util import find_spec
 
-        self.prefix = str(Path(open_clip.__file__).parent)
+        self.prefix = str(Path(find_spec("open_clip").origin).parent)  # found, not imported (seconds)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or not record.pathname.startswith(self.prefix)

@@ -115,6 +115,11 @@ def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str
     }
 
 
+def check(cfg) -> None:
+    """Every config value checked (components built, nothing compiled): the run record's ``check``."""
+    resolve(cfg)
+
+
 def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
@@ -157,6 +162,7 @@ def _collect(
     extra = {
         "first_bad_step_per_seed": [int(s) if s >= 0 else None for s in first_bad],
         "loss_curve_steps": T.curve_index(spec).tolist(),
+        "loss_curve_per_seed": raw["loss_curve"],  # non-finite points are null (json_safe)
         "loss_curve_mean_ok_seeds": raw["loss_curve"][first_bad < 0].mean(0).tolist()
         if (first_bad < 0).any()
         else None,

@@ -7,6 +7,7 @@ import pytest
 _NEEDS = {
     "weights": ("SOBER_CLIP_WEIGHTS", "a local folder of pretrained weights"),
     "data": ("SOBER_CLIP_DATA", "the root of a local CounterAnimal copy"),
+    "coco": ("SOBER_CLIP_COCO", "the root of a local COCO 2017 copy (annotations/, train2017/, val2017/)"),
 }
 
 

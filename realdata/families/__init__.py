@@ -15,7 +15,7 @@ Optionally ``protocol(mcfg) -> dict`` (recorded in results.json) and ``memo_path
 whose size and mtime decide whether a remembered identity is still valid; default: ``model.pretrained``,
 ``model.config_file`` and ``model.name`` as paths).
 
-``model.family`` is one of ``FAMILIES`` or the dotted name of a module of your own (``mypkg.my_family``),
+``model.family`` is one of ``FAMILIES`` or the (dotted) name of an importable module of yours (``my_family``),
 so a new family needs no edit to this package: your module plus a YAML in a config folder of yours
 (``hydra.searchpath``). A built-in family is its module plus one line in ``FAMILIES``.
 """
@@ -30,6 +30,9 @@ from types import ModuleType
 FAMILIES = {
     "open_clip": "realdata.families.open_clip",
     "torchvision": "realdata.families.torchvision",
+    "timm": "realdata.families.timm",
+    "hf_clip": "realdata.families.hf_clip",
+    "mllm": "realdata.families.mllm",
 }
 # model.kind, the key before issue 20, still selects a family
 KIND_ALIASES = {"clip": "open_clip", "imagenet": "torchvision"}
@@ -70,16 +73,14 @@ def family_name(mcfg, key: str = "model") -> str:
 
 def load_family(name: str, key: str = "model") -> ModuleType:
     """The family module: a registered name or the dotted name of any importable module."""
-    if name not in FAMILIES and "." not in name:
-        raise ValueError(
-            f"{key}.family={name!r} is not one of {', '.join(FAMILIES)} nor a dotted module name "
-            "(mypkg.my_family) of a family of your own"
-        )
     module_name = FAMILIES.get(name, name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"{key}.family={name!r}: cannot import {module_name!r} ({e})") from e
+        raise ValueError(
+            f"{key}.family={name!r} is not one of {', '.join(FAMILIES)}, and no module of that name can be "
+            f"imported ({e})"
+        ) from e
     missing = [a for a in ("HEAD", "identity", "build") if not hasattr(module, a)]
     if missing:
         raise ValueError(
