@@ -341,6 +341,7 @@ def test_prediction_applies_contract():
         T.prediction_applies(clean, "supervised"),
         T.prediction_applies(clean.replace(sigma_spu=0.0), "siglip"),
         T.prediction_applies(clean.replace(caption_q=0.05), "clip"),
+        T.prediction_applies(clean.replace(caption_kind="class", mu_inv=0.0), "clip"),
     ):
         assert isinstance(why, str) and why
     # where it does not apply the accuracy is NaN, never a number; a grid mixes both
@@ -348,6 +349,9 @@ def test_prediction_applies_contract():
     acc = T.zero_shot_accuracy(grid, "counter", objective="clip")
     assert np.isfinite(acc[0]) and np.isnan(acc[1])
     assert T.prediction_applies(grid, "clip") is not None
+    cls = T.GaussianSpuriousModel(p_spu=0.9, caption_q=0.0, caption_kind="class", mu_inv=np.array([0.0, 1.0]))
+    acc = T.zero_shot_accuracy(cls, "counter", objective="clip")
+    assert np.isnan(acc[0]) and np.isfinite(acc[1])
     with pytest.raises(ValueError, match="objective"):
         T.zero_shot_accuracy(clean, "counter", objective="supervised")
 
