@@ -4,6 +4,7 @@
     python -m paper_figs --reference          # CounterAnimal figures and table from the paper's numbers alone
     python -m paper_figs --results DIR --out DIR
     python -m paper_figs sweep DIR [--x KEY] [--metrics M1,M2] [--out DIR]   # any synthetic sweep folder
+    python -m paper_figs curves DIR [--out DIR]                               # loss curves of a run or sweep
 
 CounterAnimal figures use the realdata results under --results (default results/realdata) drawn over the
 paper's numbers; with no results there they fall back to the paper's numbers and say so. A part whose module
@@ -94,11 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         from paper_figs import sweep
 
         return sweep.main(argv[1:])
+    if argv[:1] == ["curves"]:
+        from paper_figs import curves
+
+        return curves.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m paper_figs",
         description=__doc__.split("\n")[0],
         epilog="python -m paper_figs sweep DIR [--x KEY] [--metrics ...] [--out DIR]: "
-        "draw one synthetic sweep (see python -m paper_figs sweep -h)",
+        "draw one synthetic sweep (see python -m paper_figs sweep -h); "
+        "python -m paper_figs curves DIR: the loss curves of a run or sweep",
     )
     parser.add_argument("--reference", action="store_true", help="CounterAnimal from reported numbers only")
     parser.add_argument("--results", type=Path, help=f"realdata results folder (default {DEFAULT_RESULTS})")

@@ -3,9 +3,10 @@
     python -m paper_figs.aggregate results/realdata [MORE_PATHS...] [--out paper_figs/out]
 
 Each path is a results.json file or a folder searched recursively (a Hydra multirun directory). One row
-per (model, weights, label space, prompts, protocol variant), in percent like the paper: common, counter,
-drop and, where the paper reports the same model under the same protocol ("1 vs 1000", single prompt),
-its numbers and measured - reported.
+per (model, weights, label space, prompts, protocol variant, data root, number of classes): everything that
+changes the number (the variant says how the class names and the 1 vs k sets differ from the defaults), in
+percent like the paper: common, counter, drop and, where the paper reports the same model under the same
+protocol ("1 vs 1000", single prompt, the 45 classes, the default names), its numbers and measured - reported.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ TABLE_COLUMNS = (
     "diff_common",
     "diff_counter",
     "diff_drop",
+    "n_classes",
+    "data_root",
     "n_common",
     "n_counter",
     "status",
@@ -70,6 +73,8 @@ class FailedRun(ResultsError):
 
 
 PAPER_CLASSNAMES = "synset"  # realdata's default class-name list (docs/realdata.md section 4)
+PAPER_N_CLASSES = 45
+DEFAULT_ONE_VS_20 = {"k": 20, "true_class_in_k": True, "reference": "ViT-B-32-quickgelu_laion400m_e31"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class Measured:
     n_counter: int | None
     status: str
     variant: str = ""  # how the protocol differs from the paper's defaults ("" when it does not)
+    n_classes: int | None = None  # classes the accuracies are balanced over
+    data_root: str = ""
+    sets_file: str = ""  # the 1v20 candidate sets (keyed by the reference's content): part of the row key
 
 
 def _fraction(path: Path, metrics: dict, key: str, low: float = 0.0) -> float:
@@ -159,6 +167,11 @@ def load_result(path: Path) -> Measured:
         n_counter=int(n_counter) if is_finite_number(n_counter) else None,
         status=str(data.get("status", UNKNOWN)),
         variant=protocol_variant(data),
+        n_classes=int(metrics["n_classes"]) if is_finite_number(metrics.get("n_classes")) else None,
+        data_root=str(data.get("data_root") or ""),
+        sets_file=Path(data["one_vs_20_file"]).name
+        if data["label_space"] == "1v20" and data.get("one_vs_20_file")
+        else "",
     )
 
 
@@ -170,15 +183,32 @@ def protocol_variant(data: dict) -> str:
         parts.append(f"classnames={classnames}")
     one_vs_20 = data.get("one_vs_20")
     if data.get("label_space") == "1v20" and isinstance(one_vs_20, dict):
+        k = one_vs_20.get("k", 20)
         if not one_vs_20.get("true_class_in_k", True):
-            parts.append(f"1v20 true class + {one_vs_20.get('k')}")
+            parts.append(f"1v20 true class + {k}")
+        elif k != DEFAULT_ONE_VS_20["k"]:
+            parts.append(f"1v20 k={k}")
+        ref = one_vs_20.get("reference", DEFAULT_ONE_VS_20["reference"])
+        if ref != DEFAULT_ONE_VS_20["reference"]:
+            parts.append(f"1v20 reference={ref}")
     return "; ".join(parts)
 
 
-def row_key(m: Measured) -> tuple[str, ...]:
-    """One table row per (model, weights, label space, prompts, protocol variant)."""
+def row_key(m: Measured) -> tuple:
+    """One table row per (model, weights, label space, prompts, protocol variant, data root, classes, 1v20
+    sets): every field that changes the number, so a 3-class run never replaces the 45-class row."""
     p = m.point
-    return (p.kind, p.arch, p.pretrained, p.label_space, p.prompts, m.variant)
+    return (
+        p.kind,
+        p.arch,
+        p.pretrained,
+        p.label_space,
+        p.prompts,
+        m.variant,
+        m.data_root,
+        m.n_classes,
+        m.sets_file,
+    )
 
 
 def load_measured(paths: list[Path] | tuple[Path, ...]) -> tuple[list[Measured], list[str]]:
@@ -231,14 +261,22 @@ def table_rows(measured: list[Measured] | None = None) -> list[dict[str, str]]:
     rows = []
     for m in sorted(measured, key=lambda m: _sort_key(m.point, order)):
         p = m.point
-        on_protocol = p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS)
+        on_protocol = p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS) and not m.variant
+        on_protocol = on_protocol and m.n_classes in (None, PAPER_N_CLASSES)
         ref = paper_match(p.kind, p.model, p.pretrained, papers) if on_protocol else None
-        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status, m.variant))
+        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status, m.variant, m.n_classes, m.data_root))
     return rows
 
 
 def _row(
-    p: ModelPoint, ref: ModelPoint | None, n_common, n_counter, status: str, variant: str = ""
+    p: ModelPoint,
+    ref: ModelPoint | None,
+    n_common,
+    n_counter,
+    status: str,
+    variant: str = "",
+    n_classes: int | None = PAPER_N_CLASSES,
+    data_root: str = "",
 ) -> dict[str, str]:
     diff = (lambda a, b: _pct(a - b)) if ref is not None else (lambda a, b: "")
     return {
@@ -261,6 +299,8 @@ def _row(
         "diff_common": diff(p.common, ref.common) if ref else "",
         "diff_counter": diff(p.counter, ref.counter) if ref else "",
         "diff_drop": diff(p.drop, ref.drop) if ref else "",
+        "n_classes": "" if n_classes is None else str(n_classes),
+        "data_root": data_root,
         "n_common": "" if n_common is None else str(n_common),
         "n_counter": "" if n_counter is None else str(n_counter),
         "status": status,
@@ -276,8 +316,15 @@ def to_markdown(rows: list[dict[str, str]], title: str) -> str:
         ("backbone", "backbone"),
         ("pretrain_data", "data"),
     ]
-    cols += [("label_space", "labels"), ("prompts", "prompts"), ("common", "common"), ("counter", "counter")]
-    cols += [("drop", "drop")]
+    cols += [("label_space", "labels"), ("prompts", "prompts")]
+    if any(r["variant"] for r in rows):
+        cols += [("variant", "variant")]
+    classes = {r["n_classes"] for r in rows}
+    if len(classes) > 1:
+        cols += [("n_classes", "classes")]
+    if len({r["data_root"] for r in rows}) > 1:
+        cols += [("data_root", "data root")]
+    cols += [("common", "common"), ("counter", "counter"), ("drop", "drop")]
     if compare:
         cols += [
             ("paper_common", "paper common"),
@@ -285,11 +332,17 @@ def to_markdown(rows: list[dict[str, str]], title: str) -> str:
             ("paper_drop", "paper drop"),
         ]
         cols += [("diff_common", "Δ common"), ("diff_counter", "Δ counter"), ("diff_drop", "Δ drop")]
-    lines = [f"# {title}", "", "Accuracies in percent, class-balanced over the 45 classes."]
+    over = f"the {classes.pop()} classes" if len(classes) == 1 and "" not in classes else "each row's classes"
+    where = {r["data_root"] for r in rows} - {""}
+    lines = [f"# {title}", "", f"Accuracies in percent, class-balanced over {over}."]
+    if len(where) == 1:
+        lines.append(f"Data: {where.pop()}.")
+    if len(classes) > 1 or "" in classes:
+        lines.append("Rows differ in their classes (column 'classes'): compare like with like.")
     if compare:
         lines.append(
-            "Paper numbers are shown only for the paper's protocol (1v1000, single prompt); "
-            "Δ = measured - paper."
+            "Paper numbers are shown only for the paper's protocol (1v1000, single prompt, the 45 classes, "
+            "the default class names); Δ = measured - paper."
         )
     lines += ["", "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(r[k] for k, _ in cols) + " |" for r in rows]

@@ -6,6 +6,7 @@ python -m realdata -m data.root=... 'model=glob(*,exclude=tiny)' label_space=1v1
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from realdata.config import register
 from realdata.evaluate import evaluate
+from runrecord import ConfigError, remove_if_unused
 
 register()
 
@@ -29,7 +31,12 @@ def zoo_entry_of(choice: str | None, overrides) -> str | None:
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     entry = zoo_entry_of(hc.runtime.choices.get("model"), hc.overrides.task)
-    results = evaluate(cfg, Path(hc.runtime.output_dir), zoo_entry=entry)
+    try:
+        results = evaluate(cfg, Path(hc.runtime.output_dir), zoo_entry=entry)
+    except ConfigError as e:  # found before any work: one line, and no run folder left behind
+        remove_if_unused(hc.runtime.output_dir)
+        print(f"[realdata] config error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     return results["metrics"]["acc_counter"]
 
 

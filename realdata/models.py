@@ -18,15 +18,18 @@ import pickle
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 
 from realdata.classnames import imagenet_classnames
 from realdata.config import PROMPT_SETS, ZOO_FIELDS
 from realdata.families import Built, family_name, is_zero_shot, load_family
 from realdata.families.open_clip import register_config_file  # noqa: F401  (its home before issue 20)
+
+if TYPE_CHECKING:
+    import torch
 
 PAPER_TEMPLATES = ("A photo of {}.",)  # prompts=single, the paper's protocol
 WEIGHTS_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".npz"}
@@ -113,22 +116,26 @@ class Encoder:
     def tokenizer(self):
         return self.built.tokenizer
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor, positions=None) -> np.ndarray:
         """zero_shot: L2-normalised image embeddings; logits: the 1000 ImageNet logits; scorer: a score per
         candidate label of each image (positions index the image list)."""
+        import torch
+
         images = images.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+        autocast = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast)
+        with torch.no_grad(), autocast:
             if self.head == "scorer":
                 out = self.built.score(images, [self.candidate_names[p] for p in positions])
             else:
                 out = self.built.encode(images)
         return out.float().cpu().numpy()
 
-    @torch.no_grad()
     def text_weights(self, prompts: str, classnames: str) -> np.ndarray:
         """Zero-shot classifier (D x 1000) over the chosen class names and prompt set."""
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+        import torch
+
+        autocast = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast)
+        with torch.no_grad(), autocast:
             w = self.built.text_classifier(imagenet_classnames(classnames), templates(prompts))
         return w.float().cpu().numpy()
 
@@ -152,18 +159,40 @@ def _precision_id(autocast: bool) -> str:
     return "fp16-autocast" if autocast else "fp32"
 
 
-def resolve_device(device: str) -> torch.device:
+def _cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch where no CUDA driver exists: a cached re-run on a
+    CPU machine then imports no torch at all (torch needs the driver library to see any CUDA device)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """The device runs use: "cpu" or "cuda" (models are built on it with torch.device(...))."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
+        return "cuda" if _cuda_available() else "cpu"
+    if device == "cuda" and not _cuda_available():
         raise RuntimeError(
             "device='cuda' was requested but torch sees no CUDA device; use device=auto or cpu"
         )
-    return torch.device(device)
+    return device
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
+def device_type(device) -> str:
+    """ "cpu" or "cuda" of a device name or a torch.device."""
+    return getattr(device, "type", None) or str(device).split(":")[0]
+
+
+def device_name(device) -> str:
+    if device_type(device) == "cuda":
+        import torch
+
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return "cpu"
 
@@ -187,7 +216,7 @@ class ModelSpec:
     head: str
     mcfg: object
     identity: dict
-    device: torch.device
+    device: str | torch.device  # built on torch.device(device) when first needed
     seed: int
     autocast: bool
     verbose: bool = False
@@ -224,12 +253,15 @@ class ModelSpec:
         if self._encoder is None:
             module = load_family(self.family, self.key)
             with open_clip_logs(self.verbose):
-                built = module.build(self.mcfg, self.identity, self.device, self.seed, self.key)
+                import torch
+
+                device = torch.device(self.device)
+                built = module.build(self.mcfg, self.identity, device, self.seed, self.key)
             if self.head == "scorer" and self.candidate_names is None:
                 raise RuntimeError(
                     f"{self.key}: a scorer family needs its candidate labels (with_candidates)"
                 )
-            self._encoder = Encoder(self.head, built, self.device, self.autocast, self.candidate_names)
+            self._encoder = Encoder(self.head, built, device, self.autocast, self.candidate_names)
         return self._encoder
 
 
@@ -288,7 +320,7 @@ def describe(
 
     family = family_name(mcfg, key)
     module = load_family(family, key)
-    autocast = device.type == "cuda" and precision == "auto"
+    autocast = device_type(device) == "cuda" and precision == "auto"
     memo = None
     if cache_dir:
         memo = Path(cache_dir) / "identity" / f"{digest(_memo_key(mcfg, module, seed, autocast))}.json"

@@ -17,7 +17,12 @@ after each piece of work that must survive a crash (``checkpoint``) and at the e
   process that ended before finishing: the file written at the start and at each checkpoint says
   ``interrupted`` until the run completes, so even a killed run never leaves an empty folder);
 * with the same provenance fields: ``kind``, ``versions``, ``device``, ``git_commit`` (null outside a git
-  checkout), ``command`` (the command line), ``started``, ``wall_time_s``.
+  checkout), ``command`` (the command line), ``started``, ``wall_time_s``;
+* after the run's ``check`` (its config validation) has passed: a config error is a :class:`ConfigError`
+  and writes nothing, so a typo leaves no failed run for a later aggregate to pick up;
+* never over an earlier run: results.json and the app's other outputs already in the folder are moved to
+  ``earlier-<time>/`` inside it first (:func:`keep_earlier`), so a failing re-run never replaces a good
+  result; readers skip ``earlier-*`` folders.
 
 Reading. :func:`load_results` reads one file and checks what every record has (a JSON object, a ``status``
 from :data:`STATUSES`, a ``config`` object, and ``metrics`` when the status is in :data:`FINISHED`), raising
@@ -44,8 +49,11 @@ from pathlib import Path
 import numpy as np
 
 RESULTS_FILE = "results.json"
+EARLIER = "earlier-"  # prefix of the folders keep_earlier moves earlier outputs to (readers skip them)
 STATUSES = ("ok", "diverged", "failed", "interrupted")
-FINISHED = ("ok", "diverged")  # the statuses of a completed run: its metrics are final
+FINISHED = ("ok", "diverged")  # the statuses of a completed run: its metrics are final (resume keeps them)
+#: Config keys that say how a run is recorded, not what it computes (ignored when resuming, not tracked).
+RUN_KEYS = ("logger", "resume")
 NOT_FINISHED = "not finished: the process ended (or is still running) before the run completed"
 
 
@@ -130,10 +138,98 @@ def write_results(out_dir: str | Path, doc: dict) -> Path:
     return path
 
 
+def _computed(config) -> dict:
+    plain = json.loads(json.dumps(json_safe(config or {})))
+    return {k: v for k, v in plain.items() if k not in RUN_KEYS}
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def finished_result(out_dir: str | Path, config: dict) -> tuple[dict | None, str]:
+    """For ``resume=true``: (the results document in ``out_dir`` when it finished (status ok or diverged)
+    for the same config, ignoring :data:`RUN_KEYS`; else None, and why the run must run)."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None, f"no {path}"
+    try:
+        doc = load_results(path)
+    except ResultsError as e:
+        return None, str(e)
+    if doc.get("status") not in FINISHED:
+        return None, f"{path} says status {doc.get('status')!r}"
+    diff = _differences(_computed(doc.get("config")), _computed(config))
+    if diff:
+        return None, f"{path} holds another config ({'; '.join(diff[:5])})"
+    return doc, f"{path} already holds a finished run (status {doc['status']}) of this config"
+
+
+class ConfigError(ValueError):
+    """A bad configuration, found by a run's ``check`` before any work: nothing was written."""
+
+
+def keep_earlier(out_dir: str | Path, names: Iterable[str] = (RESULTS_FILE,)) -> Path | None:
+    """Move the files ``names`` present in ``out_dir`` into a new ``out_dir/earlier-<time>/`` (the time of
+    the earlier results); None when there is nothing to keep."""
+    out_dir = Path(out_dir)
+    present = [out_dir / n for n in dict.fromkeys(names) if (out_dir / n).is_file()]
+    if _placeholder(out_dir / RESULTS_FILE):  # nothing was computed: it is overwritten, not kept
+        present.remove(out_dir / RESULTS_FILE)
+    if not present:
+        return None
+    stamp = datetime.datetime.fromtimestamp(present[0].stat().st_mtime).strftime("%Y%m%d-%H%M%S-%f")
+    for i in range(1000):  # a new folder: never mix two earlier runs
+        keep = out_dir / (f"{EARLIER}{stamp}" + (f"-{i}" if i else ""))
+        try:
+            keep.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    for f in present:
+        os.replace(f, keep / f.name)
+    return keep
+
+
+def _placeholder(path: Path) -> bool:
+    """A results.json written before any work (status interrupted, no metrics: e.g. the batched launcher's
+    pending record of a job that has not run yet)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("status") == "interrupted" and not doc.get("metrics")
+
+
+def remove_if_unused(out_dir: str | Path) -> bool:
+    """Remove ``out_dir`` when it holds nothing but what Hydra writes before the task (``.hydra/`` and
+    ``*.log``, and a results.json placeholder written before any work): a run stopped by a config error
+    leaves no folder behind. True when removed."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return False
+    entries = list(out_dir.iterdir())
+    unused = lambda e: (
+        (e.name == ".hydra" and e.is_dir())
+        or (e.suffix == ".log" and e.is_file())
+        or (e.name == RESULTS_FILE and _placeholder(e))
+    )
+    if all(unused(e) for e in entries):
+        shutil.rmtree(out_dir)
+        return True
+    return False
+
+
 def recorded_run(
     out_dir: str | Path,
     head: dict,
     work: Callable[[Callable[[dict], None]], dict],
+    check: Callable[[], object] | None = None,
+    outputs: Iterable[str] = (),
 ) -> dict:
     """Run ``work(checkpoint)`` under the contract and return the final results document.
 
@@ -142,7 +238,17 @@ def recorded_run(
     or "diverged"); it may call ``checkpoint(partial_body)`` to put finished work on disk (kept as
     status "interrupted" until the run completes). An exception writes status "failed" (KeyboardInterrupt:
     "interrupted") with the last checkpointed body, then propagates.
+
+    ``check()`` runs first: whatever it raises becomes a :class:`ConfigError` and nothing is written.
+    Then results.json and ``outputs`` (the app's other files) already in ``out_dir`` are moved aside
+    (:func:`keep_earlier`).
     """
+    if check is not None:
+        try:
+            check()
+        except Exception as e:
+            raise ConfigError(str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}") from e
+    keep_earlier(out_dir, (RESULTS_FILE, *outputs))
     start = time.time()
     last: dict = {}
 
@@ -181,10 +287,15 @@ def _job_order(p: Path):
     return [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]
 
 
+def _earlier(rel: Path) -> bool:
+    """A results file kept aside by keep_earlier (under an ``earlier-*`` folder)."""
+    return any(part.startswith(EARLIER) for part in rel.parts[:-1])
+
+
 def has_results(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a results file anywhere below it."""
+    """Whether ``folder`` holds a (current, not kept-aside) results file anywhere below it."""
     folder = Path(folder)
-    return folder.is_dir() and any(folder.rglob(RESULTS_FILE))
+    return folder.is_dir() and any(not _earlier(p.relative_to(folder)) for p in folder.rglob(RESULTS_FILE))
 
 
 def latest_sweep(base: str | Path, hint: str = "") -> Path:
@@ -209,7 +320,10 @@ def result_paths(root: str | Path | Iterable[str | Path]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            inside = sorted(path.rglob(RESULTS_FILE), key=lambda p: _job_order(p.relative_to(path)))
+            inside = sorted(
+                (p for p in path.rglob(RESULTS_FILE) if not _earlier(p.relative_to(path))),
+                key=lambda p: _job_order(p.relative_to(path)),
+            )
             if not inside:
                 raise ResultsError(f"no {RESULTS_FILE} under {path}")
             found.extend(inside)

@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from runrecord import ConfigError, remove_if_unused
 from synthetic import app
 from synthetic.config import register_configs
 
@@ -20,6 +21,12 @@ register_configs()
 def main(cfg: DictConfig) -> dict:
     try:
         return app.main(cfg)
+    except ConfigError as e:  # found before any work: one line, and no run folder left behind
+        from hydra.core.hydra_config import HydraConfig
+
+        remove_if_unused(HydraConfig.get().runtime.output_dir)
+        print(f"[synthetic] config error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         # results.json already says "interrupted"; exit now rather than wait for (or abort in) the XLA thread
         print(

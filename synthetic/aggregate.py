@@ -80,6 +80,42 @@ def expected_jobs(root: Path) -> int | None:
         return None
 
 
+def _sweep_started(root: Path) -> float | None:
+    """When the sweep in ``root`` started: Hydra writes multirun.yaml before it launches any job."""
+    path = root / "multirun.yaml"
+    return path.stat().st_mtime if path.exists() else None
+
+
+def _started(doc: dict) -> float | None:
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(doc["started"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _started_before_sweep(path: Path, root: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    t, t0 = _started(doc), _sweep_started(root)
+    return t is not None and t0 is not None and t < t0 - 1.0  # "started" is rounded to the second
+
+
+def _not_this_sweep(doc: dict, run: Path, root: Path, n: int | None) -> str | None:
+    """Why a results file in a reused sweep folder belongs to an earlier sweep (multirun.yaml describes the
+    current one), or None: a job number the sweep does not have, or a start before the sweep's."""
+    job = run.parts[0] if run.parts else ""
+    if n is not None and job.isdigit() and int(job) >= n:
+        return f"job {job} is not part of this sweep (multirun.yaml describes {n} jobs): an earlier sweep's"
+    t, t0 = _started(doc), _sweep_started(root)
+    if t is not None and t0 is not None and t < t0 - 1.0:
+        return "started before this sweep did (multirun.yaml): an earlier sweep's"
+    return None
+
+
 def collect(root: Path) -> list[dict]:
     """Rows of every results.json under ``root`` (numeric job order), with ``swept_keys``; warns
     (:class:`SweepWarning`) listing missing, failed, interrupted and malformed jobs."""
@@ -91,9 +127,15 @@ def collect(root: Path) -> list[dict]:
     paths = result_paths(root) if has_results(root) else []
     problems = []
     rows = []
+    n = expected_jobs(root)
     for p in paths:
         try:
-            rows.append(row(load_results(p), p, root))
+            doc = load_results(p)
+            stale = _not_this_sweep(doc, p.parent.relative_to(root), root, n)
+            if stale:
+                problems.append(f"{p.parent.relative_to(root)}: left out, {stale}")
+                continue
+            rows.append(row(doc, p, root))
         except ResultsError as e:
             problems.append(str(e))
     if not rows:
@@ -104,9 +146,10 @@ def collect(root: Path) -> list[dict]:
     problems += [
         f"{r['run']}: status {r['status']}" for r in rows if r["status"] in ("failed", "interrupted")
     ]
-    n = expected_jobs(root)
     if n is not None:
-        have = {p.parent.relative_to(root).parts[0] for p in paths}
+        have = {r["run"].split("/")[0] for r in rows} | {
+            p.parent.relative_to(root).parts[0] for p in paths if not _started_before_sweep(p, root)
+        }
         problems += [f"{i}: missing (no {RESULTS_FILE})" for i in range(n) if str(i) not in have]
     configs = [r.pop("_config") for r in rows]
     keys = list(dict.fromkeys(k for c in configs for k in c))

@@ -8,14 +8,23 @@ and on failure or Ctrl-C).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import provenance, recorded_run
-from synthetic.config import to_plain
+from runrecord import (
+    NOT_FINISHED,
+    ConfigError,
+    finished_result,
+    provenance,
+    recorded_run,
+    track,
+    write_results,
+)
+from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
 
 #: Experiment kind -> the module whose ``run(cfg, on_chunk)`` runs it.
@@ -30,13 +39,79 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def recorded_config(cfg: DictConfig) -> dict:
+    """The config a finished run's results.json holds (a Gaussian run's: its components built, with every
+    field and its ``_target_``)."""
+    return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
+
+
+def jax_devices() -> dict:
+    """``device_info()``, or a ConfigError naming JAX_PLATFORMS when JAX cannot start the backend it asks
+    for (``cuda``/``gpu`` without a GPU: JAX's own error is a bare AssertionError or a ROCm one)."""
+    try:
+        return device_info()
+    except Exception as e:
+        asked = os.environ.get("JAX_PLATFORMS")
+        if not asked:
+            raise
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"JAX_PLATFORMS={asked!r}: JAX cannot start that platform on this machine ({msg}); "
+            "unset JAX_PLATFORMS or set JAX_PLATFORMS=cpu"
+        ) from None
+
+
+def _head(cfg: DictConfig) -> dict:
+    return {**provenance(cfg.task, PACKAGES, jax_devices()), "config": to_plain(cfg)}
+
+
+def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> None:
+    """results.json of a job that has not finished, as the run contract writes it at a run's start
+    (status interrupted); the batched launcher writes it for every job of a sweep before any runs. A
+    results.json that is already finished (ok, diverged, failed) is left as it is."""
+    path = Path(out_dir) / "results.json"
+    if path.exists():
+        try:
+            if json.loads(path.read_text()).get("status") != "interrupted":
+                return
+        except (OSError, ValueError):
+            pass
+    write_results(out_dir, {**_head(cfg), "status": "interrupted", "error": error, "wall_time_s": 0.0})
+
+
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the configured task and write ``out_dir/results.json``; returns the written document."""
+    """Run the configured task, write ``out_dir/results.json`` and log it to ``cfg.logger``; returns the
+    results document. ``resume=true``: a finished run of the same config in out_dir is returned as it is."""
     if cfg.task not in KINDS:
         raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
-    run = importlib.import_module(KINDS[cfg.task]).run
-    head = {**provenance(cfg.task, PACKAGES, device_info()), "config": to_plain(cfg)}
-    doc = recorded_run(out_dir, head, lambda checkpoint: run(cfg, on_chunk=checkpoint))
+    if cfg.get("resume"):
+        try:
+            done, why = finished_result(out_dir, recorded_config(cfg))
+        except Exception as e:  # a bad config fails below, under the run contract
+            done, why = None, f"the config does not resolve ({type(e).__name__})"
+        print(f"[synthetic] resume: {why}{'; skipped' if done else '; running it'}", flush=True)
+        if done:
+            return done
+    module = importlib.import_module(KINDS[cfg.task])
+    try:
+        doc = recorded_run(
+            out_dir,
+            _head(cfg),
+            lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
+            check=lambda: module.check(cfg),
+        )
+    except Exception:
+        try:  # the failed run too, with its status; a tracker error must not hide the run's own
+            track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+        except Exception as e:
+            print(f"[synthetic] logging the failed run to {cfg.logger._target_} failed: {e!r}", flush=True)
+        raise
+    track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+    return doc
+
+
+def summary(doc: dict, out_dir: Path) -> dict:
+    """What the Hydra task returns and prints: status, results path, the accuracy means."""
     summary = {
         name: round(m["mean"], 4)
         for name, m in doc["metrics"].items()
@@ -51,4 +126,5 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
 
 def main(cfg: DictConfig) -> dict:
     enable_compilation_cache()
-    return run_task(cfg, Path(HydraConfig.get().runtime.output_dir))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    return summary(run_task(cfg, out_dir), out_dir)

@@ -7,6 +7,7 @@ a seed whose loss went non-finite has null metrics (never NaN) and the run is "d
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -17,6 +18,12 @@ from synthetic.results import body, group_summaries
 
 #: Per-seed outputs of the compiled run that are arrays, not scalar metrics (kept in "extra").
 ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step")
+
+#: Set by the batched launcher (hydra_plugins/sober_clip_launcher) around one job of a group it ran as one
+#: program (synthetic/batch.py): (the resolved config it ran, its per-seed outputs, the group's record).
+#: run() then records these outputs instead of computing them again; everything else is the same path.
+#: An exception instead (the group was refused before compiling, e.g. too large for memory) is raised.
+PRECOMPUTED: ContextVar[tuple | BaseException | None] = ContextVar("PRECOMPUTED", default=None)
 
 
 def _rank(run: GaussianRunConfig) -> int | None:
@@ -108,6 +115,11 @@ def seed_metrics(raw: dict[str, np.ndarray], run: GaussianRunConfig) -> dict[str
     }
 
 
+def check(cfg) -> None:
+    """Every config value checked (components built, nothing compiled): the run record's ``check``."""
+    resolve(cfg)
+
+
 def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
@@ -115,20 +127,34 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
     spec, hp = T.split(run_cfg)
     prediction = theory_predictions(run_cfg)
     config = to_plain(run_cfg)
+    pre = PRECOMPUTED.get()
+    if isinstance(pre, BaseException):
+        raise pre
+    if pre is not None:
+        ran, raw, group = pre
+        if to_plain(ran) != config:  # never record one grid point's numbers under another's config
+            raise ValueError(f"the batched launcher handed this job the outputs of {to_plain(ran)}")
+        timings = {"compile_s": group.compile_s, "run_s": group.run_s}
+        return {"config": config, **_collect([raw], run_cfg, spec, prediction, timings, group.record())}
     chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
     for start in range(0, run_cfg.seeds, chunk):
         count = min(chunk, run_cfg.seeds - start)
         label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
         raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
-        result = {"config": config, **_collect(raws, run_cfg, spec, prediction)}
+        result = {"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}
         if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
     return result
 
 
 def _collect(
-    raws: list[dict[str, np.ndarray]], run_cfg: GaussianRunConfig, spec: T.Spec, prediction: dict
+    raws: list[dict[str, np.ndarray]],
+    run_cfg: GaussianRunConfig,
+    spec: T.Spec,
+    prediction: dict,
+    timings: dict,
+    batched: dict | None = None,
 ) -> dict:
     raw = {name: np.concatenate([r[name] for r in raws]) for name in raws[0]}
     first_bad = raw["first_bad_step"]
@@ -136,12 +162,15 @@ def _collect(
     extra = {
         "first_bad_step_per_seed": [int(s) if s >= 0 else None for s in first_bad],
         "loss_curve_steps": T.curve_index(spec).tolist(),
+        "loss_curve_per_seed": raw["loss_curve"],  # non-finite points are null (json_safe)
         "loss_curve_mean_ok_seeds": raw["loss_curve"][first_bad < 0].mean(0).tolist()
         if (first_bad < 0).any()
         else None,
-        "compile_s": round(T.TIMINGS["compile_s"], 3),
-        "run_s": round(T.TIMINGS["run_s"], 3),
+        "compile_s": round(timings["compile_s"], 3),
+        "run_s": round(timings["run_s"], 3),
     }
+    if batched is not None:  # compile_s / run_s are then the whole group's program (extra.batched.jobs)
+        extra["batched"] = batched
     if "latent_product" in raw:
         extra["latent_product_per_seed"] = raw["latent_product"]  # null where a seed diverged (json_safe)
     return body(seed_metrics(raw, run_cfg), int(diverged.min()) if diverged.size else None, extra, prediction)

@@ -46,7 +46,8 @@ def _rows(name: str) -> list[dict]:
 
 def test_zoo_has_an_entry_for_every_table_row_and_matches_the_generator():
     expected = zoo.expected_files()
-    assert len(expected) == len(_rows("table3_clip.csv")) + len(_rows("table4_imagenet.csv"))
+    mllms = [r for r in _rows("table5_mllm.csv") if r["transformers_name"]]
+    assert len(expected) == len(_rows("table3_clip.csv")) + len(_rows("table4_imagenet.csv")) + len(mllms)
     for name, text in expected.items():
         path = CONF / "model" / name
         assert path.is_file(), f"missing zoo entry {path}; run python -m realdata.zoo"
@@ -83,7 +84,7 @@ def test_every_model_config_composes_and_validates():
         for name in names:
             cfg = compose("realdata", overrides=[f"model={name}", "data.root=/x"])
             validate(cfg)
-            assert cfg.model.family in ("open_clip", "torchvision")
+            assert cfg.model.family in ("open_clip", "torchvision", "mllm")
             if cfg.model.family == "torchvision":
                 assert cfg.model.name in torchvision.models.list_models(module=torchvision.models)
         with pytest.raises(Exception, match="label_spac"):
@@ -110,7 +111,7 @@ def test_python_m_realdata_help_lists_only_realdata_groups():
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
-    assert listed == {"model", "experiment"}, listed  # experiment/: realdata.finetune's reproductions
+    assert listed == {"model", "experiment", "logger"}, listed  # experiment/: realdata.finetune's
     config = proc.stdout.split("== Config ==")[1]
     for key in ("classnames: synset", "true_class_in_k: true", "label_space: 1v1000", "verbose: false"):
         assert key in config

@@ -133,7 +133,7 @@ _background.job(
 def test_help_lists_only_synthetic_groups():
     proc = _background.result("synthetic_help")
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    for group in ("data", "encoder", "objective", "experiment", "task"):
+    for group in ("data", "encoder", "objective", "experiment", "task", "logger"):
         assert f"{group}:" in groups
     assert "model:" not in groups  # realdata's zoo
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from realdata.families import Built
+
+if TYPE_CHECKING:  # torch is imported where a model is built: a cached re-run imports none
+    import torch
 
 HEAD = "zero_shot"
 HF_HUB = "hf-hub:"
@@ -167,6 +169,7 @@ def load_open_clip(
     """(model in eval mode, image transform, tokenizer) of an open_clip model: a built-in name with a tag,
     a weights file or None (random weights, seeded), or a 'local-dir:' / 'hf-hub:' name."""
     import open_clip
+    import torch
 
     from realdata.models import LOAD_ERRORS, not_a_checkpoint
 
@@ -188,6 +191,7 @@ def load_open_clip(
 
 
 def build(mcfg, identity: dict, device: torch.device, seed: int, key: str = "model") -> Built:
+
     from open_clip import build_zero_shot_classifier
 
     model, preprocess, tokenizer = load_open_clip(

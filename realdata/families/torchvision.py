@@ -7,10 +7,12 @@ A state_dict file uses the transform of the model's first weights entry.
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from realdata.families import Built
+
+if TYPE_CHECKING:  # torch is imported where a model is built: a cached re-run imports none
+    import torch
 
 HEAD = "logits"
 
@@ -56,6 +58,7 @@ def identity(mcfg, seed: int) -> dict:
 
 
 def build(mcfg, identity: dict, device: torch.device, seed: int, key: str = "model") -> Built:
+    import torch
     import torchvision
 
     from realdata.models import LOAD_ERRORS, not_a_checkpoint

@@ -26,12 +26,18 @@ _IDX_DTYPE = {0x08: np.uint8}
 
 def read_idx(path: pathlib.Path) -> np.ndarray:
     """Read one IDX file (raw or .gz) into a numpy array of its stated shape."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    gz = path.suffix == ".gz"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:  # BadGzipFile is an OSError; a truncated .gz is an EOFError
+        what = "a gzip-compressed IDX file (the name ends in .gz)" if gz else "an IDX file"
+        raise ValueError(f"{path}: cannot be read as {what} ({type(e).__name__}: {e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPE:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (magic bytes {data[:4]!r})")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=_IDX_DTYPE[data[2]], offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
@@ -57,10 +63,16 @@ def load_idx(root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in IDX_FILES:
         raise ValueError(f"split={split!r}; expected one of {sorted(IDX_FILES)}")
     folder = pathlib.Path(root).expanduser()
-    images = read_idx(_find_idx(folder, IDX_FILES[split][0]))
-    labels = read_idx(_find_idx(folder, IDX_FILES[split][1]))
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
+    image_path, label_path = (_find_idx(folder, stem) for stem in IDX_FILES[split])
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{image_path}: images of shape {images.shape}; expected (N, 28, 28) as MNIST's")
+    if labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{label_path}: labels of shape {labels.shape} for the {len(images)} images of {image_path}"
+        )
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{label_path}: labels up to {int(labels.max())}; expected digits 0..9")
     return images, labels.astype(np.int32)
 
 

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from synthetic.config import TrainConfig
 from synthetic.mnist import data, digits, models
 from synthetic.results import body
-from synthetic.train import build_optimizer, seed_keys
+from synthetic.train import build_optimizer, curve_steps, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
 TEST_SETS = ("id", "rand", "rev")
@@ -170,6 +170,35 @@ def first_nonfinite_step(losses_SxT: np.ndarray) -> int | None:
     return int(np.argmax(bad.any(axis=0))) if bad.any() else None
 
 
+def loss_curve(losses_SxT: np.ndarray, points: int) -> dict:
+    """The recorded loss curve (the Gaussian runs' extra fields): per seed and the mean of finite seeds."""
+    steps = curve_steps(losses_SxT.shape[1], points)
+    curve = losses_SxT[:, steps]
+    ok = np.isfinite(losses_SxT).all(axis=1)
+    return {
+        "loss_curve_steps": steps.tolist(),
+        "loss_curve_per_seed": curve,
+        "loss_curve_mean_ok_seeds": curve[ok].mean(0).tolist() if ok.any() else None,
+    }
+
+
+def check(cfg) -> TrainConfig:
+    """Every config value checked before anything loads or compiles (the run record's ``check``);
+    returns the checked TrainConfig."""
+    validate(cfg.mnist)
+    train = (
+        cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
+    )
+    train.check()  # optimizer, schedule, lr ...
+    seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
+    if seeds < 1 or steps < 1 or batch_size < 1:
+        raise ValueError(
+            f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
+            "(MultiColoredMNIST trains on minibatches)"
+        )
+    return train
+
+
 def run(cfg, on_chunk=None) -> dict:
     """Train ``cfg.seeds`` seeds of ``cfg.mnist.objective`` on MultiColoredMNIST and evaluate them.
 
@@ -184,17 +213,8 @@ def run(cfg, on_chunk=None) -> dict:
     of steps); ``extra`` holds the data sizes and the Bayes-optimal reference accuracies.
     """
     mc = cfg.mnist
-    validate(mc)
-    train = (
-        cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
-    )
-    train.check()  # optimizer, schedule, lr ... named before anything loads or compiles
+    train = check(cfg)
     seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
-    if seeds < 1 or steps < 1 or batch_size < 1:
-        raise ValueError(
-            f"seeds={seeds}, train.steps={steps}, train.batch_size={batch_size}; expected all >= 1 "
-            "(MultiColoredMNIST trains on minibatches)"
-        )
     train_grey, train_digit = load_split(
         mc.source, mc.root, mc.k, _train_n(mc), "train", mc.data_seed, mc.image_size
     )
@@ -237,5 +257,6 @@ def run(cfg, on_chunk=None) -> dict:
         "bayes": bayes,
         "shape_only_accuracy": mc.p_inv,
         "palette": list(data.PALETTE_NAMES[: mc.k]),
+        **loss_curve(losses, train.loss_curve_points),
     }
     return body({m: per_seed[m] for m in METRICS}, diverged, extra)

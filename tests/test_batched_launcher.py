@@ -1,0 +1,161 @@
+"""hydra/launcher=batched: found as a Hydra plugin, the basic launcher's per-job outputs, its memory plan."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A tiny 2 x 2 sweep over traced keys (one compiled program); lr = 1e4 diverges, its neighbours must not.
+SWEEP = [
+    "-m",
+    "seeds=2",
+    "train.steps=30",
+    "train.batch_size=64",
+    "train.optimizer=sgd",
+    "data.n=0",
+    "data.d_image=8",
+    "data.d_text=8",
+    "encoder.h=4",
+    "eval.n_test=200",
+    "data.p_spu=0.6,0.9",
+    "train.lr=0.05,1e4",
+]
+
+
+def _sweep(out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "synthetic", *SWEEP, f"hydra.sweep.dir={out}", *extra]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """The same sweep through the basic and the batched launcher (chunks of 3 rows: 8 rows -> 3 chunks,
+    the last padded), run side by side."""
+    base = tmp_path_factory.mktemp("launchers")
+    procs = {
+        "basic": _sweep(base / "basic"),
+        "batched": _sweep(base / "batched", "hydra/launcher=batched", "hydra.launcher.chunk=3"),
+    }
+    for name, p in procs.items():
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, f"{name} launcher:\n{out}"
+    return base, procs
+
+
+def _jobs(folder: Path) -> dict[str, dict]:
+    dirs = [d for d in sorted(folder.iterdir()) if d.is_dir()]
+    return {d.name: json.loads((d / "results.json").read_text()) for d in dirs}
+
+
+@pytest.mark.slow
+def test_batched_launcher_writes_what_the_basic_launcher_writes(both):
+    base, _ = both
+    basic, batched = _jobs(base / "basic"), _jobs(base / "batched")
+    assert sorted(basic) == sorted(batched) == ["0", "1", "2", "3"]
+    statuses = {}
+    for job, a in basic.items():
+        b = batched[job]
+        assert b["config"] == a["config"]
+        statuses[(a["config"]["data"]["p_spu"], a["config"]["train"]["lr"])] = b["status"]
+        assert b["status"] == a["status"]
+        assert b["diverged_step"] == a["diverged_step"]
+        assert b["theory"] == a["theory"]
+        assert set(b) == set(a)
+        assert set(b["extra"]) - set(a["extra"]) == {"batched"}
+        assert b["extra"]["batched"]["jobs"] == 4 and b["extra"]["batched"]["chunks"] == 3
+        assert b["extra"]["first_bad_step_per_seed"] == a["extra"]["first_bad_step_per_seed"]
+        assert sorted(b["metrics"]) == sorted(a["metrics"])
+        for name, m in a["metrics"].items():
+            x, y = m["per_seed"], b["metrics"][name]["per_seed"]
+            assert [v is None for v in x] == [v is None for v in y], name
+            x = np.array([v for v in x if v is not None], float)
+            y = np.array([v for v in y if v is not None], float)
+            np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5, err_msg=f"job {job} {name}")
+        for f in ("config.yaml", "overrides.yaml"):  # hydra.yaml names the launcher, so it differs
+            d = base / "batched" / job / ".hydra"
+            assert (d / f).read_text() == (base / "basic" / job / ".hydra" / f).read_text()
+        assert (base / "batched" / job / ".hydra" / "hydra.yaml").exists()
+    # the diverged grid points did not spoil their neighbours
+    assert statuses == {(0.6, 0.05): "ok", (0.9, 0.05): "ok", (0.6, 1e4): "diverged", (0.9, 1e4): "diverged"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_every_unfinished_job_interrupted(tmp_path):
+    p = _sweep(tmp_path, "hydra/launcher=batched", "train.steps=200000")
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if "rows ..." in line:  # compiling the group's program: every job is unfinished
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            break
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, "".join(seen) + out
+    docs = _jobs(tmp_path)
+    assert len(docs) == 4
+    assert {d["status"] for d in docs.values()} == {"interrupted"}
+    assert all(d["error"].startswith("KeyboardInterrupt") for d in docs.values())
+    assert all((tmp_path / j / ".hydra" / "overrides.yaml").exists() for j in docs)
+
+
+def test_plugin_is_discovered_and_composes():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+
+    import synthetic.config
+
+    target = "hydra_plugins.sober_clip_launcher.batched_launcher.BatchedLauncher"
+    # Hydra imports every module under the hydra_plugins namespace itself (its own module objects)
+    assert target in {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Launcher)}
+    synthetic.config.register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf" / "synthetic"), version_base="1.3"):
+        cfg = compose("synthetic", overrides=["hydra/launcher=batched"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+    assert cfg.hydra.launcher.chunk == 0
+
+
+def test_plugin_is_packaged():
+    """pyproject's package list includes the plugin, so a wheel (and an editable install) ships it."""
+    from setuptools import find_namespace_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert "hydra_plugins.sober_clip_launcher" in find_namespace_packages(str(ROOT), include=find["include"])
+    assert not (ROOT / "hydra_plugins" / "__init__.py").exists()  # a namespace shared with other plugins
+
+
+def test_chunk_plan():
+    from synthetic.batch import plan_chunk
+
+    mib = 1 << 20
+    assert plan_chunk(150, mib, 1000 * mib, 0) == 150  # all fit: one chunk
+    assert plan_chunk(150, mib, 100 * mib, 0) == 75  # 100 fit -> 2 equal chunks of 75
+    assert plan_chunk(10, mib, 100 * mib, 4) == 4  # the user's chunk
+    assert plan_chunk(9, mib, 100 * mib, 0, n_devices=2) == 10  # a multiple of the device count
+    with pytest.raises(MemoryError, match=r"chunk=200: 200 rows need about 0\.20 GiB.*use chunk <= 100"):
+        plan_chunk(300, mib, 100 * mib, 200)
+    with pytest.raises(MemoryError, match="one row"):
+        plan_chunk(300, 200 * mib, 100 * mib, 0)
+
+
+def test_row_peak_is_a_liveness_count():
+    """_peak on a small program against the count by hand: x (4 kB) -> a = x + 1 -> b = a * 2 -> sum."""
+    import jax
+    import jax.numpy as jnp
+
+    from synthetic.batch import _peak
+
+    jaxpr = jax.make_jaxpr(lambda x: jnp.sum((x + 1.0) * 2.0))(jnp.zeros(1000, jnp.float32)).jaxpr
+    # x alive with a (8000), then a with b (8000), then b with the scalar sum (4004)
+    assert _peak(jaxpr) == 8000
