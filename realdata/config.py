@@ -82,6 +82,8 @@ class RealdataConfig:
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
     verbose: bool = False  # true: show open_clip's INFO log lines (hidden otherwise)
+    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
+    resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 
 def _slug(text: str) -> str:

@@ -31,7 +31,7 @@ from realdata.labels import (
 )
 from realdata.metrics import group_metrics, missing_groups, per_class_table
 from realdata.models import ModelSpec, describe, device_name, resolve_device, scores, templates
-from runrecord import RESULTS_FILE, provenance, recorded_run
+from runrecord import RESULTS_FILE, finished_result, provenance, recorded_run, track
 
 log = logging.getLogger("realdata")
 PACKAGES = (
@@ -164,6 +164,40 @@ def one_vs_20_sets(cfg, data: CounterAnimal, device) -> tuple[dict[int, list[int
     return sets, path
 
 
+def model_predictions(
+    spec: ModelSpec,
+    data: CounterAnimal,
+    mask_NxK: np.ndarray,
+    prompts: str,
+    classnames: str,
+    cache_dir,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: bool = True,
+):
+    """Top-1 and top-5 of every readable image of data among its candidate labels, whatever the family.
+
+    mask_NxK: (N, 1000) candidates of each image of data.records. Features (or a scorer's candidate scores)
+    and text classifiers come through the caches. Returns (pred_R, top5_Rx5, readable_N, errors by position,
+    the feature cache, the text classifier's path or "")."""
+    candidates = None
+    if spec.head == "scorer":  # a scorer scores each image's candidates only: they are part of its features
+        candidates = candidate_lists(mask_NxK)
+        spec = spec.with_candidates(candidates, imagenet_classnames(classnames))
+    feats, readable, errors, cache = extract_features(
+        spec, data, cache_dir, batch_size, num_workers, progress
+    )
+    if not readable.any():
+        raise ValueError(
+            f"no readable image under {str(data.root)!r}: all {len(data.records)} image files tried failed "
+            f"to open (first: {data.records[0].path}: {errors.get(0, '?')})"
+        )
+    weights, weights_path = text_weights(spec, prompts, classnames, cache_dir)
+    score = scores(spec.head, feats[readable], weights, None if candidates is None else candidates[readable])
+    pred, top5 = predict(score, mask_NxK[readable])
+    return pred, top5, readable, errors, cache, weights_path
+
+
 def candidate_lists(mask_NxK: np.ndarray) -> np.ndarray:
     """(N, k) candidate labels of each image from a label-space mask; every image has the same k."""
     counts = set(mask_NxK.sum(axis=1).tolist())
@@ -237,8 +271,15 @@ def run_header(cfg, zoo_entry: str | None = None, device: str = "") -> dict:
 def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
     """Run one evaluation under the run contract; returns the results document written to out_dir.
 
-    zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed)."""
+    zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed).
+    ``resume=true``: a finished run of the same config in out_dir is returned as it is. The run is logged to
+    ``cfg.logger`` (runrecord.track), a failed one too."""
     out_dir = Path(out_dir)
+    if cfg.get("resume"):
+        done, why = finished_result(out_dir, recorded_config(cfg, zoo_entry))
+        log.info("resume: %s%s", why, "; skipped" if done else "; running it")
+        if done:
+            return done
     try:
         device = resolve_device(cfg.device)
         where = device_name(device)
@@ -246,9 +287,38 @@ def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
         device, where = None, str(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     head = run_header(cfg, zoo_entry, where)
+    name = str(out_dir)
     work = lambda checkpoint: _work(cfg, out_dir, device, checkpoint)  # noqa: E731
-    # a config error writes nothing; earlier outputs are moved aside by the shared writer
-    return recorded_run(out_dir, head, work, check=lambda: validate(cfg), outputs=OUTPUT_FILES)
+    try:
+        # a config error writes nothing; earlier outputs are moved aside by the shared writer
+        doc = recorded_run(out_dir, head, work, check=lambda: validate(cfg), outputs=OUTPUT_FILES)
+    except Exception:
+        try:  # the failed run too, with its status; a tracker error must not hide the run's own
+            track.log_results(cfg.get("logger"), out_dir, name)
+        except Exception as e:
+            log.error("logging the failed run to %s failed: %r", cfg.logger.get("_target_"), e)
+        raise
+    if track.open_tracker(cfg.get("logger")) is not None:
+        track.log_results(cfg.logger, out_dir, name, per_class_figure(out_dir / "per_class.csv"))
+    return doc
+
+
+def per_class_figure(path: Path) -> dict:
+    """``{"per_class": Figure}``: each class's counter against its common accuracy (what trackers show)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["acc_common"] and r["acc_counter"]]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+    ax.scatter([float(r["acc_common"]) for r in rows], [float(r["acc_counter"]) for r in rows], s=12)
+    ax.set(xlabel="common accuracy", ylabel="counter accuracy", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.set_title(f"{len(rows)} classes", fontsize=9)
+    fig.tight_layout()
+    return {"per_class": fig}
 
 
 def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
@@ -262,27 +332,23 @@ def _work(cfg, out_dir: Path, device, checkpoint) -> dict:
     spec = describe(cfg.model, device, cfg.seed, cfg.precision, cfg.verbose, cache_dir=cfg.cache_dir)
     sets, sets_path = one_vs_20_sets(cfg, data, device) if cfg.label_space == "1v20" else (None, None)
     ref45 = [c.imagenet_index for c in reference_classes()]
-    candidates = None
-    if spec.head == "scorer":  # a scorer scores each image's candidates only: they are part of its features
-        all_labels = np.array([r.label for r in data.records], dtype=int)
-        candidates = candidate_lists(candidate_mask(cfg.label_space, all_labels, ref45, sets))
-        spec = spec.with_candidates(candidates, imagenet_classnames(cfg.classnames))
-    feats, readable, errors, cache = extract_features(
-        spec, data, cfg.cache_dir, cfg.batch_size, cfg.num_workers, cfg.progress
+    all_labels = np.array([r.label for r in data.records], dtype=int)
+    mask = candidate_mask(cfg.label_space, all_labels, ref45, sets)
+    pred, top5, readable, errors, cache, weights_path = model_predictions(
+        spec,
+        data,
+        mask,
+        cfg.prompts,
+        cfg.classnames,
+        cfg.cache_dir,
+        cfg.batch_size,
+        cfg.num_workers,
+        cfg.progress,
     )
-    if not readable.any():
-        raise ValueError(
-            f"no readable image under {str(data.root)!r}: all {len(data.records)} image files tried failed "
-            f"to open (first: {data.records[0].path}: {errors.get(0, '?')})"
-        )
     records = [r for r, ok in zip(data.records, readable, strict=True) if ok]
     labels = np.array([r.label for r in records], dtype=int)
     groups = np.array([r.group for r in records])
     require_both_groups(groups.tolist(), f"readable images under {str(data.root)!r}")
-    weights, weights_path = text_weights(spec, cfg.prompts, cfg.classnames, cfg.cache_dir)
-    score = scores(spec.head, feats[readable], weights, None if candidates is None else candidates[readable])
-    mask = candidate_mask(cfg.label_space, labels, ref45, sets)
-    pred, top5 = predict(score, mask)
     correct = pred == labels
     in_top5 = (top5 == labels[:, None]).any(axis=1)
 

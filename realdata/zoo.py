@@ -1,6 +1,7 @@
 """The paper's model zoo as Hydra configs (conf/realdata/model/), generated from the reference tables.
 
     python -m realdata.zoo    # (re)write conf/realdata/model/*.yaml from table3_clip.csv, table4_imagenet.csv
+                              # and table5_mllm.csv
 
 CLIP entries use open_clip's `-quickgelu` model name whenever open_clip says the weights were trained with
 QuickGELU (OpenAI, LAION-400M, DFN), so activations always match the weights.
@@ -9,6 +10,7 @@ QuickGELU (OpenAI, LAION-400M, DFN), so activations always match the weights.
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -76,7 +78,31 @@ def imagenet_entries() -> dict[str, dict]:
     return out
 
 
+def mllm_entries() -> dict[str, dict]:
+    """Table 5's multimodal LLMs that transformers can load. Their paper numbers are 1v20 ones, so they stay
+    out of paper_* (read as 1v1000 numbers) and live in docs/realdata.md and table5_mllm.csv."""
+    from realdata.families.mllm import DEFAULTS
+
+    out = {}
+    for r in _read("table5_mllm.csv"):
+        if not r["transformers_name"]:
+            continue
+        out[f"mllm_{r['model'].lower()}"] = {
+            "family": "mllm",
+            "name": r["transformers_name"],
+            "pretrained": "",
+            "config_file": None,
+            "options": dict(DEFAULTS),  # spelled out so that model.options.question=... overrides them
+            "backbone": r["model"],
+            "pretrain_data": "",
+            "high_quality_data": False,
+        }
+    return out
+
+
 def _yaml_value(v) -> str:
+    if isinstance(v, dict):
+        return json.dumps(v)  # JSON is YAML
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -95,6 +121,7 @@ def render(entry: dict, source: str) -> str:
 def expected_files() -> dict[str, str]:
     files = {f"{k}.yaml": render(v, "table3_clip.csv") for k, v in clip_entries().items()}
     files.update({f"{k}.yaml": render(v, "table4_imagenet.csv") for k, v in imagenet_entries().items()})
+    files.update({f"{k}.yaml": render(v, "table5_mllm.csv") for k, v in mllm_entries().items()})
     return files
 
 

@@ -51,7 +51,9 @@ import numpy as np
 RESULTS_FILE = "results.json"
 EARLIER = "earlier-"  # prefix of the folders keep_earlier moves earlier outputs to (readers skip them)
 STATUSES = ("ok", "diverged", "failed", "interrupted")
-FINISHED = ("ok", "diverged")  # the statuses of a completed run: its metrics are final
+FINISHED = ("ok", "diverged")  # the statuses of a completed run: its metrics are final (resume keeps them)
+#: Config keys that say how a run is recorded, not what it computes (ignored when resuming, not tracked).
+RUN_KEYS = ("logger", "resume")
 NOT_FINISHED = "not finished: the process ended (or is still running) before the run completed"
 
 
@@ -74,7 +76,7 @@ def json_safe(x):
 
 def versions(packages: tuple[str, ...]) -> dict:
     """Python, platform and the installed version of each distribution (None when not installed)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in packages:
         try:
             out[pkg] = metadata.version(pkg)
@@ -134,6 +136,35 @@ def write_results(out_dir: str | Path, doc: dict) -> Path:
     tmp.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     os.replace(tmp, path)  # atomic: a crash never leaves half a file
     return path
+
+
+def _computed(config) -> dict:
+    plain = json.loads(json.dumps(json_safe(config or {})))
+    return {k: v for k, v in plain.items() if k not in RUN_KEYS}
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def finished_result(out_dir: str | Path, config: dict) -> tuple[dict | None, str]:
+    """For ``resume=true``: (the results document in ``out_dir`` when it finished (status ok or diverged)
+    for the same config, ignoring :data:`RUN_KEYS`; else None, and why the run must run)."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None, f"no {path}"
+    try:
+        doc = load_results(path)
+    except ResultsError as e:
+        return None, str(e)
+    if doc.get("status") not in FINISHED:
+        return None, f"{path} says status {doc.get('status')!r}"
+    diff = _differences(_computed(doc.get("config")), _computed(config))
+    if diff:
+        return None, f"{path} holds another config ({'; '.join(diff[:5])})"
+    return doc, f"{path} already holds a finished run (status {doc['status']}) of this config"
 
 
 class ConfigError(ValueError):

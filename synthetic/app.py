@@ -15,8 +15,16 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runrecord import NOT_FINISHED, ConfigError, provenance, recorded_run, write_results
-from synthetic.config import to_plain
+from runrecord import (
+    NOT_FINISHED,
+    ConfigError,
+    finished_result,
+    provenance,
+    recorded_run,
+    track,
+    write_results,
+)
+from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
 
 #: Experiment kind -> the module whose ``run(cfg, on_chunk)`` runs it.
@@ -29,6 +37,12 @@ def enable_compilation_cache() -> None:
 
     jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR", ".cache/jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def recorded_config(cfg: DictConfig) -> dict:
+    """The config a finished run's results.json holds (a Gaussian run's: its components built, with every
+    field and its ``_target_``)."""
+    return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
 
 
 def jax_devices() -> dict:
@@ -66,16 +80,38 @@ def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> 
 
 
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the configured task and write ``out_dir/results.json``; returns the written document."""
+    """Run the configured task, write ``out_dir/results.json`` and log it to ``cfg.logger``; returns the
+    results document. ``resume=true``: a finished run of the same config in out_dir is returned as it is."""
     if cfg.task not in KINDS:
         raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
+    if cfg.get("resume"):
+        try:
+            done, why = finished_result(out_dir, recorded_config(cfg))
+        except Exception as e:  # a bad config fails below, under the run contract
+            done, why = None, f"the config does not resolve ({type(e).__name__})"
+        print(f"[synthetic] resume: {why}{'; skipped' if done else '; running it'}", flush=True)
+        if done:
+            return done
     module = importlib.import_module(KINDS[cfg.task])
-    doc = recorded_run(
-        out_dir,
-        _head(cfg),
-        lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
-        check=lambda: module.check(cfg),
-    )
+    try:
+        doc = recorded_run(
+            out_dir,
+            _head(cfg),
+            lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
+            check=lambda: module.check(cfg),
+        )
+    except Exception:
+        try:  # the failed run too, with its status; a tracker error must not hide the run's own
+            track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+        except Exception as e:
+            print(f"[synthetic] logging the failed run to {cfg.logger._target_} failed: {e!r}", flush=True)
+        raise
+    track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+    return doc
+
+
+def summary(doc: dict, out_dir: Path) -> dict:
+    """What the Hydra task returns and prints: status, results path, the accuracy means."""
     summary = {
         name: round(m["mean"], 4)
         for name, m in doc["metrics"].items()
@@ -93,4 +129,5 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
 
 def main(cfg: DictConfig) -> dict:
     enable_compilation_cache()
-    return run_task(cfg, Path(HydraConfig.get().runtime.output_dir))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    return summary(run_task(cfg, out_dir), out_dir)

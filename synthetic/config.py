@@ -64,7 +64,7 @@ class EvalConfig:
     empirical_optimum: bool = False
 
 
-def _node(target: str):
+def _node(target: str | None):
     return field(default_factory=lambda: {"_target_": target})
 
 
@@ -79,6 +79,8 @@ class GaussianRunConfig:
     objective: Any = _node("synthetic.objectives.LinearClip")
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: Any = _node(None)  # conf/synthetic/logger/ (runrecord.track); none by default
+    resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 
 @dataclass
@@ -89,6 +91,8 @@ class MNISTRunConfig:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     mnist: MNISTConfig = field(default_factory=MNISTConfig)
+    logger: Any = _node(None)
+    resume: bool = False
 
 
 SCHEMAS = {"gaussian": GaussianRunConfig, "multicolored_mnist": MNISTRunConfig}

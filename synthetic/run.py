@@ -162,6 +162,7 @@ def _collect(
     extra = {
         "first_bad_step_per_seed": [int(s) if s >= 0 else None for s in first_bad],
         "loss_curve_steps": T.curve_index(spec).tolist(),
+        "loss_curve_per_seed": raw["loss_curve"],  # non-finite points are null (json_safe)
         "loss_curve_mean_ok_seeds": raw["loss_curve"][first_bad < 0].mean(0).tolist()
         if (first_bad < 0).any()
         else None,

@@ -263,10 +263,13 @@ def _dist_empirical_optimum(product_DxE: jax.Array, train: D.Batch, spec: Spec) 
 # ---- whole runs ----
 
 
+def curve_steps(steps: int, points: int) -> np.ndarray:
+    """The steps at which results.json keeps the loss (``points`` evenly spaced, first and last included)."""
+    return np.unique(np.linspace(0, steps - 1, max(points, 2)).round().astype(int))
+
+
 def curve_index(spec: Spec) -> np.ndarray:
-    return np.unique(
-        np.linspace(0, spec.train.steps - 1, max(spec.train.loss_curve_points, 2)).round().astype(int)
-    )
+    return curve_steps(spec.train.steps, spec.train.loss_curve_points)
 
 
 def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:

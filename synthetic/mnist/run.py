@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from synthetic.config import TrainConfig
 from synthetic.mnist import data, digits, models
 from synthetic.results import body, convergence
-from synthetic.train import build_optimizer, seed_keys
+from synthetic.train import build_optimizer, curve_steps, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
 TEST_SETS = ("id", "rand", "rev")
@@ -170,6 +170,18 @@ def first_nonfinite_step(losses_SxT: np.ndarray) -> int | None:
     return int(np.argmax(bad.any(axis=0))) if bad.any() else None
 
 
+def loss_curve(losses_SxT: np.ndarray, points: int) -> dict:
+    """The recorded loss curve (the Gaussian runs' extra fields): per seed and the mean of finite seeds."""
+    steps = curve_steps(losses_SxT.shape[1], points)
+    curve = losses_SxT[:, steps]
+    ok = np.isfinite(losses_SxT).all(axis=1)
+    return {
+        "loss_curve_steps": steps.tolist(),
+        "loss_curve_per_seed": curve,
+        "loss_curve_mean_ok_seeds": curve[ok].mean(0).tolist() if ok.any() else None,
+    }
+
+
 def check(cfg) -> TrainConfig:
     """Every config value checked before anything loads or compiles (the run record's ``check``);
     returns the checked TrainConfig."""
@@ -245,6 +257,7 @@ def run(cfg, on_chunk=None) -> dict:
         "bayes": bayes,
         "shape_only_accuracy": mc.p_inv,
         "palette": list(data.PALETTE_NAMES[: mc.k]),
+        **loss_curve(losses, train.loss_curve_points),
     }
     finite = np.isfinite(losses).all(axis=1)
     # 100 window means over all steps: the per-step minibatch losses are noisy
