@@ -125,6 +125,9 @@ def summary(doc: dict, out_dir: Path) -> dict:
         f"[synthetic] {doc['status']} in {doc['wall_time_s']:.1f}s -> {out_dir / 'results.json'}  {summary}",
         flush=True,
     )
+    if doc.get("converged") is False:  # "ok" is not the whole story: say so where the user looks
+        why = "; ".join(doc["convergence"]["reasons"])
+        print(f"[synthetic] warning: NOT CONVERGED ({why}); results.json says converged: false", flush=True)
     return {"status": doc["status"], "results": str(out_dir / "results.json"), **summary}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import theory
 from synthetic import train as T
 from synthetic.config import GaussianRunConfig, resolve, to_plain
-from synthetic.results import body, group_summaries
+from synthetic.results import body, convergence, group_summaries
 
 #: Per-seed outputs of the compiled run that are arrays, not scalar metrics (kept in "extra").
 ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step", "params")
@@ -197,4 +197,6 @@ def _collect(
         extra["batched"] = batched
     if "latent_product" in raw:
         extra["latent_product_per_seed"] = raw["latent_product"]  # null where a seed diverged (json_safe)
-    return body(seed_metrics(raw, run_cfg), int(diverged.min()) if diverged.size else None, extra, prediction)
+    per_seed = seed_metrics(raw, run_cfg)
+    converge = convergence(raw["loss_curve"][first_bad < 0], per_seed, run_cfg.eval.n_test)
+    return body(per_seed, int(diverged.min()) if diverged.size else None, extra, prediction, converge)

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from synthetic.config import TrainConfig
 from synthetic.mnist import data, digits, models
-from synthetic.results import body
+from synthetic.results import body, convergence
 from synthetic.train import build_optimizer, curve_steps, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
@@ -263,4 +263,8 @@ def run(cfg, on_chunk=None) -> dict:
         "palette": list(data.PALETTE_NAMES[: mc.k]),
         **loss_curve(losses, train.loss_curve_points),
     }
-    return body({m: per_seed[m] for m in METRICS}, diverged, extra)
+    finite = np.isfinite(losses).all(axis=1)
+    # 100 window means over all steps: the per-step minibatch losses are noisy
+    curves = np.stack([w.mean(axis=1) for w in np.array_split(losses[finite], min(100, steps), axis=1)], 1)
+    converge = convergence(curves, {m: per_seed[m] for m in METRICS}, len(test_digit))
+    return body({m: per_seed[m] for m in METRICS}, diverged, extra, converge=converge)
