@@ -17,13 +17,11 @@ DistributedDataParallel. docs/coloredcoco.md has the protocol choices.
 from __future__ import annotations
 
 import csv
-import datetime
 import hashlib
 import json
 import logging
 import math
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from runrecord import RESULTS_FILE, provenance, recorded_run
+from runrecord import RESULTS_FILE, keep_earlier, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -408,20 +406,10 @@ def _dist_setup(cfg):
 def _device(cfg, local_rank):
     from realdata.models import resolve_device
 
-    device = resolve_device(cfg.device)
+    device = torch.device(resolve_device(cfg.device))
     if device.type == "cuda" and local_rank is not None:
         device = torch.device("cuda", local_rank)
     return device
-
-
-def _move_earlier(out_dir: Path) -> None:
-    """A finished run with another config: keep its outputs in earlier-<time>/ (never destroyed)."""
-    keep = [p for p in out_dir.iterdir() if p.name in (RESULTS_FILE, CHECKPOINT, "loss.csv")]
-    if keep:
-        dest = out_dir / f"earlier-{datetime.datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
-        dest.mkdir()
-        for p in keep:
-            shutil.move(str(p), dest / p.name)
 
 
 def _prior(out_dir: Path, ident: str) -> tuple[str, dict | None]:
@@ -436,8 +424,7 @@ def _prior(out_dir: Path, ident: str) -> tuple[str, dict | None]:
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         if saved.get("run_identity") == ident:
             return "resume", None
-    if doc is not None or ckpt.is_file():
-        _move_earlier(out_dir)
+    keep_earlier(out_dir, (RESULTS_FILE, CHECKPOINT))  # another config: its outputs go to earlier-<time>/
     return "fresh", None
 
 
