@@ -17,7 +17,7 @@ from realdata.classnames import imagenet_classnames
 from realdata.config import RealdataConfig, register
 from realdata.dataset import reference_classes
 from realdata.evaluate import evaluate
-from realdata.families import family_name, load_family
+from realdata.families import FAMILIES, HEADS, family_name, load_family
 from realdata.fixture import TINY_CONFIG, make_counteranimal, save_tiny_clip
 from realdata.models import describe
 
@@ -85,6 +85,11 @@ def name_words() -> list[str]:
 
 
 def test_family_names_aliases_and_errors():
+    for name in FAMILIES:  # every registered family is a module with the family interface
+        assert load_family(name).HEAD in HEADS
+    assert sorted(p.stem for p in Path(load_family("timm").__file__).parent.glob("[!_]*.py")) == sorted(
+        FAMILIES
+    )
     assert family_name({"kind": "clip"}) == "open_clip" and family_name({"kind": "imagenet"}) == "torchvision"
     assert family_name({}) == "open_clip" and family_name({"family": "timm"}) == "timm"
     with pytest.raises(ValueError, match="model.family='timm' and model.kind='clip'.*disagree"):
