@@ -119,7 +119,7 @@ def planted_drop(which: int, split: dict) -> float:
 
 
 def test_curate_rebuilds_the_planted_split_and_it_evaluates(pool, tmp_path, fake_on_path):
-    from paper_figs.aggregate import load_measured
+    from paper_figs.aggregate import load_measured, table_rows
 
     doc = curate(curate_cfg(pool, tmp_path / "out"))
     assert doc["status"] == "ok"
@@ -172,6 +172,7 @@ def test_curate_rebuilds_the_planted_split_and_it_evaluates(pool, tmp_path, fake
     assert res["metrics"]["drop"] == pytest.approx(doc["drops"]["reference"]["fake0_random"]["drop"])
     (measured,), _ = load_measured([tmp_path / "eval"])
     assert measured.point.drop == pytest.approx(87.5) and measured.point.kind == "imagenet"  # not zero-shot
+    assert table_rows([measured])[0]["family"] == "fake_bits"
     with pytest.raises(FileExistsError, match="split exists"):
         curate(curate_cfg(pool, tmp_path / "out"))
 
