@@ -242,6 +242,7 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
             loss += np.log(pb.batch - 1)
     else:  # siglip: E_pos softplus(-(S + b)) + (B - 1) E_neg softplus(S + b)
         B = pb.batch
+        assert B is not None, "SigLIP's loss is per batch: the batch size is required"
         Z = S + b
         loss = np.sum(W * np.logaddexp(0, -Z))
         G = -W * expit(-Z)
@@ -505,7 +506,7 @@ def contrastive_optimum(
         sub = model.replace(
             **{
                 f: float(np.broadcast_to(np.asarray(getattr(model, f), float), shape)[idx])
-                for f in ("sigma_xi", "sigma_spu")
+                for f in ("sigma_xi", "sigma_spu", "mu_inv")
             }
         )
         if prediction_applies(sub, objective, rank=rank) is not None:
