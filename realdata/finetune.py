@@ -523,7 +523,7 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
         zero_shot = None
         if cfg.zero_shot:
             zero_shot = evaluate_all(cfg, model, model, preprocess, data, classnames, tokenizer, device, amp)
-            checkpoint({"zero_shot": zero_shot})
+            checkpoint({"zero_shot_metrics": zero_shot})
         if cfg.objective == "supervised":
             torch.manual_seed(cfg.seed)
             embed_dim = model.visual.output_dim if hasattr(model.visual, "output_dim") else model.embed_dim
@@ -610,12 +610,12 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                     tmp,
                 )
                 os.replace(tmp, ckpt_path)
-                checkpoint({"zero_shot": zero_shot, "loss_curve": curve, "checkpoint_step": step + 1})
+                checkpoint({"zero_shot_metrics": zero_shot, "loss_curve": curve, "checkpoint_step": step + 1})
                 if on_checkpoint is not None:
                     on_checkpoint(step + 1)
         body = {
             **fixed,
-            "zero_shot": zero_shot,
+            "zero_shot_metrics": zero_shot,
             "loss_curve": curve,
             "steps_done": len(curve),
             "epochs_done": len(curve) / per_epoch,
