@@ -66,7 +66,9 @@ class EvalConfig:
 
 
 def _node(target: str | None):
-    return field(default_factory=lambda: {"_target_": target})
+    # Not in struct mode: a component's YAML need not list every field; `objective.<field>=v` sets one it
+    # leaves out (the component's dataclass then checks the name and the value, naming the key).
+    return field(default_factory=lambda: OmegaConf.create({"_target_": target}, flags={"struct": False}))
 
 
 @dataclass

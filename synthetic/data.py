@@ -87,6 +87,7 @@ class DataModel(Component):
 
     # (prompt, hp) -> (k, r_text) exact prompt latents, or None: estimated from captions
     prompts = None
+    PREDICTION: ClassVar[tuple[str, ...]] = ("prompts", "theory_model", "theory_note")  # (Component)
 
     def theory_model(self, rho: float = 1.0) -> theory.GaussianSpuriousModel | None:
         """The exact theory's model at this point, or None when the theory does not describe this data."""
