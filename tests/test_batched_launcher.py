@@ -32,7 +32,7 @@ SWEEP = [
 
 
 def _sweep(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     cmd = [sys.executable, "-m", "synthetic", *SWEEP, f"hydra.sweep.dir={out}", *extra]
     pipe = subprocess.PIPE
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
