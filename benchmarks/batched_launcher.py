@@ -168,7 +168,7 @@ def main(argv=None) -> int:
         report["reduced"]["groups"] = groups(work / "reduced-batched")
         if args.experiment == "captions":
             table = captions_table_check(work / "reduced-batched")
-            print(f"  batched vs docs/synthetic.md: {table['cells']} cells, max |diff| {table['max_abs_diff']}")
+            print(f"  batched vs the docs table: {table['cells']} cells, max |diff| {table['max_abs_diff']}")
             report["reduced"]["table"] = table
         _save(report, out)  # kept if the full sweep is stopped
     if args.full:
