@@ -224,6 +224,8 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert all(p.exists() for p in paths)
     paper_only = fig.table_rows(fig.select(fig.collect(tmp_path / "nothing")[0])[0])
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
+    with pytest.raises(FileNotFoundError, match="experiment=coloredcoco"):  # the figure contract
+        fig.make(tmp_path / "none", tmp_path / "nothing")
 
 
 def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
