@@ -280,10 +280,12 @@ def test_python_m_realdata_finetune_grid_then_selection(manifest, tmp_path):
             "train.warmup=0",
             "train.steps=8",
             "train.batch_size=18",
+            "logger=tensorboard",
             f"hydra.sweep.dir={tmp_path}",
         ]
     )
     jobs = sorted(tmp_path.rglob("results.json"))
+    assert all(any((p.parent / "tensorboard").glob("events.out.tfevents.*")) for p in jobs)  # logged
     names = {p.parent.name for p in jobs}
     assert names == {"lr1e-06_wd0.1_wu0_steps8_seed0", "lr0.001_wd0.1_wu0_steps8_seed0"}
     docs = [json.loads(p.read_text()) for p in jobs]
