@@ -665,7 +665,9 @@ if __name__ == "__main__":
 
     register()
 
-    @hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="finetune")
+    from runrecord.configs import config_path
+
+    @hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="finetune")
     def _main(cfg) -> float | None:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:
