@@ -371,7 +371,7 @@ def test_mllm_scores_are_the_answer_losses_computed_by_hand(root, tmp_path):
 @pytest.mark.weights
 def test_llava_reproduces_table5(tmp_path):
     """LLaVA-1.5-7B (the transformers folder $SOBER_CLIP_WEIGHTS/llava-1.5-7b-hf) on the real CounterAnimal,
-    1 vs 20 ranked by ViT-B/32 LAION-400M from its released file: within 3 points of Table 5 (40.06 / 30.09)."""
+    1 vs 20 ranked by ViT-B/32 LAION-400M from its released file: within 3 points of Table 5 (40.06/30.09)."""
     import os
 
     weights = Path(os.environ["SOBER_CLIP_WEIGHTS"])
