@@ -421,7 +421,10 @@ def main(cfg) -> None:
         f"kept {doc['n_kept']} of {doc['n_classes']} classes; split in {doc['split']}; "
         f"report in {cfg.out}/results.json"
     )
-    print(f"evaluate it: python -m realdata data.root={doc['split']}")
+    if doc["n_kept"]:
+        print(f"evaluate it: python -m realdata data.root={doc['split']}")
+    else:
+        print(f"no class varies by more than threshold={cfg.threshold} across its backgrounds: empty split")
 
 
 if __name__ == "__main__":
