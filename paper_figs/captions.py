@@ -213,7 +213,8 @@ def fidelity_figure(entries: list[dict]) -> Figure:
                 if sup:
                     ax.axhline(sup[0]["sim_mean"], ls=":", lw=1.0, color=colours[p])
             ax.set_xticks([CLASS_X, 0, 0.25, 0.5, 0.75, 1], ["class", "0", ".25", ".5", ".75", "1"])
-            ax.set_ylim(-0.02, 1.02)
+            if metric == "acc_counter":
+                ax.set_ylim(-0.02, 1.02)
             ax.set_title(obj, fontsize=9)
             if j == 0:
                 ax.set_ylabel(label, fontsize=8)
@@ -240,11 +241,10 @@ def fidelity_markdown(entries: list[dict]) -> str:
     for e in entries:
         cap = "class only" if e["caption_kind"] == "class" else f"r = {e['caption_fidelity']:g}"
         cap = "(no captions)" if e["objective"] == "Supervised" else cap
-        cells.setdefault((e["objective"], cap), {}).setdefault(e["p_spu"], {})[e["metric"]] = e
+        key = (e["objective"], cap, -_x(e))
+        cells.setdefault(key, {}).setdefault(e["p_spu"], {})[e["metric"]] = e
     order = {"LinearClip": 0, "Clip": 1, "SigLIP": 2, "Supervised": 3}
-    for (obj, cap), by_p in sorted(
-        cells.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] == "class only", kv[0][1])
-    ):
+    for (obj, cap, _), by_p in sorted(cells.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][2])):
         row, diffs = [], []
         for p in ps:
             d = by_p.get(p, {})

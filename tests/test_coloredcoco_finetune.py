@@ -134,7 +134,7 @@ def test_clip_fine_tuning_learns_and_records_the_run_contract(clip_run):
     assert m["n_id"] == 27 and m["n_ood"] == 18
     assert set(m["per_class"]["id_test"]) == set(cc.CLASSES)
     assert set(m["per_colour"]["id_test"]) == set(cc.BIASED_NAMES)
-    assert 0 <= r["zero_shot"]["acc_id"] <= 1 and r["negatives"] == "all_other_pairs"
+    assert 0 <= r["zero_shot_metrics"]["acc_id"] <= 1 and r["negatives"] == "all_other_pairs"
     assert r["hyperparameters"] == {"lr": 1e-3, "wd": 0.1, "warmup": 0, "steps": 24, "batch_size": 18}
     assert r["checkpoint"] is None and not (r["_dir"] / ft.CHECKPOINT).exists()  # kept only when asked
     on_disk = json.loads((r["_dir"] / "results.json").read_text())
@@ -159,11 +159,25 @@ def test_resume_after_an_interruption_gives_the_same_numbers(manifest, clip_run,
     assert "nothing to do" in capsys.readouterr().out and again["metrics"] == resumed["metrics"]
 
 
-def test_supervised_baseline_and_a_diverged_run(manifest, tmp_path):
-    r = ft.run(_cfg(manifest, "objective=supervised", "train.steps=8", "zero_shot=false"), tmp_path / "s")
+def test_supervised_baseline_siglip_and_a_diverged_run(manifest, tmp_path):
+    import open_clip
+
+    from realdata.families.open_clip import register_config_file
+
+    register_config_file(TINY_CONFIG, "tiny-clip")
+    torch.manual_seed(3)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), weights)  # a local weights file
+    overrides = ("objective=supervised", "train.steps=8", f"model.pretrained={weights}", "zero_shot=false")
+    r = ft.run(_cfg(manifest, *overrides, "train.keep_checkpoint=true"), tmp_path / "s")
     assert r["status"] == "ok" and r["method"] == "supervised" and r["captions"] is None
+    assert r["pretrained"] == str(weights) and r["zero_shot_metrics"] is None
     assert np.mean(r["loss_curve"][-2:]) < r["loss_curve"][0]
     assert 0 <= r["metrics"]["acc_id"] <= 1
+    kept = torch.load(r["checkpoint"], weights_only=False)  # kept when asked: the encoder and its new head
+    assert kept["step"] == 8 and kept["model"]["head.2.weight"].shape == (9, 512)
+    sig = ft.run(_cfg(manifest, "objective=siglip", "train.steps=4", "zero_shot=false"), tmp_path / "g")
+    assert sig["status"] == "ok" and sig["method"] == "siglip_obj" and len(sig["loss_curve"]) == 4
     bad = ft.run(_cfg(manifest, "train.lr=1e30", "train.steps=6", "zero_shot=false"), tmp_path / "d")
     assert bad["status"] == "diverged" and bad["metrics"]["acc_id"] is None
     assert "non-finite loss" in bad["error"]
@@ -182,7 +196,7 @@ def _plant(root: Path, name: str, model: str, method: str, acc_id, status="ok", 
         "status": status,
         "hyperparameters": {"lr": lr, "wd": 0.1, "warmup": 0, "steps": 10},
         "metrics": {"acc_id": acc_id, "acc_ood": 0.1 if acc_id is not None else None},
-        "zero_shot": {"acc_id": 0.7, "acc_ood": 0.68},
+        "zero_shot_metrics": {"acc_id": 0.7, "acc_ood": 0.68},
         "config": {},
     }
     write_results(root / name, doc)
@@ -210,6 +224,8 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert all(p.exists() for p in paths)
     paper_only = fig.table_rows(fig.select(fig.collect(tmp_path / "nothing")[0])[0])
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
+    with pytest.raises(FileNotFoundError, match="experiment=coloredcoco"):  # the figure contract
+        fig.make(tmp_path / "none", tmp_path / "nothing")
 
 
 def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
@@ -264,10 +280,12 @@ def test_python_m_realdata_finetune_grid_then_selection(manifest, tmp_path):
             "train.warmup=0",
             "train.steps=8",
             "train.batch_size=18",
+            "logger=tensorboard",
             f"hydra.sweep.dir={tmp_path}",
         ]
     )
     jobs = sorted(tmp_path.rglob("results.json"))
+    assert all(any((p.parent / "tensorboard").glob("events.out.tfevents.*")) for p in jobs)  # logged
     names = {p.parent.name for p in jobs}
     assert names == {"lr1e-06_wd0.1_wu0_steps8_seed0", "lr0.001_wd0.1_wu0_steps8_seed0"}
     docs = [json.loads(p.read_text()) for p in jobs]
@@ -351,5 +369,5 @@ def test_real_coloredcoco_zero_shot_rn50_matches_table7(tmp_path):
         "train.steps=1",
         "train.batch_size=32",
     )
-    zs = ft.run(cfg, tmp_path / "run")["zero_shot"]
+    zs = ft.run(cfg, tmp_path / "run")["zero_shot_metrics"]
     assert abs(100 * zs["acc_id"] - 69.67) < 3 and abs(100 * zs["acc_ood"] - 68.33) < 3

@@ -192,10 +192,38 @@ def test_gaussian_latent_is_whitened():
     for s_inv, s_spu in ((1.0, 0.5), (0.6, 1.3)):
         m = T.GaussianSpuriousModel(p_spu=0.9, mu_inv=0.0, mu_spu=0.0, sigma_inv=s_inv, sigma_spu=s_spu)
         for objective in ("clip", "siglip"):
-            P = T.contrastive_optimum(m, objective).product
+            opt = T.contrastive_optimum(m, objective)
             target = np.diag([s_inv**-2, s_spu**-2])
-            cos = np.sum(P * target) / np.linalg.norm(P) / np.linalg.norm(target)
-            assert cos > 0.999, (objective, s_inv, s_spu, P)
+            for P in (opt.product, opt.A_image.T @ opt.A_image):
+                cos = np.sum(P * target) / np.linalg.norm(P) / np.linalg.norm(target)
+                assert cos > 0.999, (objective, s_inv, s_spu, P)
+            # the condition is A^T A ~ Sigma^-1, not A Sigma A^T ~ I: with h = 4 the latter has rank 2, and
+            # what whitening makes of it is a multiple of the projector onto range(A) (eigenvalues c, c, 0, 0)
+            ev = np.linalg.eigvalsh(opt.A_image @ np.diag([s_inv**2, s_spu**2]) @ opt.A_image.T)
+            assert abs(ev[0]) < 1e-9 * ev[-1] and abs(ev[1]) < 1e-9 * ev[-1] and ev[2] > 0.99 * ev[3]
+
+
+def test_logit_scale_is_determined_at_width_3_not_from_4():
+    """0 < q < 1 (docs section 9.5): with tau pinned away from the optimum's, the best loss over the encoders
+    is worse at h = 3 (tau is determined), the same at h = 4 (the image and caption embeddings take mutually
+    orthogonal parts in two extra dimensions, scaling every cosine: only tau times that factor counts)."""
+    from scipy.optimize import minimize
+
+    C = T.contrastive
+    point, q = (0.9, 1.0, 2.0, 1.0, 0.5), 0.5
+    m = T.GaussianSpuriousModel(p_spu=0.9, caption_q=q)
+    for h in (3, 4):
+        opt = T.contrastive_optimum(m, "clip", rank=h)
+        pb = C._problem(point, q, h, "clip", None, 180)
+        pinned = []
+        for tau in (opt.logit_scale, 3 * opt.logit_scale):
+            th0 = np.concatenate([opt.A_image.ravel(), opt.A_text.ravel(), [math.log(tau)]])
+            bounds = [(None, None)] * (4 * h) + [(math.log(tau), math.log(tau))]
+            res = minimize(C._loss_and_grad, th0, args=(pb,), jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-10})  # fmt: skip
+            pinned.append(res.fun)
+        gap = pinned[1] - pinned[0]
+        assert (gap > 0.01) if h == 3 else (abs(gap) < 1e-5), (h, opt.logit_scale, pinned)
 
 
 def test_invariant_captions_give_the_invariant_rule():
@@ -312,6 +340,7 @@ def test_prediction_applies_contract():
         T.prediction_applies(clean, "supervised"),
         T.prediction_applies(clean.replace(sigma_spu=0.0), "siglip"),
         T.prediction_applies(clean.replace(caption_q=0.05), "clip"),
+        T.prediction_applies(clean.replace(caption_kind="class", mu_inv=0.0), "clip"),
     ):
         assert isinstance(why, str) and why
     # where it does not apply the accuracy is NaN, never a number; a grid mixes both
@@ -319,6 +348,9 @@ def test_prediction_applies_contract():
     acc = T.zero_shot_accuracy(grid, "counter", objective="clip")
     assert np.isfinite(acc[0]) and np.isnan(acc[1])
     assert T.prediction_applies(grid, "clip") is not None
+    cls = T.GaussianSpuriousModel(p_spu=0.9, caption_q=0.0, caption_kind="class", mu_inv=np.array([0.0, 1.0]))
+    acc = T.zero_shot_accuracy(cls, "counter", objective="clip")
+    assert np.isnan(acc[0]) and np.isfinite(acc[1])
     with pytest.raises(ValueError, match="objective"):
         T.zero_shot_accuracy(clean, "counter", objective="supervised")
 

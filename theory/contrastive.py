@@ -506,7 +506,7 @@ def contrastive_optimum(
         sub = model.replace(
             **{
                 f: float(np.broadcast_to(np.asarray(getattr(model, f), float), shape)[idx])
-                for f in ("sigma_xi", "sigma_spu")
+                for f in ("sigma_xi", "sigma_spu", "mu_inv")
             }
         )
         if prediction_applies(sub, objective, rank=rank) is not None:

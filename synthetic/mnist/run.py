@@ -190,6 +190,10 @@ def check(cfg) -> TrainConfig:
         cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
     )
     train.check()  # optimizer, schedule, lr ...
+    if train.save:
+        raise ValueError(
+            "train.save=true saves Gaussian runs' models (synthetic.load); MultiColoredMNIST has none"
+        )
     seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
     if seeds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
