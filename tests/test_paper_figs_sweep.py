@@ -360,3 +360,36 @@ def test_two_series_keys_colour_and_style_legends_off_the_data_clipped(tmp_path)
     box = ax.get_window_extent()
     for lg in legends:
         assert lg.get_window_extent().y1 <= box.y0  # below the panel, off the data
+
+
+def test_synthetic_vs_theory_pairs_sweeps_of_one_size_or_the_chosen_ones(tmp_path, monkeypatch):
+    """The newest theorem62 sweep (t2) ran at another size than the only objectives sweep (t1): the figure
+    draws the newest pair of one size (t1 + t1); chosen sweeps of different sizes are refused, naming them."""
+    from paper_figs import synthetic_vs_theory as F
+
+    def sweep(folder, n, objective):
+        for job, p in enumerate(P_SPU):
+            cfg = gaussian_config(p, objective)
+            cfg["data"]["n"] = n
+            metrics = {f"acc_{g}{s}": [0.5, 0.6] for g in GROUPS for s in ("", "_prompt_mean")}
+            th = {f"acc_{g}": 0.5 for g in GROUPS}
+            th |= {"common_accuracy_lower_bound": 0.3, "counter_accuracy_upper_bound": 0.9}
+            write_run(folder / str(job), cfg, metrics, th)
+
+    lin = {"_target_": "synthetic.objectives.LinearClip", "rho": 1.0}
+    clip = {"_target_": "synthetic.objectives.Clip"}
+    sweep(tmp_path / "theorem62" / "t1", 256, lin)
+    sweep(tmp_path / "theorem62" / "t2", 4096, lin)  # newer, another size
+    sweep(tmp_path / "objectives" / "t1", 256, clip)
+    pair, _ = F.matching_pair(tmp_path)
+    assert pair == {"theorem62": tmp_path / "theorem62" / "t1", "objectives": tmp_path / "objectives" / "t1"}
+    chosen = {"theorem62": tmp_path / "theorem62" / "t2", "objectives": tmp_path / "objectives" / "t1"}
+    with pytest.raises(ValueError, match="data.n differs"):
+        F.matching_pair(tmp_path, chosen)
+    sweep(tmp_path / "objectives" / "t0", 4096, clip)  # older, but of t2's size: the newest pair is t2 + t0
+    pair, _ = F.matching_pair(tmp_path)
+    assert pair["theorem62"].name == "t2" and pair["objectives"].name == "t0"
+    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: [])
+    chosen = {"theorem62": tmp_path / "theorem62" / "t1", "objectives": tmp_path / "objectives" / "t1"}
+    argv = ["--results", str(tmp_path), "--out", str(tmp_path / "o")]
+    F.main(argv + [f"--{k}={v}" for k, v in chosen.items()])  # the chosen pair draws
