@@ -71,9 +71,7 @@ def make_counteranimal(
         module = FIGURE_MODULES[name]
         try:
             fig, note = module.figure(mode, [m.point for m in measured], per_class_model)
-        except (
-            ValueError
-        ) as err:  # what these results cannot show (one pre-training set ...): skip it, say so
+        except (ValueError, FileNotFoundError) as err:  # what these results cannot show: say so
             notes.append(f"{name} figure skipped: {err}")
             continue
         notes += [note] if note else []
