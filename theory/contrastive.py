@@ -537,8 +537,8 @@ def prediction_reduction(model: GaussianSpuriousModel, objective: str) -> str | 
     return (
         "sigma_xi > 0: the G = 0 reduction (encoders blind to the d - 2 noise-only directions; exact if that "
         "is optimal, which is not proven), docs/theory.md 9.9; trained InfoNCE runs within 0.009 of it for "
-        f"sigma_xi^2 / d <= {NOISE_MAX}, caption_q 0, 0.5, 1 (SigLIP 0.5), p_spu = 0.9; SigLIP at caption_q = 1 "
-        "did not reach it in 3000 steps (loss 4.95 against its 4.82)"
+        f"sigma_xi^2 / d <= {NOISE_MAX}, caption_q 0, 0.5, 1 (SigLIP 0.5), p_spu = 0.9; SigLIP at "
+        "caption_q = 1 did not reach it in 3000 steps (loss 4.95 against its 4.82)"
     )
 
 
