@@ -7,7 +7,10 @@ PIP := $(PY) -m pip
 CORE_STAMP := $(VENV)/.core-installed
 ALL_STAMP := $(VENV)/.all-installed
 
-.PHONY: demo test lint bench figs clean
+.PHONY: help demo test lint typecheck bench figs clean
+
+help:  ## list the targets (the default)
+	@awk -F':.*## ' '/^[a-z]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,24 +24,28 @@ $(ALL_STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -q -c constraints.txt -e '.[real,track,dev]'
 	touch $@ $(CORE_STAMP)
 
-demo: $(CORE_STAMP)
+demo: $(CORE_STAMP)  ## the offline demo: a small sweep, its table and figure (a few minutes on 2 cores)
 	JAX_PLATFORMS=cpu $(PY) -m paper_figs.demo
 
-test: $(ALL_STAMP)
+test: $(ALL_STAMP)  ## the whole check CI runs: ruff, mypy (theory/, synthetic/, runrecord/), every test on 2 workers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q
+	$(VENV)/bin/mypy
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 --dist loadfile
 
-lint: $(ALL_STAMP)
+lint: $(ALL_STAMP)  ## fix what ruff can fix and format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(ALL_STAMP)
+typecheck: $(ALL_STAMP)  ## mypy alone (configured in pyproject.toml)
+	$(VENV)/bin/mypy
+
+bench: $(ALL_STAMP)  ## the benchmarks (synthetic and realdata), printed and saved
 	JAX_PLATFORMS=cpu $(PY) -m synthetic.bench
 	$(PY) -m realdata.bench
 
-figs: $(CORE_STAMP)
+figs: $(CORE_STAMP)  ## every figure from the results on disk (python -m paper_figs)
 	$(PY) -m paper_figs
 
-clean:
+clean:  ## remove outputs, figures and caches
 	rm -rf outputs multirun paper_figs/out .pytest_cache

@@ -2,13 +2,15 @@
 
     python -m paper_figs                      # theory, synthetic, MNIST figures + CounterAnimal (mixed mode)
     python -m paper_figs --reference          # CounterAnimal figures and table from the paper's numbers alone
-    python -m paper_figs --results DIR --out DIR
+    python -m paper_figs --results counteranimal=DIR --results mnist=DIR --out DIR
     python -m paper_figs sweep DIR [--x KEY] [--metrics M1,M2] [--out DIR]   # any synthetic sweep folder
     python -m paper_figs curves DIR [--out DIR]                               # loss curves of a run or sweep
 
-CounterAnimal figures use the realdata results under --results (default results/realdata) drawn over the
-paper's numbers; with no results there they fall back to the paper's numbers and say so. A part whose module
-or saved results are missing is reported and skipped; the exit status is non-zero only if something broke.
+Every module of the registry (paper_figs.FIGURES) is drawn through the one contract,
+``make(out_dir, results_dir)``; ``--results FIGURE=DIR`` hands one figure its results folder (default: its
+own place under results/). CounterAnimal figures draw the realdata results over the paper's numbers; with no
+results under results/realdata they fall back to the paper's numbers and say so. A part whose module or saved
+results are missing is reported and skipped; the exit status is non-zero only if something broke.
 ``sweep`` draws one synthetic sweep folder (paper_figs.sweep; ``python -m paper_figs sweep -h``).
 """
 
@@ -23,14 +25,8 @@ from pathlib import Path
 
 import matplotlib
 
-from paper_figs import aggregate
+from paper_figs import FIGURES
 from paper_figs.common import DEFAULT_OUT
-from paper_figs.counteranimal import make_counteranimal
-from runrecord import RESULTS_FILE, has_results
-
-DEFAULT_RESULTS = aggregate.DEFAULT_RESULTS
-# Figure modules written to the shared contract: make(out_dir, results_dir=None) -> list[Path].
-FIGURE_MODULES = ("theory_curves", "synthetic_vs_theory", "captions", "mnist", "coloredcoco")
 
 
 @dataclass
@@ -41,7 +37,7 @@ class Outcome:
     files: list[Path] = field(default_factory=list)
 
 
-def run_module(name: str, out_dir: Path) -> Outcome:
+def run_module(name: str, out_dir: Path, results_dir: Path | None = None) -> Outcome:
     """Import paper_figs.<name> lazily, call make(); a missing module or results: skipped; else FAILED."""
     module_name = f"paper_figs.{name}"
     try:
@@ -55,38 +51,13 @@ def run_module(name: str, out_dir: Path) -> Outcome:
         traceback.print_exc()
         return Outcome(name, "FAILED", f"import error: {err!r}")
     try:
-        files = list(module.make(out_dir))
+        files = list(module.make(out_dir, results_dir))
     except FileNotFoundError as err:
         return Outcome(name, "skipped", f"results not there yet: {err}")
     except Exception as err:
         traceback.print_exc()
-        return Outcome(name, "FAILED", repr(err))
+        return Outcome(name, "FAILED", f"{type(err).__name__}: {err}")
     return Outcome(name, "ok", f"{len(files)} files", files)
-
-
-def run_counteranimal(out_dir: Path, results_dir: Path | None, reference: bool) -> tuple[Outcome, list[str]]:
-    """CounterAnimal figures + table: reference mode, or mixed over whatever results exist."""
-    notes: list[str] = []
-    mode = "reference"
-    if not reference:
-        where = results_dir or DEFAULT_RESULTS
-        if has_results(where):
-            mode = "mixed"
-        elif results_dir is not None:
-            return Outcome("counteranimal", "FAILED", f"no {RESULTS_FILE} under {results_dir}"), notes
-        else:
-            notes.append(
-                f"no realdata results under {where} (run the CounterAnimal evaluation first, see README): "
-                "drawing the paper's reported numbers only"
-            )
-    try:
-        files, more = make_counteranimal(
-            mode, out_dir, [results_dir or DEFAULT_RESULTS] if mode == "mixed" else []
-        )
-    except (aggregate.ResultsError, FileNotFoundError, ValueError) as err:
-        traceback.print_exc()
-        return Outcome("counteranimal", "FAILED", str(err)), notes
-    return Outcome("counteranimal", "ok", f"{mode} mode, {len(files)} files", files), notes + more
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,20 +78,35 @@ def main(argv: list[str] | None = None) -> int:
         "python -m paper_figs curves DIR: the loss curves of a run or sweep",
     )
     parser.add_argument("--reference", action="store_true", help="CounterAnimal from reported numbers only")
-    parser.add_argument("--results", type=Path, help=f"realdata results folder (default {DEFAULT_RESULTS})")
+    parser.add_argument(
+        "--results",
+        action="append",
+        default=[],
+        metavar="FIGURE=DIR",
+        help=f"one figure's results folder (repeatable; default: each figure's own); FIGURE in {FIGURES}",
+    )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
     matplotlib.use("Agg")  # files only, no windows
-    if args.reference and args.results is not None:
+    if args.reference and args.results:
         parser.error("--reference draws the paper's numbers alone; drop --results")
+    results: dict[str, Path] = {}
+    for item in args.results:
+        name, sep, folder = item.partition("=")
+        if not sep or name not in FIGURES or not folder:
+            parser.error(f"--results {item!r}: expected FIGURE=DIR with FIGURE one of {list(FIGURES)}")
+        results[name] = Path(folder)
     args.out.mkdir(parents=True, exist_ok=True)
-    outcomes = [] if args.reference else [run_module(name, args.out) for name in FIGURE_MODULES]
-    animal, notes = run_counteranimal(args.out, args.results, args.reference)
-    outcomes.append(animal)
-    for note in notes:
-        print(note)
+    if args.reference:
+        from paper_figs.counteranimal import make_counteranimal
+
+        files, notes = make_counteranimal("reference", args.out)
+        print("\n".join(notes))
+        outcomes = [Outcome("counteranimal", "ok", f"reference mode, {len(files)} files", files)]
+    else:
+        outcomes = [run_module(name, args.out, results.get(name)) for name in FIGURES]
     print(f"\nsummary (output in {args.out}):")
     for o in outcomes:
         print(f"  {o.part:<20} {o.status:<8} {o.detail}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from paper_figs.reference import (
     LABEL_SPACE_TITLES,
@@ -38,6 +39,21 @@ def select_points(mode: str, measured: Sequence[ModelPoint] = ()) -> list[ModelP
         raise ValueError(f"mode {mode!r} needs measured results; none were given")
     papers = paper_points() if mode != "measured" else []
     return papers + (list(measured) if mode != "reference" else [])
+
+
+#: What every CounterAnimal figure module exposes besides STEM (paper_figs.counteranimal draws them alike):
+#: ``figure(mode, measured, model=None) -> (Figure, note)``; ``model`` picks the one model a per-model figure
+#: draws (per_class), the others draw every point of the mode.
+PanelFigure = Callable[[str, Sequence[ModelPoint], "str | None"], tuple[Figure, str]]
+
+
+def from_points(draw: Callable[[Sequence[ModelPoint]], Figure]) -> PanelFigure:
+    """The panel contract for a figure of every point a mode draws: ``figure = from_points(draw)``."""
+
+    def figure(mode: str, measured: Sequence[ModelPoint], model: str | None = None) -> tuple[Figure, str]:
+        return draw(select_points(mode, measured)), ""
+
+    return figure
 
 
 def panels(points: Iterable[ModelPoint]) -> list[tuple[str, str]]:

@@ -5,10 +5,10 @@
 DIR (default results/realdata/coloredcoco) holds the results.json of ``python -m realdata.finetune`` runs,
 e.g. the grid ``-m experiment=coloredcoco``. Aggregation = model selection: per (backbone, method) the run
 with the highest ID test accuracy (metrics.acc_id) among the finished runs (status ok) is chosen; ties go to
-the run whose folder sorts first. Zero-shot is the selected runs' accuracy before fine-tuning. Writes
-coloredcoco_fig10.png/.pdf, coloredcoco_table7.md/.csv (each cell "measured (paper)", in %) and
-coloredcoco_selection.csv (every candidate, the chosen one marked). With no results it draws the paper's
-numbers alone and says so.
+the run whose folder sorts first. Zero-shot is the selected runs' accuracy before fine-tuning
+(zero_shot_metrics). Writes coloredcoco_fig10.png/.pdf, coloredcoco_table7.md/.csv (each cell
+"measured (paper)", in %) and coloredcoco_selection.csv (every candidate, the chosen one marked). With
+no results it draws the paper's numbers alone and says so.
 """
 
 from __future__ import annotations
@@ -105,10 +105,10 @@ def select(runs: list[dict]) -> tuple[dict[tuple[str, str], dict], list[dict], l
             if c["path"] == best["_path"]:
                 c["selected"] = True
     for row in {backbone(d) for d in runs}:
-        zs = [d for k, d in chosen.items() if k[0] == row and d.get("zero_shot")]
+        zs = [d for k, d in chosen.items() if k[0] == row and d.get("zero_shot_metrics")]
         if zs:
-            chosen[(row, "zero_shot")] = {**zs[0], "metrics": zs[0]["zero_shot"]}
-            spread = {round(d["zero_shot"]["acc_id"], 6) for d in zs}
+            chosen[(row, "zero_shot")] = {**zs[0], "metrics": zs[0]["zero_shot_metrics"]}
+            spread = {round(d["zero_shot_metrics"]["acc_id"], 6) for d in zs}
             if len(spread) > 1:
                 notes.append(f"{row}: zero-shot ID accuracy differs across selected runs {sorted(spread)}")
     return chosen, candidates, notes

@@ -5,9 +5,14 @@
 
 Modes: ``reference`` draws the paper's reported numbers alone; ``measured`` draws realdata results alone;
 ``mixed`` draws measured points over the reported ones (reported ones faded, their fits dotted).
-One module per figure (PNG + PDF): ``fig2`` common vs counter accuracy (paper_figs.fig_common_vs_counter),
-``scaling`` drop vs backbone size (fig_drop_vs_size), ``quality`` drop by pre-training set
-(fig_drop_by_data), ``per_class`` the per-class drops of one model (fig_per_class).
+One module per figure (PNG + PDF), each exposing ``STEM`` and ``figure(mode, measured, model=None)``
+(paper_figs.ca_panels): ``fig2`` common vs counter accuracy (paper_figs.fig_common_vs_counter), ``scaling``
+drop vs backbone size (fig_drop_vs_size), ``quality`` drop by pre-training set (fig_drop_by_data),
+``per_class`` the per-class drops of one model (fig_per_class).
+
+:func:`make` is the figure contract of ``python -m paper_figs`` (paper_figs.FIGURES): every figure and the
+table, measured results drawn over the paper's numbers; with no ``results_dir`` and nothing under the
+default folder, the paper's numbers alone (and it says so).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ import matplotlib
 from paper_figs import aggregate, fig_common_vs_counter, fig_drop_by_data, fig_drop_vs_size, fig_per_class
 from paper_figs.ca_panels import MODES, select_points
 from paper_figs.common import DEFAULT_OUT, save_figure
-from runrecord import RESULTS_FILE, has_results
+from runrecord import RESULTS_FILE, ResultsError, has_results
 
-# --figure name -> module (STEM, and draw(points) except per_class, which draws one model's classes)
+# --figure name -> module (STEM and figure(mode, measured, model), the same for each)
 FIGURE_MODULES = {
     "fig2": fig_common_vs_counter,
     "scaling": fig_drop_vs_size,
@@ -38,11 +43,12 @@ def make_counteranimal(
     mode: str,
     out_dir: Path,
     results: Sequence[Path] = (),
-    figures: Sequence[str] = FIGURES,
+    figures: Sequence[str] | None = None,
     per_class_model: str | None = None,
     write_table: bool = True,
 ) -> tuple[list[Path], list[str]]:
-    """Draw the chosen CounterAnimal figures (and the table) in one mode; returns (files, notes)."""
+    """Draw the chosen CounterAnimal figures (default: all) and the table in one mode; (files, notes)."""
+    figures = FIGURES if figures is None else figures
     unknown = [f for f in figures if f not in FIGURE_MODULES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}, expected some of {list(FIGURE_MODULES)}")
@@ -63,26 +69,30 @@ def make_counteranimal(
             files += aggregate.write_table(rows, out_dir, aggregate.MEASURED_TITLE, footer=notes[-1])
     for name in figures:
         module = FIGURE_MODULES[name]
-        if module is fig_per_class:
-            fig, note = fig_per_class.figure(mode, [m.point for m in measured], per_class_model)
-            notes += [note] if note else []
-        else:
-            fig = module.draw(points)
+        fig, note = module.figure(mode, [m.point for m in measured], per_class_model)
+        notes += [note] if note else []
         files += save_figure(fig, out_dir, module.STEM)
     return files, notes
 
 
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
-    """Figure contract of paper_figs: every CounterAnimal figure and the table, measured results (under
-    results_dir, default results/realdata) drawn over the paper's numbers. Reference mode needs no results:
-    ``make_counteranimal("reference", out_dir)``."""
+    """Figure contract of paper_figs: every CounterAnimal figure and the table, the realdata results under
+    ``results_dir`` drawn over the paper's numbers. ``results_dir=None``: results/realdata, or the paper's
+    numbers alone when nothing is there. A given folder without results is an error (ResultsError)."""
     where = Path(results_dir) if results_dir is not None else aggregate.DEFAULT_RESULTS
-    if not has_results(where):
-        raise FileNotFoundError(
-            f"no realdata {RESULTS_FILE} under {where}: run `python -m realdata data.root=...` "
-            "first (or draw the paper's numbers alone with `python -m paper_figs --reference`)"
+    if has_results(where):
+        mode, results = "mixed", [where]
+    elif results_dir is not None:
+        raise ResultsError(f"no {RESULTS_FILE} under {where}: run `python -m realdata data.root=...` first")
+    else:
+        mode, results = "reference", []
+        print(
+            f"no realdata results under {where} (run the CounterAnimal evaluation first, see README): "
+            "drawing the paper's reported numbers only"
         )
-    files, _ = make_counteranimal("mixed", Path(out_dir), [where], figures=FIGURES)
+    files, notes = make_counteranimal(mode, Path(out_dir), results)
+    for note in notes:
+        print(note)
     return files
 
 

@@ -14,7 +14,15 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from paper_figs.ca_panels import FAMILY_MARKERS, is_mixed, mode_note, panel_title, panels, subplots
+from paper_figs.ca_panels import (
+    FAMILY_MARKERS,
+    from_points,
+    is_mixed,
+    mode_note,
+    panel_title,
+    panels,
+    subplots,
+)
 from paper_figs.reference import ModelPoint, format_size
 
 STEM = "counteranimal_fig2_common_vs_counter"
@@ -149,3 +157,6 @@ def _key_handles(points: Sequence[ModelPoint]) -> list[Line2D]:
             Line2D([], [], ls="", marker="o", ms=size, mfc="none", mec="0.4", label=f"{params}M params")
         )
     return handles
+
+
+figure = from_points(draw)  # the CounterAnimal figure contract (paper_figs.ca_panels)

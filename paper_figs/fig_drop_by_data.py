@@ -12,7 +12,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from paper_figs.ca_panels import SOURCE_COLORS, is_mixed, mode_note, panel_title, panels, subplots
+from paper_figs.ca_panels import (
+    SOURCE_COLORS,
+    from_points,
+    is_mixed,
+    mode_note,
+    panel_title,
+    panels,
+    subplots,
+)
 from paper_figs.reference import DATA_SIZE, ModelPoint, clip_arch, format_size
 
 STEM = "counteranimal_data_quality"
@@ -101,3 +109,6 @@ def _legend(here: Sequence[ModelPoint], groups: dict[str, list[str]], mixed: boo
 
 def _data_label(data: str) -> str:
     return f"{data} ({format_size(DATA_SIZE[data])})" if data in DATA_SIZE else data
+
+
+figure = from_points(draw)  # the CounterAnimal figure contract (paper_figs.ca_panels)

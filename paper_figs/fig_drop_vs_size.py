@@ -16,6 +16,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from paper_figs.ca_panels import (
     FAMILY_MARKERS,
     SOURCE_COLORS,
+    from_points,
     is_mixed,
     mode_note,
     panel_title,
@@ -104,3 +105,6 @@ def _legend(here: Sequence[ModelPoint]) -> list[Line2D]:
             ),
         ]
     return handles
+
+
+figure = from_points(draw)  # the CounterAnimal figure contract (paper_figs.ca_panels)

@@ -86,7 +86,8 @@ def choose_model(measured: Sequence[ModelPoint], model: str | None = None) -> Mo
 
 
 def figure(mode: str, measured: Sequence[ModelPoint], model: str | None = None) -> tuple[Figure, str]:
-    """Per-class figure for a mode and a note saying where its numbers came from."""
+    """Per-class figure for a mode and a note saying where its numbers came from (the CounterAnimal figure
+    contract, paper_figs.ca_panels; ``model``: MODEL[:PRETRAINED], default the best match of the paper's)."""
     arch, tag = PER_CLASS_REFERENCE_MODEL
     ref_title = f"CLIP {arch} ({tag}), 1 vs 1000: per-class drop — reported (paper)"
     if mode == "reference":

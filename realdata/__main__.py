@@ -1,7 +1,7 @@
 """`python -m realdata`: zero-shot CounterAnimal evaluation (Hydra app, config conf/realdata/realdata.yaml).
 
 python -m realdata data.root=/path/to/LAION-final model=clip_vit-b-32-quickgelu_laion400m_e31
-python -m realdata -m data.root=... 'model=glob(*,exclude=tiny)' label_space=1v1000,1v20
+python -m realdata -m data.root=... 'model=glob(*,exclude=[tiny,mllm_*])' label_space=1v1000,1v20
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from realdata.config import register
 from realdata.evaluate import evaluate
 from runrecord import ConfigError, remove_if_unused
+from runrecord.configs import config_path
 
 register()
 
@@ -27,7 +28,7 @@ def zoo_entry_of(choice: str | None, overrides) -> str | None:
     return None if changed or not choice else choice
 
 
-@hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="realdata")
+@hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="realdata")
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     entry = zoo_entry_of(hc.runtime.choices.get("model"), hc.overrides.task)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from runrecord import RESULTS_FILE, keep_earlier, provenance, recorded_run
+from runrecord import RESULTS_FILE, ConfigError, keep_earlier, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -437,15 +437,23 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
 
     from realdata.models import device_name, load_encoder, open_clip_logs
 
-    validate(cfg)
     out_dir = Path(out_dir)
     rank, world, local = _dist_setup(cfg)
-    if world > 1 and not cfg.same_caption_negatives:
-        raise ValueError(
-            "same_caption_negatives=false masks within one process's batch; run it on one "
-            "process (the gathered multi-GPU losses hold no caption ids)"
-        )
-    device = _device(cfg, local)
+    try:  # found before any work: nothing is written (the CLI prints one line, exit status 2)
+        validate(cfg)
+        if not Path(cfg.data.manifest).expanduser().is_file():
+            raise ValueError(
+                f"data.manifest={cfg.data.manifest!r} does not exist (build it with "
+                "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)"
+            )
+        if world > 1 and not cfg.same_caption_negatives:
+            raise ValueError(
+                "same_caption_negatives=false masks within one process's batch; run it on one "
+                "process (the gathered multi-GPU losses hold no caption ids)"
+            )
+        device = _device(cfg, local)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(str(e)) from e
     amp = device.type == "cuda" and cfg.precision == "auto"
     ident = identity(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -459,16 +467,6 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
     if state == "done":
         print(f"{out_dir}: finished earlier with this config (status {done['status']}); nothing to do")
         return done if done is not None else {}
-
-    data, classnames = load_manifest(cfg.data.manifest, cfg.data.root)
-    with open_clip_logs(cfg.verbose):
-        enc = load_encoder(cfg.model, device, cfg.seed, precision="fp32")
-    model, tokenizer = enc.model, enc.tokenizer
-    preprocess = Preprocess(model).to(device)
-    captions = [r[f"caption_{cfg.captions}"] for r in data["train"].rows]
-    unique = sorted(set(captions))
-    caption_ids = torch.tensor([unique.index(c) for c in captions])
-    tokens = tokenizer(unique)
 
     head = {
         **provenance("coloredcoco", PACKAGES, device_name(device)),
@@ -489,28 +487,43 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             "batch_size": cfg.train.batch_size,
         },
         "negatives": NEGATIVES[bool(cfg.same_caption_negatives)] if cfg.objective != "supervised" else None,
-        "protocol": {  # choices where the paper is silent (docs/coloredcoco.md)
-            "image_pipeline": f"{tuple(data['train'].images.shape[-2:])} uint8 -> bicubic antialiased resize "
-            f"to {preprocess.size} -> model mean/std; no augmentation",
-            "optimizer": "AdamW (no weight decay on gains, biases, norms, logit scale/bias), linear warmup "
-            "+ cosine (open_clip_train.scheduler.cosine_lr), drop_last batches, per-epoch reshuffle",
-            "precision": "bf16 autocast" if amp else "fp32",
-            "eval": f"zero-shot over the {len(classnames)} class names with {cfg.eval_template!r} (CLIP/"
-            "SigLIP runs), the MLP head's argmax (supervised)",
-            "supervised_head": f"Linear(embed_dim, {cfg.head.hidden}) -> ReLU -> "
-            f"Linear(., {len(classnames)})",
-            "world_size": world,
-        },
-        "classes": classnames,
-        "data_manifest": str(Path(cfg.data.manifest).expanduser().resolve()),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
 
-    def work(checkpoint):
+    def work(record):
+        data, classnames = load_manifest(cfg.data.manifest, cfg.data.root)
+        with open_clip_logs(cfg.verbose):
+            enc = load_encoder(cfg.model, device, cfg.seed, precision="fp32")
+        model, tokenizer = enc.model, enc.tokenizer
+        preprocess = Preprocess(model).to(device)
+        captions = [r[f"caption_{cfg.captions}"] for r in data["train"].rows]
+        unique = sorted(set(captions))
+        caption_ids = torch.tensor([unique.index(c) for c in captions])
+        tokens = tokenizer(unique)
+        fixed = {
+            "protocol": {  # choices where the paper is silent (docs/coloredcoco.md)
+                "image_pipeline": f"{tuple(data['train'].images.shape[-2:])} uint8 -> bicubic antialiased "
+                f"resize to {preprocess.size} -> model mean/std; no augmentation",
+                "optimizer": "AdamW (no weight decay on gains, biases, norms, logit scale/bias), "
+                "linear warmup + cosine (open_clip_train.scheduler.cosine_lr), drop_last, reshuffled",
+                "precision": "bf16 autocast" if amp else "fp32",
+                "eval": f"zero-shot over the {len(classnames)} class names with {cfg.eval_template!r} (CLIP/"
+                "SigLIP runs), the MLP head's argmax (supervised)",
+                "supervised_head": f"Linear(embed_dim, {cfg.head.hidden}) -> ReLU -> "
+                f"Linear(., {len(classnames)})",
+                "world_size": world,
+            },
+            "classes": classnames,
+            "data_manifest": str(Path(cfg.data.manifest).expanduser().resolve()),
+        }
+
+        def checkpoint(body):  # every record carries the protocol, also an interrupted one
+            record({**fixed, **body})
+
         zero_shot = None
         if cfg.zero_shot:
             zero_shot = evaluate_all(cfg, model, model, preprocess, data, classnames, tokenizer, device, amp)
-            checkpoint({"zero_shot": zero_shot})
+            checkpoint({"zero_shot_metrics": zero_shot})
         if cfg.objective == "supervised":
             torch.manual_seed(cfg.seed)
             embed_dim = model.visual.output_dim if hasattr(model.visual, "output_dim") else model.embed_dim
@@ -597,11 +610,12 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                     tmp,
                 )
                 os.replace(tmp, ckpt_path)
-                checkpoint({"zero_shot": zero_shot, "loss_curve": curve, "checkpoint_step": step + 1})
+                checkpoint({"zero_shot_metrics": zero_shot, "loss_curve": curve, "checkpoint_step": step + 1})
                 if on_checkpoint is not None:
                     on_checkpoint(step + 1)
         body = {
-            "zero_shot": zero_shot,
+            **fixed,
+            "zero_shot_metrics": zero_shot,
             "loss_curve": curve,
             "steps_done": len(curve),
             "epochs_done": len(curve) / per_epoch,
@@ -643,7 +657,14 @@ if __name__ == "__main__":
             box = [str(out_dir)]
             dist.broadcast_object_list(box, src=0)  # every process writes (rank 0 only) into rank 0's folder
             out_dir = Path(box[0])
-        results = run(cfg, out_dir)
+        try:
+            results = run(cfg, out_dir)
+        except ConfigError as e:  # found before any work: one line, and no run folder left behind
+            from runrecord import remove_if_unused
+
+            remove_if_unused(out_dir)
+            print(f"[realdata.finetune] config error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
         return (results.get("metrics") or {}).get("acc_id")
 
     _main()

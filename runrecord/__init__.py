@@ -76,7 +76,7 @@ def json_safe(x):
 
 def versions(packages: tuple[str, ...]) -> dict:
     """Python, platform and the installed version of each distribution (None when not installed)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in packages:
         try:
             out[pkg] = metadata.version(pkg)

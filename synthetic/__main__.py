@@ -11,13 +11,14 @@ import hydra
 from omegaconf import DictConfig
 
 from runrecord import ConfigError, remove_if_unused
+from runrecord.configs import config_path
 from synthetic import app
 from synthetic.config import register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf/synthetic", config_name="synthetic")
+@hydra.main(version_base="1.3", config_path=config_path("synthetic"), config_name="synthetic")
 def main(cfg: DictConfig) -> dict:
     try:
         return app.main(cfg)

@@ -97,7 +97,7 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
         doc = recorded_run(
             out_dir,
             _head(cfg),
-            lambda checkpoint: module.run(cfg, on_chunk=checkpoint),
+            lambda checkpoint: module.run(cfg, on_chunk=checkpoint, **_save_dir(cfg, out_dir)),
             check=lambda: module.check(cfg),
         )
     except Exception:
@@ -108,6 +108,10 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
         raise
     track.log_results(cfg.get("logger"), out_dir, str(out_dir))
     return doc
+
+
+def _save_dir(cfg: DictConfig, out_dir: Path) -> dict:
+    return {"save_dir": out_dir} if cfg.task == "gaussian" else {}  # train.save: Gaussian runs only
 
 
 def summary(doc: dict, out_dir: Path) -> dict:
@@ -121,6 +125,9 @@ def summary(doc: dict, out_dir: Path) -> dict:
         f"[synthetic] {doc['status']} in {doc['wall_time_s']:.1f}s -> {out_dir / 'results.json'}  {summary}",
         flush=True,
     )
+    if doc.get("converged") is False:  # "ok" is not the whole story: say so where the user looks
+        why = "; ".join(doc["convergence"]["reasons"])
+        print(f"[synthetic] warning: NOT CONVERGED ({why}); results.json says converged: false", flush=True)
     return {"status": doc["status"], "results": str(out_dir / "results.json"), **summary}
 
 

@@ -225,11 +225,13 @@ def run_group(
         T._Progress.reset(f"{label}chunk {c + 1}/{n_chunks}: " if n_chunks > 1 else label)
         k, h = rows(c)
         out = T._in_thread(lambda k=k, h=h: jax.block_until_ready(compiled(k, h)))
-        outs.append({name: np.asarray(v) for name, v in out.items()})
+        outs.append(jax.tree.map(np.asarray, out))  # a tree: train.save adds the parameters
     run_s = time.time() - start
-    every = {name: np.concatenate([o[name] for o in outs])[:n_rows] for name in outs[0]}
+    every = jax.tree.map(lambda *xs: np.concatenate(xs)[:n_rows], *outs)
     bounds = np.cumsum([0, *counts])
-    per_run = [{name: v[a:b] for name, v in every.items()} for a, b in zip(bounds, bounds[1:], strict=False)]
+    per_run = [
+        jax.tree.map(lambda v, a=a, b=b: v[a:b], every) for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
     info = Group(
         jobs=len(runs),
         rows=n_rows,

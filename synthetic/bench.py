@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -228,7 +229,7 @@ def whole_processes(
 ) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp, "jax_cache")
-        out = {
+        out: dict[str, Any] = {
             "command": f"python -m synthetic {overrides}",
             "jax_cold_cache": jax_process(overrides, Path(tmp), cache, "cold"),
             "jax_warm_cache": jax_process(overrides, Path(tmp), cache, "warm"),
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     has_torch = importlib.util.find_spec("torch") is not None and not args.no_torch
     threads = sorted({int(t) for t in args.torch_threads.split(",")}, reverse=True)
-    report = {
+    report: dict[str, Any] = {
         "device": device_info(),
         "versions": versions((*PACKAGES, "torch")),
         "cpu_count": os.cpu_count(),

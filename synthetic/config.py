@@ -44,6 +44,7 @@ class TrainConfig:
     # report steps from a host callback; JAX does not write programs with a host callback to its persistent
     # compilation cache, so false lets a later process reuse the compiled program (.cache/jax)
     progress: bool = True
+    save: bool = False  # true: each seed's trained parameters -> <run folder>/params/seed_<i> (orbax)
 
     def check(self) -> None:
         expect(self.steps >= 1, "train.steps", self.steps, "at least 1 step")

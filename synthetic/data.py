@@ -85,13 +85,14 @@ class DataModel(Component):
     def latent(self, key: jax.Array, n: int, p_spu, hp: dict) -> Latent:
         raise NotImplementedError(f"{type(self).__name__} must implement latent(key, n, p_spu, hp)")
 
-    prompts = None  # (prompt, hp) -> (k, r_text) exact prompt latents, or None: estimated from captions
+    # (prompt, hp) -> (k, r_text) exact prompt latents, or None: estimated from captions
+    prompts = None
 
     def theory_model(self, rho: float = 1.0) -> theory.GaussianSpuriousModel | None:
         """The exact theory's model at this point, or None when the theory does not describe this data."""
         return None
 
-    def theory_note(self) -> str:
+    def theory_note(self) -> str | None:
         return f"exact theory: the paper's binary Gaussian model only, not {type(self).__name__}"
 
 
@@ -138,7 +139,15 @@ class GaussianData(DataModel):
             raise ValueError(f"data.{e}") from None
 
     def _model(self, rho: float) -> theory.GaussianSpuriousModel:
-        fields = ("p_spu", "mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "caption_q")
+        fields: tuple[str, ...] = (
+            "p_spu",
+            "mu_inv",
+            "mu_spu",
+            "sigma_inv",
+            "sigma_spu",
+            "sigma_xi",
+            "caption_q",
+        )
         fields += ("caption_fidelity", "caption_kind")
         return theory.GaussianSpuriousModel(
             **{f: getattr(self, f) for f in fields}, d_image=self.d_image, d_text=self.d_text, rho=rho
@@ -179,7 +188,7 @@ class GaussianData(DataModel):
         z_text = jnp.concatenate([t_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
         return Latent(z_image, z_text, y, a)
 
-    def prompts(self, prompt: str, hp: dict) -> jax.Array:
+    def prompts(self, prompt: str, hp: dict) -> jax.Array:  # type: ignore[override]  # base: None
         """Exact prompt latents e_c (k, r_text) as theory.prompt_latent: "class" [c_y, 0], "mean" E[z_T|y]."""
         codes_KxR = class_codes(self.k)
         if prompt == "class":

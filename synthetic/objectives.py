@@ -255,5 +255,6 @@ class DualEncoder(nnx.Module):
         return l2_normalize(e) if self.normalize else e
 
     def embed_text(self, x_NxD: jax.Array) -> jax.Array:
+        assert self.text is not None, "an objective without TEXT has no text tower"
         e = self.text(x_NxD)
         return l2_normalize(e) if self.normalize else e

@@ -14,10 +14,10 @@ import numpy as np
 import theory
 from synthetic import train as T
 from synthetic.config import GaussianRunConfig, resolve, to_plain
-from synthetic.results import body, group_summaries
+from synthetic.results import body, convergence, group_summaries
 
 #: Per-seed outputs of the compiled run that are arrays, not scalar metrics (kept in "extra").
-ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step")
+ARRAY_OUTPUTS = ("latent_product", "loss_curve", "first_bad_step", "params")
 
 #: Set by the batched launcher (hydra_plugins/sober_clip_launcher) around one job of a group it ran as one
 #: program (synthetic/batch.py): (the resolved config it ran, its per-seed outputs, the group's record).
@@ -129,8 +129,10 @@ def check(cfg) -> None:
     resolve(cfg)
 
 
-def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
-    """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk."""
+def run(cfg, on_chunk: Callable[[dict], None] | None = None, save_dir=None) -> dict:
+    """Train and evaluate every seed; ``on_chunk`` receives the partial body after each seed chunk.
+    ``train.save=true``: each seed's parameters are written under ``save_dir`` (the run folder) as each
+    chunk ends (:func:`synthetic.saved.save_params`)."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
     T.TIMINGS.update(compile_s=0.0, run_s=0.0)
     spec, hp = T.split(run_cfg)
@@ -144,16 +146,38 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None) -> dict:
         if to_plain(ran) != config:  # never record one grid point's numbers under another's config
             raise ValueError(f"the batched launcher handed this job the outputs of {to_plain(ran)}")
         timings = {"compile_s": group.compile_s, "run_s": group.run_s}
-        return {"config": config, **_collect([raw], run_cfg, spec, prediction, timings, group.record())}
+        _save([raw], 0, run_cfg, save_dir)
+        return _saved(
+            {"config": config, **_collect([raw], run_cfg, spec, prediction, timings, group.record())}, run_cfg
+        )
     chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
     for start in range(0, run_cfg.seeds, chunk):
         count = min(chunk, run_cfg.seeds - start)
         label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
         raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
-        result = {"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}
+        _save(raws[-1:], start, run_cfg, save_dir)
+        result = _saved({"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}, run_cfg)
         if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
+    return result
+
+
+def _save(raws: list[dict], start: int, run_cfg: GaussianRunConfig, save_dir) -> None:
+    if not run_cfg.train.save:
+        return
+    if save_dir is None:
+        raise ValueError(
+            "train.save=true needs the run folder to save into (synthetic.run.run(save_dir=...))"
+        )
+    from synthetic.saved import save_params
+
+    save_params(save_dir, raws[0]["params"], start)
+
+
+def _saved(result: dict, run_cfg: GaussianRunConfig) -> dict:
+    if run_cfg.train.save:  # where synthetic.load finds them
+        result["extra"]["params"] = [f"params/seed_{i}" for i in range(result["seeds_done"])]
     return result
 
 
@@ -165,7 +189,7 @@ def _collect(
     timings: dict,
     batched: dict | None = None,
 ) -> dict:
-    raw = {name: np.concatenate([r[name] for r in raws]) for name in raws[0]}
+    raw = {name: np.concatenate([r[name] for r in raws]) for name in raws[0] if name != "params"}
     first_bad = raw["first_bad_step"]
     diverged = first_bad[first_bad >= 0]
     extra = {
@@ -182,4 +206,6 @@ def _collect(
         extra["batched"] = batched
     if "latent_product" in raw:
         extra["latent_product_per_seed"] = raw["latent_product"]  # null where a seed diverged (json_safe)
-    return body(seed_metrics(raw, run_cfg), int(diverged.min()) if diverged.size else None, extra, prediction)
+    per_seed = seed_metrics(raw, run_cfg)
+    converge = convergence(raw["loss_curve"][first_bad < 0], per_seed, run_cfg.eval.n_test)
+    return body(per_seed, int(diverged.min()) if diverged.size else None, extra, prediction, converge)

@@ -214,6 +214,19 @@ def _accuracy(scores_NxK: jax.Array, y_N: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(scores_NxK, axis=-1) == y_N)
 
 
+def prompt_inputs(fixed: Fixed, hp: dict, spec: Spec) -> dict[str, jax.Array]:
+    """The zero-shot prompts' text inputs by metric suffix: "" (the "class" prompt) and "_prompt_mean";
+    none for an objective without a text tower (supervised)."""
+    if not spec.objective.TEXT:
+        return {}
+    d, hp_d = spec.data, hp["data"]
+    k_class, k_mean = jax.random.split(jax.random.fold_in(fixed.k_eval, len(D.GROUPS)))
+    return {
+        "": D.prompts(k_class, fixed.world, "class", hp_d, d),
+        "_prompt_mean": D.prompts(k_mean, fixed.world, "mean", hp_d, d),
+    }
+
+
 def evaluate(params: nnx.State, fixed: Fixed, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     """Accuracy on fresh test sets per group, and for linear encoders the learned product in latent coords.
 
@@ -222,13 +235,7 @@ def evaluate(params: nnx.State, fixed: Fixed, hp: dict, spec: Spec) -> dict[str,
     """
     model = nnx.merge(graphdef(spec), params)
     objective, d, hp_d = spec.objective, spec.data, hp["data"]
-    prompt_x = {}
-    if objective.TEXT:
-        k_class, k_mean = jax.random.split(jax.random.fold_in(fixed.k_eval, len(D.GROUPS)))
-        prompt_x = {
-            "": D.prompts(k_class, fixed.world, "class", hp_d, d),
-            "_prompt_mean": D.prompts(k_mean, fixed.world, "mean", hp_d, d),
-        }
+    prompt_x = prompt_inputs(fixed, hp, spec)
     # All groups in one draw (one sampler to compile): row block i has P(a = y) of group i.
     n = spec.eval.n_test
     p_rows = jnp.repeat(jnp.stack([D.group_p_spu(g, hp_d, d.k) for g in D.GROUPS]), n)
@@ -274,6 +281,8 @@ def curve_index(spec: Spec) -> np.ndarray:
 
 def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     out = evaluate(carry.params, fixed, hp, spec)
+    if spec.train.save:  # the trained parameters leave the program too (synthetic.saved)
+        out["params"] = nnx.to_pure_dict(carry.params)
     out["final_loss"] = losses[-1]
     out["loss_curve"] = losses[curve_index(spec)]
     # The last update can overflow after a finite last loss: argmax over NaN scores would still give an
@@ -403,4 +412,4 @@ def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[st
     out = _in_thread(lambda: jax.block_until_ready(_COMPILED[cache_key](sharded, hp)))
     TIMINGS["compile_s"] += compiled - start
     TIMINGS["run_s"] += time.time() - compiled
-    return {name: np.asarray(v)[:n_seeds] for name, v in out.items()}
+    return jax.tree.map(lambda v: np.asarray(v)[:n_seeds], out)  # a tree: train.save adds the parameters

@@ -1,6 +1,15 @@
-"""Shared pytest set-up: markers that need real weights or data are skipped unless env vars point at them."""
+"""Shared pytest set-up.
+
+* Markers that need real weights or data are skipped unless env vars point at them.
+* A test that starts a Python process (a command line: ``python -m synthetic ...``) must be marked ``slow``,
+  so that ``-m "not slow"`` runs no command line: an unmarked one fails naming the marker.
+* ``make test`` runs the suite on two workers (pytest-xdist, ``-n 2 --dist loadfile``): each module runs on
+  one worker, so its module- and session-scoped fixtures are built once.
+"""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -21,19 +30,18 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-def pytest_collection_finish(session):
-    """Start the slow command-line runs of the selected modules in the background (tests/_background.py)."""
-    from tests import _background
+class _UnmarkedCommandLine(subprocess.Popen):
+    def __init__(self, args, *a, **kw):
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        if argv and os.fspath(argv[0]) == sys.executable:
+            raise RuntimeError(
+                f"this test starts a Python process ({' '.join(map(str, argv[:4]))} ...): mark it "
+                "@pytest.mark.slow so that -m 'not slow' means what it says"
+            )
+        super().__init__(args, *a, **kw)
 
-    selected = {
-        f"{module.__name__}::{getattr(item, 'originalname', item.name)}"
-        for item in session.items
-        if (module := getattr(item, "module", None)) is not None
-    }
-    _background.start(selected)
 
-
-def pytest_sessionfinish(session, exitstatus):
-    from tests import _background
-
-    _background.cancel()
+@pytest.fixture(autouse=True)
+def _command_lines_are_marked_slow(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr(subprocess, "Popen", _UnmarkedCommandLine)

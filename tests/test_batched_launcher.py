@@ -159,3 +159,16 @@ def test_row_peak_is_a_liveness_count():
     jaxpr = jax.make_jaxpr(lambda x: jnp.sum((x + 1.0) * 2.0))(jnp.zeros(1000, jnp.float32)).jaxpr
     # x alive with a (8000), then a with b (8000), then b with the scalar sum (4004)
     assert _peak(jaxpr) == 8000
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_jobs_before_grouping(both):
+    """resume=true over the finished batched sweep: no job joins a group (nothing compiles), and every
+    results.json stays as it was."""
+    base, _ = both
+    before = _jobs(base / "batched")
+    p = _sweep(base / "batched", "hydra/launcher=batched", "resume=true")
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+    assert "Launching 4 jobs: 0 in 0 compiled group(s)" in out and "compiling" not in out, out
+    assert _jobs(base / "batched") == before

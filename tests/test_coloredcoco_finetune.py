@@ -134,7 +134,7 @@ def test_clip_fine_tuning_learns_and_records_the_run_contract(clip_run):
     assert m["n_id"] == 27 and m["n_ood"] == 18
     assert set(m["per_class"]["id_test"]) == set(cc.CLASSES)
     assert set(m["per_colour"]["id_test"]) == set(cc.BIASED_NAMES)
-    assert 0 <= r["zero_shot"]["acc_id"] <= 1 and r["negatives"] == "all_other_pairs"
+    assert 0 <= r["zero_shot_metrics"]["acc_id"] <= 1 and r["negatives"] == "all_other_pairs"
     assert r["hyperparameters"] == {"lr": 1e-3, "wd": 0.1, "warmup": 0, "steps": 24, "batch_size": 18}
     assert r["checkpoint"] is None and not (r["_dir"] / ft.CHECKPOINT).exists()  # kept only when asked
     on_disk = json.loads((r["_dir"] / "results.json").read_text())
@@ -159,11 +159,25 @@ def test_resume_after_an_interruption_gives_the_same_numbers(manifest, clip_run,
     assert "nothing to do" in capsys.readouterr().out and again["metrics"] == resumed["metrics"]
 
 
-def test_supervised_baseline_and_a_diverged_run(manifest, tmp_path):
-    r = ft.run(_cfg(manifest, "objective=supervised", "train.steps=8", "zero_shot=false"), tmp_path / "s")
+def test_supervised_baseline_siglip_and_a_diverged_run(manifest, tmp_path):
+    import open_clip
+
+    from realdata.families.open_clip import register_config_file
+
+    register_config_file(TINY_CONFIG, "tiny-clip")
+    torch.manual_seed(3)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), weights)  # a local weights file
+    overrides = ("objective=supervised", "train.steps=8", f"model.pretrained={weights}", "zero_shot=false")
+    r = ft.run(_cfg(manifest, *overrides, "train.keep_checkpoint=true"), tmp_path / "s")
     assert r["status"] == "ok" and r["method"] == "supervised" and r["captions"] is None
+    assert r["pretrained"] == str(weights) and r["zero_shot_metrics"] is None
     assert np.mean(r["loss_curve"][-2:]) < r["loss_curve"][0]
     assert 0 <= r["metrics"]["acc_id"] <= 1
+    kept = torch.load(r["checkpoint"], weights_only=False)  # kept when asked: the encoder and its new head
+    assert kept["step"] == 8 and kept["model"]["head.2.weight"].shape == (9, 512)
+    sig = ft.run(_cfg(manifest, "objective=siglip", "train.steps=4", "zero_shot=false"), tmp_path / "g")
+    assert sig["status"] == "ok" and sig["method"] == "siglip_obj" and len(sig["loss_curve"]) == 4
     bad = ft.run(_cfg(manifest, "train.lr=1e30", "train.steps=6", "zero_shot=false"), tmp_path / "d")
     assert bad["status"] == "diverged" and bad["metrics"]["acc_id"] is None
     assert "non-finite loss" in bad["error"]
@@ -182,7 +196,7 @@ def _plant(root: Path, name: str, model: str, method: str, acc_id, status="ok", 
         "status": status,
         "hyperparameters": {"lr": lr, "wd": 0.1, "warmup": 0, "steps": 10},
         "metrics": {"acc_id": acc_id, "acc_ood": 0.1 if acc_id is not None else None},
-        "zero_shot": {"acc_id": 0.7, "acc_ood": 0.68},
+        "zero_shot_metrics": {"acc_id": 0.7, "acc_ood": 0.68},
         "config": {},
     }
     write_results(root / name, doc)
@@ -212,7 +226,7 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
 
 
-def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
+def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
     ft.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
@@ -228,6 +242,13 @@ def test_configs_compose_validate_and_the_grid_is_the_papers(manifest):
     for bad, match in (("objective=ce", "objective='ce'"), ("train.warmup=30", "train.warmup=30")):
         with pytest.raises(ValueError, match=match):
             ft.validate(_cfg(manifest, bad))
+    from runrecord import ConfigError
+
+    with pytest.raises(ConfigError, match="data.manifest='/nowhere/manifest.csv' does not exist"):
+        ft.run(_cfg(manifest, "data.manifest=/nowhere/manifest.csv"), tmp_path / "never")
+    with pytest.raises(ConfigError, match="captions='cls'"):
+        ft.run(_cfg(manifest, "captions=cls"), tmp_path / "never")
+    assert not (tmp_path / "never").exists()  # a config error writes nothing
 
 
 def _cli(args: list[str], launcher: list[str] | None = None, timeout: int = 400):
@@ -293,6 +314,39 @@ def test_torchrun_two_processes_match_one(manifest, tmp_path):
     np.testing.assert_allclose(two["loss_curve"], one["loss_curve"], rtol=1e-5)
 
 
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_the_uninterrupted_numbers(manifest, tmp_path):
+    """A run killed (SIGKILL) after a checkpoint, run again with the same command, ends with the numbers of
+    an uninterrupted run."""
+    import signal
+    import time
+
+    args = [f"data.manifest={manifest}", *TINY, "train.steps=60", "train.batch_size=18", "zero_shot=false"]
+    _cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "realdata.finetune", *args, f"hydra.run.dir={tmp_path / 'killed'}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = tmp_path / "killed" / "results.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(record.read_text()).get("checkpoint_step", 0) >= 4:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = json.loads(record.read_text())
+    assert killed["status"] == "interrupted" and killed["checkpoint_step"] < 60
+    out = _cli([*args, f"hydra.run.dir={tmp_path / 'killed'}"]).stdout
+    assert "resuming at step" in out
+    whole, resumed = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("whole", "killed"))
+    assert resumed["status"] == "ok"
+    assert resumed["loss_curve"] == whole["loss_curve"] and resumed["metrics"] == whole["metrics"]
+
+
 @pytest.mark.coco
 @pytest.mark.weights
 def test_real_coloredcoco_zero_shot_rn50_matches_table7(tmp_path):
@@ -311,5 +365,5 @@ def test_real_coloredcoco_zero_shot_rn50_matches_table7(tmp_path):
         "train.steps=1",
         "train.batch_size=32",
     )
-    zs = ft.run(cfg, tmp_path / "run")["zero_shot"]
+    zs = ft.run(cfg, tmp_path / "run")["zero_shot_metrics"]
     assert abs(100 * zs["acc_id"] - 69.67) < 3 and abs(100 * zs["acc_ood"] - 68.33) < 3

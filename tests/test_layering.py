@@ -39,6 +39,7 @@ def test_imports_run_one_way(package):
     assert not bad, bad
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_run_record_is_cheap_to_import():
     code = "import sys, runrecord; print(sorted({'scipy', 'torch', 'jax', 'theory'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

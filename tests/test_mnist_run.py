@@ -16,7 +16,6 @@ from omegaconf import OmegaConf
 from synthetic.config import MNISTRunConfig
 from synthetic.mnist import data, digits, table
 from synthetic.mnist.run import first_nonfinite_step, run
-from tests import _background
 
 TINY = {"n": 300, "n_test": 200, "image_size": 14, "width": 32, "embed_dim": 16, "k": 3}
 
@@ -52,8 +51,7 @@ SWEEP_OVERRIDES = [
 ]
 
 
-def _tiny_grid():
-    tmp = _background.tmpdir("mnist")
+def _tiny_grid(tmp):
     sweep = tmp / "sweep"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax_cache")}
     cmd = [sys.executable, "-m", "synthetic", "-m", "experiment=multicolored_mnist", *SWEEP_OVERRIDES]
@@ -63,15 +61,10 @@ def _tiny_grid():
     return sweep, proc
 
 
-_background.job(
-    "mnist_tiny_grid", f"{__name__}::test_tiny_grid_through_the_app_and_table", _tiny_grid
-)  # runs while other tests run (tests/_background)
-
-
 @pytest.mark.slow
 def test_tiny_grid_through_the_app_and_table(tmp_path):
     """`python -m synthetic -m experiment=multicolored_mnist` on 2 cells x 3 objectives, then the table."""
-    sweep, proc = _background.result("mnist_tiny_grid")
+    sweep, proc = _tiny_grid(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     rows = table.collect(sweep)

@@ -20,6 +20,7 @@ from paper_figs import fig_common_vs_counter as fig2  # noqa: E402
 from paper_figs import fig_drop_by_data, fig_drop_vs_size, fig_per_class  # noqa: E402
 from paper_figs.aggregate import load_measured  # noqa: E402
 from paper_figs.ca_panels import panel_title, select_points  # noqa: E402
+from runrecord import ResultsError  # noqa: E402
 from tests.test_paper_figs import REF_DIR, read_csv, write_result  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -177,9 +178,9 @@ def test_every_figure_renders(tmp_path, results_dir, mode, figures):
         assert any("per-class figure from" in n and "clip0" in n for n in notes)
 
 
-def test_make_follows_the_figure_contract(tmp_path, results_dir, monkeypatch):
-    """make(out_dir, results_dir=None): mixed mode over the results; none there: FileNotFoundError naming the
-    folder and the command that fills it."""
+def test_make_follows_the_figure_contract(tmp_path, results_dir, monkeypatch, capsys):
+    """make(out_dir, results_dir=None): mixed mode over the results; nothing under the default folder: the
+    paper's numbers alone, said so; a given folder without results: an error naming it and the command."""
     monkeypatch.setattr(ca, "FIGURES", ("fig2",))  # every figure is rendered above; the contract is the point
     files = ca.make(tmp_path / "out", results_dir)
     assert {f.name for f in files} == {
@@ -190,8 +191,10 @@ def test_make_follows_the_figure_contract(tmp_path, results_dir, monkeypatch):
     }
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # the default folder, results/realdata, does not exist here
-    with pytest.raises(FileNotFoundError, match=r"results/realdata: run `python -m realdata"):
-        ca.make(tmp_path / "out")
+    assert {f.name for f in ca.make(tmp_path / "ref")} == {f.name for f in files}
+    assert "no realdata results under results/realdata" in capsys.readouterr().out
+    with pytest.raises(ResultsError, match=r"no results.json under nothing: run `python -m realdata"):
+        ca.make(tmp_path / "out", Path("nothing"))
 
 
 def test_per_class_sorted_with_backgrounds_and_paper_markers(results_dir):
@@ -250,10 +253,7 @@ def fake_module(name: str, make) -> types.ModuleType:
 def fig2_only(monkeypatch):
     """Driver tests check its logic; every figure is rendered above, so draw just one to save time."""
 
-    def make(*args, **kwargs):
-        return ca.make_counteranimal(*args, figures=("fig2",), **kwargs)
-
-    monkeypatch.setattr(driver, "make_counteranimal", make)
+    monkeypatch.setattr(ca, "FIGURES", ("fig2",))
 
 
 def test_driver_reports_missing_parts_and_fails_only_on_breakage(
@@ -279,7 +279,8 @@ def test_driver_reports_missing_parts_and_fails_only_on_breakage(
         "synthetic_vs_theory  skipped  results not there yet: results/synthetic/theorem62 is missing" in text
     )
     assert "mnist                ok       1 files" in text
-    assert "counteranimal        ok       mixed mode, 4 files" in text
+    assert "counteranimal        ok       4 files" in text  # fig2 (PNG, PDF) and the table (CSV, Markdown)
+    assert "drawing the paper's reported numbers only" not in text  # results/realdata is there: mixed mode
     assert (out / "counteranimal_fig2_common_vs_counter.pdf").is_file()
 
     def broken(out_dir, results_dir=None):
@@ -288,10 +289,31 @@ def test_driver_reports_missing_parts_and_fails_only_on_breakage(
     monkeypatch.setitem(sys.modules, "paper_figs.mnist", fake_module("m", broken))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert driver.main(["--out", str(out), "--results", str(empty)]) == 1
+    assert driver.main(["--out", str(out), "--results", f"counteranimal={empty}"]) == 1
     text = capsys.readouterr().out
-    assert "mnist                FAILED   RuntimeError('bug in a figure')" in text
-    assert f"counteranimal        FAILED   no results.json under {empty}" in text
+    assert "mnist                FAILED   RuntimeError: bug in a figure" in text
+    assert f"counteranimal        FAILED   ResultsError: no results.json under {empty}" in text
+    with pytest.raises(SystemExit):
+        driver.main(["--out", str(out), "--results", str(empty)])  # not FIGURE=DIR
+    assert "expected FIGURE=DIR with FIGURE one of" in capsys.readouterr().err
+
+
+def test_every_registered_figure_has_the_one_contract():
+    """paper_figs.FIGURES is the one registry; each module there exposes make(out_dir, results_dir=None)."""
+    import importlib
+    import inspect
+
+    from paper_figs import FIGURES
+
+    for name in FIGURES:
+        params = list(
+            inspect.signature(importlib.import_module(f"paper_figs.{name}").make).parameters.values()
+        )
+        assert [p.name for p in params[:2]] == ["out_dir", "results_dir"], name
+        assert params[1].default is None and all(p.default is not p.empty for p in params[1:]), name
+    for name, module in ca.FIGURE_MODULES.items():  # the CounterAnimal figures, drawn alike
+        params = list(inspect.signature(module.figure).parameters)
+        assert params == ["mode", "measured", "model"] and module.STEM.startswith("counteranimal_"), name
 
 
 def test_driver_reference_mode(tmp_path, monkeypatch, capsys, fig2_only):

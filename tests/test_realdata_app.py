@@ -16,7 +16,6 @@ from omegaconf import OmegaConf
 from realdata import zoo
 from realdata.config import register
 from realdata.fixture import main as fixture_main
-from tests import _background
 
 REPO = Path(__file__).resolve().parent.parent
 # the keys issue 5 names for `python -m realdata`
@@ -99,15 +98,9 @@ def _realdata(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subproce
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-_background.job(
-    "realdata_help",
-    f"{__name__}::test_python_m_realdata_help_lists_only_realdata_groups",
-    lambda: _realdata(["--help"]),
-)  # runs while other tests run
-
-
+@pytest.mark.slow
 def test_python_m_realdata_help_lists_only_realdata_groups():
-    proc = _background.result("realdata_help")
+    proc = _realdata(["--help"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
@@ -119,8 +112,7 @@ def test_python_m_realdata_help_lists_only_realdata_groups():
         assert foreign not in proc.stdout
 
 
-def _realdata_multirun():
-    tmp_path = _background.tmpdir("realdata-multirun")
+def _realdata_multirun(tmp_path):
     assert fixture_main([str(tmp_path / "try"), "--classes", "2"]) == 0  # 3 common, 2 counter per class
     root, ckpt = tmp_path / "try" / "data", tmp_path / "try" / "tiny-clip.pt"
     out = tmp_path / "sweep"
@@ -141,18 +133,14 @@ def _realdata_multirun():
     return out, proc
 
 
-_background.job(
-    "realdata_multirun", f"{__name__}::test_python_m_realdata_multirun_end_to_end", _realdata_multirun
-)  # runs while other tests run
-
-
-def test_python_m_realdata_multirun_end_to_end():
+@pytest.mark.slow
+def test_python_m_realdata_multirun_end_to_end(tmp_path):
     """A Hydra multirun of `python -m realdata` over a label space and a non-model key (batch_size): every job
     writes its own folder named after the model run, the jobs share the feature cache, and paper_figs reads
     them."""
     from paper_figs.aggregate import load_measured
 
-    out, proc = _background.result("realdata_multirun")
+    out, proc = _realdata_multirun(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p.parent for p in out.glob("*/results.json"))
     assert [j.name for j in jobs] == [
@@ -220,6 +208,7 @@ def test_python_m_realdata_multirun_end_to_end():
     assert by_space["1v1000"].common == pytest.approx(100 * m["acc_common"])
 
 
+@pytest.mark.slow
 def test_override_without_a_zoo_entry_then_a_failed_rerun(tmp_path):
     """model.name/model.pretrained overridden on top of the default zoo entry: the folder and results.json
     name the model run and carry none of the default entry's metadata; a failed re-run into the same folder
@@ -256,6 +245,7 @@ def test_override_without_a_zoo_entry_then_a_failed_rerun(tmp_path):
     assert json.loads(kept.read_text())["metrics"] == good["metrics"]
 
 
+@pytest.mark.slow
 def test_sigint_leaves_status_interrupted(tmp_path):
     """Ctrl-C (SIGINT) while `python -m realdata` extracts features: results.json says interrupted, why,
     and what was listed so far. Extraction is held in a sleep so the signal always lands mid-run."""

@@ -86,3 +86,47 @@ def test_tied_rank_one_optimum_gives_a_note_not_a_number():
     # off the tie the rank-1 prediction stands
     assert theory.prediction_applies(m.replace(p_spu=0.6), "linear_clip", rank=1) is None
     assert np.isfinite(theory.zero_shot_accuracy(m.replace(p_spu=0.6), "counter", rank=1))
+
+
+# ---------------------------------------------------------------- training defaults, convergence
+
+
+def _train(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("synthetic", overrides=overrides).train
+
+
+def test_contrastive_objectives_bring_their_training_defaults():
+    for name in ("clip", "siglip"):
+        t = _train([f"objective={name}"])
+        assert (t.optimizer, t.lr, t.batch_size, t.steps) == ("adam", 0.01, 256, 2000), name
+    assert _train(["objective=clip", "train.lr=0.5", "train.optimizer=sgd"]).lr == 0.5  # the user wins
+    assert _train(["objective=clip", "train.optimizer=sgd"]).optimizer == "sgd"
+    assert _train(["experiment=objectives"]).lr == 0.001  # an experiment's own settings win too
+    default = _train([])  # linear_clip keeps the full-batch SGD of the paper's theorem
+    assert (default.optimizer, default.batch_size) == ("sgd", 0)
+
+
+def test_convergence_flags_a_falling_loss_and_scattered_seeds():
+    from synthetic.results import FALLING_TOL, convergence
+
+    steps = np.linspace(0, 1, 100)
+    flat = np.exp(-30 * steps)[None].repeat(3, 0)  # settled long before the end
+    ok = convergence(flat, {"acc_counter": [0.97, 0.968, 0.971]}, 10000)
+    assert ok["converged"] and ok["loss_drop_last_tenth"] < 1e-6
+    falling = (1 - steps)[None].repeat(3, 0)  # a straight line: 1/9 of the decrease is in the last tenth
+    bad = convergence(falling, {"acc_counter": [0.97, 0.968, 0.971]}, 10000)
+    # independent: the mean of the last ten points against the ten before, over the whole decrease
+    first, before, last = falling[0, :10].mean(), falling[0, 80:90].mean(), falling[0, 90:].mean()
+    assert bad["loss_drop_last_tenth"] == pytest.approx((before - last) / (first - last))
+    assert bad["loss_drop_last_tenth"] > FALLING_TOL and not bad["converged"]
+    assert "still falling" in bad["reasons"][0]
+    # the README's InfoNCE run with SGD: seeds from 0.04 to 1.0 on counter
+    scattered = convergence(
+        flat, {"acc_counter": [0.04, 0.9996, 0.5, 0.9, 0.2], "loss_final": [1, 2, 3, 4, 5]}, 10000
+    )
+    assert not scattered["converged"] and "acc_counter" in scattered["reasons"][0]
+    assert scattered["seed_std"]["acc_counter"] == pytest.approx(
+        np.std([0.04, 0.9996, 0.5, 0.9, 0.2], ddof=1)
+    )
+    assert "loss_final" not in scattered["seed_std"]  # accuracies only

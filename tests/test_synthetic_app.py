@@ -16,7 +16,6 @@ from omegaconf import OmegaConf
 import theory
 from synthetic import train as T
 from synthetic.config import register_configs, resolve
-from tests import _background
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "synthetic"
@@ -77,8 +76,11 @@ def test_component_yaml_values_are_the_dataclass_defaults(path):
     if path.parent.name not in GROUPS:
         return
     node = OmegaConf.load(path)
-    if "defaults" in node:  # a variant: composes to valid components (test_every_group_option_composes)
+    if (
+        "defaults" in node and "_target_" not in node
+    ):  # a variant: composes (test_every_group_option_composes)
         return
+    node.pop("defaults", None)  # a base file may pull in other groups (objective/clip.yaml: train defaults)
     cls = get_class(node._target_)
     defaults = {f.name: f.default for f in __import__("dataclasses").fields(cls)}
     values = {k: v for k, v in OmegaConf.to_container(node).items() if k != "_target_"}
@@ -125,21 +127,16 @@ def _help():
     )
 
 
-_background.job(
-    "synthetic_help", f"{__name__}::test_help_lists_only_synthetic_groups", _help
-)  # runs while other tests run (tests/_background.py)
-
-
+@pytest.mark.slow
 def test_help_lists_only_synthetic_groups():
-    proc = _background.result("synthetic_help")
+    proc = _help()
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     for group in ("data", "encoder", "objective", "experiment", "task", "logger"):
         assert f"{group}:" in groups
     assert "model:" not in groups  # realdata's zoo
 
 
-def _small_multirun():
-    tmp_path = _background.tmpdir("multirun")
+def _small_multirun(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [
         sys.executable, "-m", "synthetic", "-m",
@@ -162,13 +159,9 @@ def _small_multirun():
     return sweep, proc, agg
 
 
-_background.job(
-    "small_multirun", f"{__name__}::test_small_multirun_end_to_end", _small_multirun
-)  # runs while other tests run
-
-
-def test_small_multirun_end_to_end():
-    sweep, proc, agg = _background.result("small_multirun")
+@pytest.mark.slow
+def test_small_multirun_end_to_end(tmp_path):
+    sweep, proc, agg = _small_multirun(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     docs = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
     for doc, p in zip(docs, (0.6, 0.9), strict=True):
@@ -232,8 +225,7 @@ def _run(args, tmp_path, **kw):
     return proc
 
 
-def _user_component_sweeps():
-    tmp_path = _background.tmpdir("plugin")
+def _user_component_sweeps(tmp_path):
     plugin = ROOT / "tests" / "plugin"
     sweep = tmp_path / "sweep"
     _run(
@@ -252,18 +244,12 @@ def _user_component_sweeps():
     return sweep, sweep2, proc
 
 
-_background.job(
-    "user_components",
-    f"{__name__}::test_user_components_from_their_own_module_and_yaml",
-    _user_component_sweeps,
-)  # runs while other tests run
-
-
-def test_user_components_from_their_own_module_and_yaml():
+@pytest.mark.slow
+def test_user_components_from_their_own_module_and_yaml(tmp_path):
     """tests/plugin holds a user's objective and data model (own module, own YAML, found through
     hydra.searchpath): at their neutral settings they give exactly the numbers of the built-ins they wrap,
     and their own hyperparameters are traced (an alignment sweep compiles once) and change the result."""
-    sweep, sweep2, proc = _background.result("user_components")
+    sweep, sweep2, proc = _user_component_sweeps(tmp_path)
     docs = {}
     for job in sweep.glob("[0-9]*"):
         doc = json.loads((job / "results.json").read_text())
@@ -283,6 +269,7 @@ def test_user_components_from_their_own_module_and_yaml():
     assert a["metrics"]["final_loss"]["per_seed"] != b["metrics"]["final_loss"]["per_seed"]
 
 
+@pytest.mark.slow
 def test_sigint_leaves_status_interrupted(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
@@ -360,6 +347,7 @@ def test_aggregate_orders_job_folders_numerically_beside_named_ones(tmp_path):
     assert rows[0]["acc_counter_mean"] == 0.5 and rows[0]["seeds"] == 1
 
 
+@pytest.mark.slow
 def test_progress_off_lets_the_compilation_cache_keep_the_program(tmp_path):
     """JAX keeps no program with a host callback in its persistent cache: train.progress=false drops the
     callback, and the compiled run is written there for a later process."""

@@ -21,7 +21,6 @@ from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig, resolve
 from synthetic.data import GaussianData
 from synthetic.encoders import MLP, Linear
 from synthetic.objectives import Clip, LinearClip, SigLIP, Supervised
-from tests import _background
 
 
 def split(cfg):
@@ -224,13 +223,9 @@ def _sharded_run():
     )
 
 
-_background.job(
-    "two_host_devices", f"{__name__}::test_two_host_devices_give_the_same_result", _sharded_run
-)  # runs while other tests run
-
-
+@pytest.mark.slow
 def test_two_host_devices_give_the_same_result(small_raw):
-    proc = _background.result("two_host_devices")
+    proc = _sharded_run()
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["n_dev"] == 2 and got["n_shards"] == 2

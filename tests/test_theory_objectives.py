@@ -21,7 +21,6 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
 import theory as T
-from tests import _background
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -459,25 +458,17 @@ def siglip_bias_start(p, q):
 TRAINED_CASES = [("clip", (0.75, 1.0), (0.5, 1.0)), ("siglip", (0.9,), (0.5,)), ("siglip", (0.9,), (1.0,))]
 
 
-def _trained_case(objective, p_values, q_values):
+def _trained_case(tmp_path, objective, p_values, q_values):
     extra = siglip_bias_start(p_values[0], 1.0) if objective == "siglip" and q_values == (1.0,) else ()
-    return trained(_background.tmpdir("trained"), objective, p_values, q_values, extra)
-
-
-for _case in TRAINED_CASES:  # the three sweeps run in the background (tests/_background.py)
-    _background.job(
-        f"trained{_case}",
-        f"{__name__}::test_trained_runs_land_on_the_prediction",
-        lambda case=_case: _trained_case(*case),
-    )
+    return trained(tmp_path, objective, p_values, q_values, extra)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("objective,p_values,q_values", TRAINED_CASES)
-def test_trained_runs_land_on_the_prediction(objective, p_values, q_values):
+def test_trained_runs_land_on_the_prediction(tmp_path, objective, p_values, q_values):
     """Fresh samples, B = 256, Adam 0.01 for 2000 steps, width 16: the seed mean is within 0.02 of the
     prediction on every group for both prompts (the test-set standard error is about 0.006)."""
-    runs = _background.result(f"trained{(objective, p_values, q_values)}")
+    runs = _trained_case(tmp_path, objective, p_values, q_values)
     for (p, q), metrics in runs.items():
         m = T.GaussianSpuriousModel(p_spu=p, caption_q=q)
         assert T.prediction_applies(m, objective, rank=16) is None

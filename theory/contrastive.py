@@ -329,6 +329,7 @@ def _loss_and_grad(theta: np.ndarray, pb: _Problem) -> tuple[float, np.ndarray]:
             loss += np.log(pb.batch - 1)
     else:  # siglip: E_pos softplus(-(S + b)) + (B - 1) E_neg softplus(S + b)
         B = pb.batch
+        assert B is not None, "SigLIP's loss is per batch: the batch size is required"
         Z = S + b
         loss = np.sum(W * np.logaddexp(0, -Z))
         G = -W * expit(-Z)

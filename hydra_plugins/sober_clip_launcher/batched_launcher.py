@@ -117,14 +117,14 @@ class BatchedLauncher(Launcher):
             with open_dict(c):
                 c.hydra.job.id = c.hydra.job.num = initial_job_idx + i
             configs.append(c)
-        groups = self._groups(configs)
+        dirs = {i: self._pending(configs[i]) for i in range(len(configs)) if self._is_synthetic(configs[i])}
+        groups = self._groups(configs, dirs)
         grouped = {i for g in groups for i in g}
         log.info(
             f"Launching {len(configs)} jobs: {len(grouped)} in {len(groups)} compiled group(s) "
             f"({', '.join(str(len(g)) for g in groups) or 'none'} jobs), "
             f"{len(configs) - len(grouped)} one by one"
         )
-        dirs = {i: self._pending(configs[i]) for i in range(len(configs)) if self._is_synthetic(configs[i])}
         done: set[int] = set()
         try:
             returns: dict[int, JobReturn] = {}
@@ -172,8 +172,9 @@ class BatchedLauncher(Launcher):
         write_pending(_task_cfg(config), out)
         return out
 
-    def _groups(self, configs: list[DictConfig]) -> list[list[int]]:
-        """Indices of the jobs that share one compiled program, groups of two or more, in job order."""
+    def _groups(self, configs: list[DictConfig], dirs: dict[int, Path]) -> list[list[int]]:
+        """Indices of the jobs that share one compiled program, groups of two or more, in job order. A job
+        that ``resume=true`` will skip (its folder holds a finished run of its config) joins none."""
         if not any(OmegaConf.select(c, "task", default=None) == "gaussian" for c in configs):
             return []  # nothing to batch: do not import JAX
         from synthetic.batch import static_key
@@ -181,10 +182,24 @@ class BatchedLauncher(Launcher):
         by_key: dict[Any, list[int]] = {}
         for i, c in enumerate(configs):
             HydraConfig.instance().set_config(c)  # for interpolations that read the hydra node
+            if i in dirs and self._resumed(c, dirs[i]):
+                continue
             key = static_key(_task_cfg(c))
             if key is not None:
                 by_key.setdefault(key, []).append(i)
         return [g for g in by_key.values() if len(g) > 1]
+
+    @staticmethod
+    def _resumed(config: DictConfig, out_dir: Path) -> bool:
+        if not OmegaConf.select(config, "resume", default=False):
+            return False
+        from runrecord import finished_result
+        from synthetic.app import recorded_config
+
+        try:
+            return finished_result(out_dir, recorded_config(_task_cfg(config)))[0] is not None
+        except Exception:  # a config that does not resolve: its own run says why
+            return False
 
     def _run_group(self, g, configs, initial_job_idx, label, done) -> dict[int, JobReturn]:
         from synthetic.batch import run_group

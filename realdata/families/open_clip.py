@@ -191,12 +191,16 @@ def load_open_clip(
 
 
 def build(mcfg, identity: dict, device: torch.device, seed: int, key: str = "model") -> Built:
-
-    from open_clip import build_zero_shot_classifier
-
     model, preprocess, tokenizer = load_open_clip(
         mcfg.name, mcfg.pretrained, mcfg.config_file, identity["force_quick_gelu"], device, seed, key
     )
+    return built_from(model, preprocess, tokenizer, device)
+
+
+def built_from(model, preprocess, tokenizer, device) -> Built:
+    """An open_clip model (or any with ``encode_image``/``encode_text``) as the evaluator uses it: image
+    embeddings, and open_clip's zero-shot classifier for the class names and templates."""
+    from open_clip import build_zero_shot_classifier
 
     def text_classifier(classnames, templates):
         return build_zero_shot_classifier(

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from synthetic.config import TrainConfig
 from synthetic.mnist import data, digits, models
-from synthetic.results import body
+from synthetic.results import body, convergence
 from synthetic.train import build_optimizer, curve_steps, seed_keys
 
 METRICS = ("acc_id", "acc_rand", "acc_rev", "loss_final")
@@ -190,6 +190,10 @@ def check(cfg) -> TrainConfig:
         cfg.train if isinstance(cfg.train, TrainConfig) else TrainConfig(**OmegaConf.to_container(cfg.train))
     )
     train.check()  # optimizer, schedule, lr ...
+    if train.save:
+        raise ValueError(
+            "train.save=true saves Gaussian runs' models (synthetic.load); MultiColoredMNIST has none"
+        )
     seeds, steps, batch_size = int(cfg.seeds), train.steps, train.batch_size
     if seeds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
@@ -259,4 +263,8 @@ def run(cfg, on_chunk=None) -> dict:
         "palette": list(data.PALETTE_NAMES[: mc.k]),
         **loss_curve(losses, train.loss_curve_points),
     }
-    return body({m: per_seed[m] for m in METRICS}, diverged, extra)
+    finite = np.isfinite(losses).all(axis=1)
+    # 100 window means over all steps: the per-step minibatch losses are noisy
+    curves = np.stack([w.mean(axis=1) for w in np.array_split(losses[finite], min(100, steps), axis=1)], 1)
+    converge = convergence(curves, {m: per_seed[m] for m in METRICS}, len(test_digit))
+    return body({m: per_seed[m] for m in METRICS}, diverged, extra, converge=converge)
