@@ -208,11 +208,15 @@ def _noisy_joint_weights(model_point: tuple, cap: tuple, q: float, n: int) -> tu
     phi = (np.arange(n) + 0.5) * (2 * np.pi / n)
     d = np.stack([np.cos(phi), np.sin(phi)])  # (2, n)
     c_t, r_t = (0.0, 0.0) if kind == "class" else (1.0, r)
-    logs = []
-    for y in (1.0, -1.0):
-        for agree, wa in ((1.0, p), (-1.0, 1.0 - p)):
-            for B, wb in ((1.0, q), (0.0, 1.0 - q)):
-                if wa == 0 or wb == 0:
+    _, w_img = _angle_weights((p, mu_inv, mu_spu, np.sqrt(s_inv**2 + n_img), np.sqrt(s_spu**2 + n_img)), n)
+    P = np.zeros((n, n))
+    for B, wb in ((1.0, q), (0.0, 1.0 - q)):  # B is independent of the image: P(phi, B) = w_B p(phi)
+        if wb == 0:
+            continue
+        logs = []
+        for y in (1.0, -1.0):
+            for agree, wa in ((1.0, p), (-1.0, 1.0 - p)):
+                if wa == 0:
                     continue
                 m = np.array([mu_inv * y, mu_spu * y * agree, mu_inv * y, B * mu_spu * y * agree])
                 C = np.diag(
@@ -229,17 +233,19 @@ def _noisy_joint_weights(model_point: tuple, cap: tuple, q: float, n: int) -> tu
                 det = M11 * M22 - M12**2
                 mu1, mu2 = (M22 * b1 - M12 * b2) / det, (M11 * b2 - M12 * b1) / det
                 quad = b1 * mu1 + b2 * mu2
-                mom = _pos_moment(mu1, mu2, np.sqrt(M22 / det), np.sqrt(M11 / det), -M12 / np.sqrt(M11 * M22))
+                sd1, sd2, corr = np.sqrt(M22 / det), np.sqrt(M11 / det), -M12 / np.sqrt(M11 * M22)
+                mom = _pos_moment(mu1, mu2, sd1, sd2, corr)
                 with np.errstate(divide="ignore"):
                     log_f = -0.5 * (m @ Qm - quad) + np.log(2 * np.pi) - 0.5 * np.log(det) + np.log(mom)
-                norm = np.log(0.5 * wa * wb) - 2 * np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(C))
+                norm = np.log(0.5 * wa) - 2 * np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(C))
                 logs.append(np.where(mom > 0, log_f + norm, -np.inf))
-    log_dens = logsumexp(np.stack(logs), axis=0)  # log-domain: near-diagonal laws do not underflow
-    # Midpoint rule for the caption angle given the image angle, row by row, and the exact image marginal
-    # (a 2-D Gaussian mixture's angle, 1-D closed form): a conditional narrower than a bin keeps its mass.
-    cond = np.exp(log_dens - log_dens.max(1, keepdims=True))
-    _, w_img = _angle_weights((p, mu_inv, mu_spu, np.sqrt(s_inv**2 + n_img), np.sqrt(s_spu**2 + n_img)), n)
-    return phi, cond / cond.sum(1, keepdims=True) * w_img[:, None]
+        log_dens = logsumexp(np.stack(logs), axis=0)  # log-domain: near-diagonal laws do not underflow
+        # Midpoint rule for the caption angle given the image angle, row by row, each row scaled to the exact
+        # image-angle marginal (a 2-D Gaussian mixture's angle, 1-D closed form): a conditional narrower
+        # than a bin keeps its mass (and sigma_xi -> 0 gives the noise-free law).
+        cond = np.exp(log_dens - log_dens.max(1, keepdims=True))
+        P += wb * cond / cond.sum(1, keepdims=True) * w_img[:, None]
+    return phi, P
 
 
 # ---------------------------------------------------------------- population losses
