@@ -218,10 +218,19 @@ def remove_if_unused(out_dir: str | Path) -> bool:
         or (e.suffix == ".log" and e.is_file())
         or (e.name == RESULTS_FILE and _placeholder(e))
     )
-    if all(unused(e) for e in entries):
-        shutil.rmtree(out_dir)
-        return True
-    return False
+    if not all(unused(e) for e in entries):
+        return False
+    shutil.rmtree(out_dir)
+    # and the folders Hydra made for it, while empty, up to the working directory (results/<app>/...)
+    here = Path.cwd().resolve()
+    for parent in out_dir.resolve().parents:
+        if parent == here or not parent.is_relative_to(here):
+            break
+        try:
+            parent.rmdir()  # only an empty folder
+        except OSError:
+            break
+    return True
 
 
 def recorded_run(

@@ -134,7 +134,6 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None, save_dir=None) -> d
     ``train.save=true``: each seed's parameters are written under ``save_dir`` (the run folder) as each
     chunk ends (:func:`synthetic.saved.save_params`)."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
-    T.TIMINGS.update(compile_s=0.0, run_s=0.0)
     spec, hp = T.split(run_cfg)
     prediction = theory_predictions(run_cfg)
     config = to_plain(run_cfg)
@@ -152,12 +151,15 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None, save_dir=None) -> d
         )
     chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
+    timings = {"compile_s": 0.0, "run_s": 0.0}
     for start in range(0, run_cfg.seeds, chunk):
         count = min(chunk, run_cfg.seeds - start)
         label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
-        raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
+        raw, took = T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label)
+        raws.append(raw)
+        timings = {name: timings[name] + took[name] for name in timings}
         _save(raws[-1:], start, run_cfg, save_dir)
-        result = _saved({"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}, run_cfg)
+        result = _saved({"config": config, **_collect(raws, run_cfg, spec, prediction, timings)}, run_cfg)
         if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
     return result
