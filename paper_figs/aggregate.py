@@ -41,6 +41,7 @@ MEASURED_TITLE = "CounterAnimal: measured vs reported"
 REFERENCE_TITLE = "CounterAnimal: reported numbers (paper Tables 3-4)"
 TABLE_COLUMNS = (
     "kind",
+    "family",
     "model",
     "pretrained",
     "backbone",
@@ -89,6 +90,7 @@ class Measured:
     n_classes: int | None = None  # classes the accuracies are balanced over
     data_root: str = ""
     sets_file: str = ""  # the 1v20 candidate sets (keyed by the reference's content): part of the row key
+    family: str = ""  # results.json's model family (open_clip, torchvision, timm, hf_clip, mllm, a user's)
 
 
 def _fraction(path: Path, metrics: dict, key: str, low: float = 0.0) -> float:
@@ -167,6 +169,7 @@ def load_result(path: Path) -> Measured:
         n_counter=int(n_counter) if is_finite_number(n_counter) else None,
         status=str(data.get("status", UNKNOWN)),
         variant=protocol_variant(data),
+        family=str(data["family"]),
         n_classes=int(metrics["n_classes"]) if is_finite_number(metrics.get("n_classes")) else None,
         data_root=str(data.get("data_root") or ""),
         sets_file=Path(data["one_vs_20_file"]).name
@@ -264,7 +267,9 @@ def table_rows(measured: list[Measured] | None = None) -> list[dict[str, str]]:
         on_protocol = p.panel == (PAPER_LABEL_SPACE, PAPER_PROMPTS) and not m.variant
         on_protocol = on_protocol and m.n_classes in (None, PAPER_N_CLASSES)
         ref = paper_match(p.kind, p.model, p.pretrained, papers) if on_protocol else None
-        rows.append(_row(p, ref, m.n_common, m.n_counter, m.status, m.variant, m.n_classes, m.data_root))
+        rows.append(
+            _row(p, ref, m.n_common, m.n_counter, m.status, m.variant, m.n_classes, m.data_root, m.family)
+        )
     return rows
 
 
@@ -277,10 +282,12 @@ def _row(
     variant: str = "",
     n_classes: int | None = PAPER_N_CLASSES,
     data_root: str = "",
+    family: str = "",
 ) -> dict[str, str]:
     diff = (lambda a, b: _pct(a - b)) if ref is not None else (lambda a, b: "")
     return {
         "kind": p.kind,
+        "family": family,
         "model": p.model,
         "pretrained": p.pretrained,
         "backbone": p.backbone,
@@ -407,7 +414,9 @@ def describe_missing(points: list[ModelPoint]) -> str:
 def aggregate(paths: list[Path], out_dir: Path) -> tuple[list[Path], list[Measured], list[str]]:
     """Write the measured-vs-paper table; returns its files, the parsed results and notes to print."""
     measured, notes = load_measured(paths)
-    missing = describe_missing([m.point for m in measured])
+    # a paper model counts as measured only under the paper's full protocol (its 45 classes, default names)
+    full = [m.point for m in measured if not m.variant and m.n_classes in (None, PAPER_N_CLASSES)]
+    missing = describe_missing(full)
     files = write_table(table_rows(measured), out_dir, MEASURED_TITLE, footer=missing)
     notes.append(missing)
     return files, measured, notes

@@ -139,7 +139,9 @@ def family(model: str) -> str:
 class ModelPoint:
     """One model under one protocol: reported by the paper or measured. Accuracies in percent."""
 
-    kind: str  # "clip" | "imagenet"
+    # "clip": a zero-shot model (results.json zero_shot, any family: CLIPs, multimodal LLMs); "imagenet": a
+    # fixed-head ImageNet classifier. The figures draw the two kinds apart, whatever the family.
+    kind: str
     model: str  # open_clip model name or torchvision name
     pretrained: str  # open_clip pretrained tag or torchvision weights name ("" when the paper gives none)
     backbone: str

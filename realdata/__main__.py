@@ -1,7 +1,7 @@
 """`python -m realdata`: zero-shot CounterAnimal evaluation (Hydra app, config conf/realdata/realdata.yaml).
 
 python -m realdata data.root=/path/to/LAION-final model=clip_vit-b-32-quickgelu_laion400m_e31
-python -m realdata -m data.root=... 'model=glob(*,exclude=tiny)' label_space=1v1000,1v20
+python -m realdata -m data.root=... 'model=glob(*,exclude=[tiny,mllm_*])' label_space=1v1000,1v20
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from runrecord import RESULTS_FILE, ConfigError, keep_earlier, provenance, recorded_run
+from runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -99,6 +100,7 @@ class FinetuneConfig:
     eval_batch_size: int = 256
     seed: int = 0
     verbose: bool = False
+    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
 
 
 def method(objective: str, captions: str, same_caption_negatives: bool = True) -> str:
@@ -376,7 +378,11 @@ def identity(cfg) -> str:
     """What makes two runs the same (a resume must match it): the config minus what cannot change the
     numbers, and the manifest's bytes. Supervised runs ignore `captions` and `same_caption_negatives`."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("verbose", "eval_batch_size"):
+    for key in (
+        "verbose",
+        "eval_batch_size",
+        *RUN_KEYS,
+    ):  # how a run is shown or logged, not what it computes
         c.pop(key, None)
     c["train"].pop("keep_checkpoint", None)
     if cfg.objective == "supervised":
@@ -617,6 +623,12 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             **fixed,
             "zero_shot_metrics": zero_shot,
             "loss_curve": curve,
+            # the same curve in the shape the trackers and `python -m paper_figs curves` read (one "seed")
+            "extra": {
+                "loss_curve_steps": list(range(1, len(curve) + 1)),
+                "loss_curve_per_seed": [curve],
+                "loss_curve_mean_ok_seeds": curve if diverged is None else None,
+            },
             "steps_done": len(curve),
             "epochs_done": len(curve) / per_epoch,
         }
@@ -638,7 +650,13 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
 
     if rank != 0:  # only rank 0 writes; the others compute alongside (the losses need them)
         return work(lambda body: None)
-    return recorded_run(out_dir, head, work)
+    from runrecord import track
+
+    try:
+        doc = recorded_run(out_dir, head, work)
+    finally:  # the run is logged to cfg.logger (runrecord.track) whatever its status
+        track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+    return doc
 
 
 if __name__ == "__main__":
@@ -647,7 +665,9 @@ if __name__ == "__main__":
 
     register()
 
-    @hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="finetune")
+    from runrecord.configs import config_path
+
+    @hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="finetune")
     def _main(cfg) -> float | None:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:

@@ -62,7 +62,8 @@ def convergence(loss_curves_SxP: np.ndarray, per_seed: dict[str, list], n_test: 
     ``loss_curves_SxP``: per seed (finite seeds only), the loss at P points spread over training;
     ``per_seed``: the accuracies per seed (None for a diverged seed); ``n_test``: test samples per group.
     """
-    reasons, out = [], {}
+    reasons: list[str] = []
+    out: dict = {}
     curves = np.asarray(loss_curves_SxP, float)
     if curves.ndim == 2 and curves.shape[0] and curves.shape[1] >= 20 and np.isfinite(curves).all():
         mean_P = curves.mean(axis=0)

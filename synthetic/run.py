@@ -66,6 +66,9 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         own = accs(objective=name, **run.objective.theory_kwargs(batch))
         if all(np.isfinite(v) for v in own.values()):
             out.update(own)
+            reduction = theory.prediction_reduction(model, name)
+            if reduction:  # never unmarked: the noisy prediction rests on the G = 0 reduction
+                out["reduction"] = reduction
         else:  # a numerical prediction that did not settle is no prediction: say so, never a bare null
             out.update(note=f"theory/ returned no finite {name} prediction at this point", **_nulls())
     for g in theory.GROUPS:
@@ -95,6 +98,12 @@ def _not_predicted(run: GaussianRunConfig, model, name: str | None, rank: int | 
         return f"no exact prediction for {type(run.objective).__name__}"
     if not run.encoder.LINEAR:
         return f"the exact prediction for {name} assumes linear encoders, not {type(run.encoder).__name__}"
+    if theory.prediction_reduction(model, name) and run.data.n > 0:
+        return (
+            f"no {name} prediction for noisy data with a finite training set (data.n={run.data.n}): the "
+            "noisy prediction (the G = 0 reduction) is the fresh-sample optimum, tested with data.n=0 only; "
+            "with n pairs in d dimensions the encoders can fit the noise"
+        )
     return theory.prediction_applies(model, name, "linear", rank)
 
 
@@ -125,7 +134,6 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None, save_dir=None) -> d
     ``train.save=true``: each seed's parameters are written under ``save_dir`` (the run folder) as each
     chunk ends (:func:`synthetic.saved.save_params`)."""
     run_cfg = resolve(cfg)  # every value checked before anything compiles
-    T.TIMINGS.update(compile_s=0.0, run_s=0.0)
     spec, hp = T.split(run_cfg)
     prediction = theory_predictions(run_cfg)
     config = to_plain(run_cfg)
@@ -143,12 +151,15 @@ def run(cfg, on_chunk: Callable[[dict], None] | None = None, save_dir=None) -> d
         )
     chunk = run_cfg.train.seed_chunk or run_cfg.seeds
     raws: list[dict[str, np.ndarray]] = []
+    timings = {"compile_s": 0.0, "run_s": 0.0}
     for start in range(0, run_cfg.seeds, chunk):
         count = min(chunk, run_cfg.seeds - start)
         label = f"seeds {start}-{start + count - 1}: " if chunk < run_cfg.seeds else ""
-        raws.append(T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label))
+        raw, took = T.run_seeds(spec, hp, T.seed_keys(run_cfg.seed, start, count), label)
+        raws.append(raw)
+        timings = {name: timings[name] + took[name] for name in timings}
         _save(raws[-1:], start, run_cfg, save_dir)
-        result = _saved({"config": config, **_collect(raws, run_cfg, spec, prediction, T.TIMINGS)}, run_cfg)
+        result = _saved({"config": config, **_collect(raws, run_cfg, spec, prediction, timings)}, run_cfg)
         if on_chunk is not None and start + chunk < run_cfg.seeds:
             on_chunk(result)
     return result

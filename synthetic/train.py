@@ -294,7 +294,11 @@ def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec)
 
 
 class _Progress:
-    """Host side of the progress callback: prints steps once a run has taken more than ~10 s."""
+    """Host side of the progress callback: prints steps once a run has taken more than ~10 s.
+
+    The one piece of host state of the training path, and only a printer: the callback is compiled into
+    the program (shared by every run of that Spec), so it reads the label and start of the run in flight
+    from here; no number a run returns depends on it."""
 
     start = 0.0
     last = 0.0
@@ -369,9 +373,22 @@ def _shard_seeds(keys: jax.Array) -> tuple[jax.Array, int]:
 #: matmuls and a few large elementwise fusions, which -O1 already vectorises (python -m synthetic.bench).
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
-#: Compiled programs by (spec, seed count): runs of a sweep in one process share them.
-_COMPILED: dict = {}
-TIMINGS: dict[str, float] = {"compile_s": 0.0, "run_s": 0.0}
+
+@functools.lru_cache(maxsize=32)
+def compiled_run(spec: Spec, keys: jax.ShapeDtypeStruct, hp_tree, hp_leaves: tuple):
+    """The compiled program of ``spec`` for seed keys and ``hp`` of these shapes (and shardings): runs of
+    a sweep in one process share it (an lru_cache, not hidden state: ``compiled_run.cache_clear()``)."""
+    start = time.time()
+    print("[synthetic] compiling ...", file=sys.stderr, flush=True)
+    options = COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # tuned on CPU only
+    hp = jax.tree.unflatten(hp_tree, hp_leaves)
+    program = _run_many.lower(keys, hp, spec).compile(options)
+    print(f"[synthetic] compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    return program
+
+
+def _abstract(x, sharding=None) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(jnp.shape(x), jnp.asarray(x).dtype, sharding=sharding)
 
 
 def _in_thread(fn):
@@ -394,22 +411,22 @@ def _in_thread(fn):
     return box["out"]
 
 
-def run_seeds(spec: Spec, hp: dict, keys: jax.Array, label: str = "") -> dict[str, np.ndarray]:
-    """Run every seed in ``keys`` (compiled whole, vmapped, sharded over local devices); numpy per seed.
+def run_seeds(
+    spec: Spec, hp: dict, keys: jax.Array, label: str = ""
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Run every seed in ``keys`` (compiled whole, vmapped, sharded over local devices).
 
-    Compile and run time are measured apart (added to :data:`TIMINGS`)."""
+    Returns (numpy outputs per seed, timings): ``compile_s`` (0 when the program was already compiled in
+    this process) and ``run_s``, measured apart."""
     n_seeds = keys.shape[0]
-    sharded, _ = _shard_seeds(keys)
-    cache_key = (spec, sharded.shape)
+    sharded, n_devices = _shard_seeds(keys)
+    leaves, tree = jax.tree.flatten(hp)
     start = time.time()
-    if cache_key not in _COMPILED:
-        print(f"[synthetic] {label}compiling ...", file=sys.stderr, flush=True)
-        options = COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # tuned on CPU only
-        _COMPILED[cache_key] = _run_many.lower(sharded, hp, spec).compile(options)
-        print(f"[synthetic] {label}compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    keys_shape = _abstract(sharded, sharded.sharding if n_devices > 1 else None)  # hp: replicated
+    program = compiled_run(spec, keys_shape, tree, tuple(map(_abstract, leaves)))
     compiled = time.time()
     _Progress.reset(label)
-    out = _in_thread(lambda: jax.block_until_ready(_COMPILED[cache_key](sharded, hp)))
-    TIMINGS["compile_s"] += compiled - start
-    TIMINGS["run_s"] += time.time() - compiled
-    return jax.tree.map(lambda v: np.asarray(v)[:n_seeds], out)  # a tree: train.save adds the parameters
+    out = _in_thread(lambda: jax.block_until_ready(program(sharded, hp)))
+    timings = {"compile_s": compiled - start, "run_s": time.time() - compiled}
+    # a tree: train.save adds the parameters
+    return jax.tree.map(lambda v: np.asarray(v)[:n_seeds], out), timings

@@ -224,6 +224,8 @@ def test_selection_picks_the_best_id_accuracy_and_the_table_shows_the_paper(tmp_
     assert all(p.exists() for p in paths)
     paper_only = fig.table_rows(fig.select(fig.collect(tmp_path / "nothing")[0])[0])
     assert paper_only[0]["zero_shot ID"] == "- (69.67)" and paper_only[1]["clip_obj OOD"] == "- (21.00)"
+    with pytest.raises(FileNotFoundError, match="experiment=coloredcoco"):  # the figure contract
+        fig.make(tmp_path / "none", tmp_path / "nothing")
 
 
 def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path):
@@ -278,10 +280,12 @@ def test_python_m_realdata_finetune_grid_then_selection(manifest, tmp_path):
             "train.warmup=0",
             "train.steps=8",
             "train.batch_size=18",
+            "logger=tensorboard",
             f"hydra.sweep.dir={tmp_path}",
         ]
     )
     jobs = sorted(tmp_path.rglob("results.json"))
+    assert all(any((p.parent / "tensorboard").glob("events.out.tfevents.*")) for p in jobs)  # logged
     names = {p.parent.name for p in jobs}
     assert names == {"lr1e-06_wd0.1_wu0_steps8_seed0", "lr0.001_wd0.1_wu0_steps8_seed0"}
     docs = [json.loads(p.read_text()) for p in jobs]

@@ -119,7 +119,7 @@ def planted_drop(which: int, split: dict) -> float:
 
 
 def test_curate_rebuilds_the_planted_split_and_it_evaluates(pool, tmp_path, fake_on_path):
-    from paper_figs.aggregate import load_measured
+    from paper_figs.aggregate import load_measured, table_rows
 
     doc = curate(curate_cfg(pool, tmp_path / "out"))
     assert doc["status"] == "ok"
@@ -172,6 +172,27 @@ def test_curate_rebuilds_the_planted_split_and_it_evaluates(pool, tmp_path, fake
     assert res["metrics"]["drop"] == pytest.approx(doc["drops"]["reference"]["fake0_random"]["drop"])
     (measured,), _ = load_measured([tmp_path / "eval"])
     assert measured.point.drop == pytest.approx(87.5) and measured.point.kind == "imagenet"  # not zero-shot
+    assert table_rows([measured])[0]["family"] == "fake_bits"
+    import matplotlib.pyplot as plt
+
+    from paper_figs import fig_common_vs_counter as fig2
+
+    fig = fig2.draw([measured.point])  # Figure 2 draws it at (common, counter) in percent
+    drawn = [xy for ax in fig.axes for c in ax.collections for xy in np.asarray(c.get_offsets()).tolist()]
+    assert [100.0, 12.5] in drawn
+    plt.close(fig)
+
+    # the same photos listed in a CSV (path, class, background) give the same split
+    photos = pool / "photos"
+    listing = ["path,class,background"] + [
+        f"{f.relative_to(photos).as_posix()},{f.parent.parent.name},{f.parent.name}"
+        for f in sorted(photos.rglob("*.png"))
+    ]
+    (photos / "pool.csv").write_text("\n".join(listing) + "\n")
+    by_csv = curate(curate_cfg(pool, tmp_path / "csv", images=None, csv=str(photos / "pool.csv")))
+    assert [
+        (c["imagenet_index"], c["kept"], c.get("common"), c.get("counter")) for c in by_csv["classes"]
+    ] == [(c["imagenet_index"], c["kept"], c.get("common"), c.get("counter")) for c in doc["classes"]]
     with pytest.raises(FileExistsError, match="split exists"):
         curate(curate_cfg(pool, tmp_path / "out"))
 

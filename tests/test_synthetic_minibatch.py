@@ -60,7 +60,7 @@ def test_benchmark_python_loop_computes_the_compiled_run():
     )
     spec, hp = T.split(resolve(cfg), progress=False)
     keys = T.seed_keys(0, 0, 2)
-    compiled = T.run_seeds(spec, hp, keys)
+    compiled, _ = T.run_seeds(spec, hp, keys)
     looped, _, _ = python_loop(spec, hp, keys)
     for name in ("acc_common", "acc_counter", "final_loss"):
         np.testing.assert_allclose(looped[name], compiled[name], rtol=1e-4, atol=1e-5)

@@ -5,7 +5,8 @@ by the language-model loss of the answer "A <object name>"; the lowest loss wins
 ``model.name``: a local folder (or a repository id in the local Hugging Face cache, e.g.
 ``llava-hf/llava-1.5-7b-hf``). ``model.options`` (defaults: the paper's protocol in LLaVA-1.5's format):
 
-- ``question``: the question asked;
+- ``question``: the question asked; a ``{}`` in it stands for the candidate's class name (the paper's yes/no
+  variant: ``question="Is there a {} in the image?"``, ``answer=Yes``);
 - ``answer``: the answer scored per candidate, ``{}`` standing for the class name;
 - ``prompt``: the conversation around the question, ``{question}`` and the processor's image token
   ``<image>`` in it; the answer follows it directly.
@@ -15,6 +16,8 @@ end-of-sequence token is scored). The candidates of one image are scored in one 
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -35,8 +38,11 @@ def options(mcfg, key: str = "model") -> dict:
     if unknown:
         raise ValueError(f"{key}.options: unknown keys {unknown} for family mllm (known: {sorted(DEFAULTS)})")
     opts = {**DEFAULTS, **given}
-    if "{}" not in opts["answer"]:
-        raise ValueError(f"{key}.options.answer={opts['answer']!r} needs '{{}}' where the class name goes")
+    if "{}" not in opts["answer"] + opts["question"]:
+        raise ValueError(
+            f"{key}.options: neither answer={opts['answer']!r} nor question={opts['question']!r} holds "
+            "'{}' where the class name goes, so every candidate would score the same"
+        )
     if "{question}" not in opts["prompt"] or "<image>" not in opts["prompt"]:
         raise ValueError(f"{key}.options.prompt={opts['prompt']!r} needs '{{question}}' and '<image>'")
     return opts
@@ -54,8 +60,8 @@ def identity(mcfg, seed: int) -> dict:
     return {**folder_identity(mcfg), "protocol": protocol(mcfg)}
 
 
-def prompt_text(opts: dict) -> str:
-    return opts["prompt"].format(question=opts["question"])
+def prompt_text(opts: dict, name: str) -> str:
+    return opts["prompt"].format(question=opts["question"].replace("{}", name))
 
 
 def load_llava(name: str, device: torch.device | str = "cpu", key: str = "model"):
@@ -70,18 +76,19 @@ def load_llava(name: str, device: torch.device | str = "cpu", key: str = "model"
 
 
 def answer_losses(model, prompt_ids, answer_ids, pixel_values, pad_id: int) -> torch.Tensor:
-    """Mean cross-entropy of each answer given one image and the prompt: (K,). prompt_ids: (P,) with the
-    image tokens expanded; answer_ids: K lists of token ids; pixel_values: (C, H, W)."""
-    k, p = len(answer_ids), len(prompt_ids)
-    length = p + max(len(a) for a in answer_ids)
+    """Mean cross-entropy of each answer given one image and its prompt: (K,), one batch of K sequences
+    (right-padded). prompt_ids: K lists of token ids, the image tokens expanded; answer_ids: K lists of
+    token ids; pixel_values: (C, H, W)."""
+    k = len(answer_ids)
+    length = max(len(p) + len(a) for p, a in zip(prompt_ids, answer_ids, strict=True))
     ids = torch.full((k, length), pad_id, dtype=torch.long)
     attention = torch.zeros((k, length), dtype=torch.long)
     answer = torch.zeros((k, length), dtype=torch.bool)
-    for i, a in enumerate(answer_ids):
-        ids[i, :p] = prompt_ids
-        ids[i, p : p + len(a)] = torch.as_tensor(a)
-        attention[i, : p + len(a)] = 1
-        answer[i, p : p + len(a)] = True
+    for i, (p, a) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
+        n = len(p) + len(a)
+        ids[i, :n] = torch.as_tensor([*p, *a])
+        attention[i, :n] = 1
+        answer[i, len(p) : n] = True
     device = pixel_values.device
     ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
     pixels = pixel_values.unsqueeze(0).expand(k, *pixel_values.shape).to(model.dtype)
@@ -100,17 +107,22 @@ def build(mcfg, identity: dict, device: torch.device, seed: int, key: str = "mod
     tokenizer = processor.tokenizer
     size = processor.image_processor.crop_size if hasattr(processor.image_processor, "crop_size") else None
     probe = Image.new("RGB", (size["width"], size["height"]) if size else (336, 336))
-    # the prompt with its image tokens expanded as the processor does for any image it resizes
-    prompt_ids = processor(text=prompt_text(opts), images=probe, return_tensors="pt")["input_ids"][0]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    @functools.cache
+    def prompt_ids(name: str) -> list[int]:
+        """The prompt with its image tokens expanded as the processor does for any image it resizes."""
+        return processor(text=prompt_text(opts, name), images=probe)["input_ids"][0]
+
+    @functools.cache
+    def answer_ids(name: str) -> list[int]:
+        return tokenizer(opts["answer"].replace("{}", name), add_special_tokens=False)["input_ids"]
 
     def score(images, names_BxK):
         out = []
         for pixels, names in zip(images, names_BxK, strict=True):
-            answers = [
-                tokenizer(opts["answer"].format(n), add_special_tokens=False)["input_ids"] for n in names
-            ]
-            out.append(-answer_losses(model, prompt_ids, answers, pixels, pad_id))
+            prompts, answers = [prompt_ids(n) for n in names], [answer_ids(n) for n in names]
+            out.append(-answer_losses(model, prompts, answers, pixels, pad_id))
         return torch.stack(out)
 
     return Built(model, image_transform(processor.image_processor), score=score, tokenizer=tokenizer)

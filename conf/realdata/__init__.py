@@ -1,0 +1,1 @@
+"""Hydra configs of python -m realdata; the wheel ships them as the package realdata.conf."""

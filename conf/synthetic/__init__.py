@@ -1,0 +1,1 @@
+"""Hydra configs of python -m synthetic; the wheel ships them as the package synthetic.conf."""
