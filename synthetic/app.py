@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runrecord import (
     NOT_FINISHED,
@@ -115,7 +115,8 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def _save_dir(cfg: DictConfig, out_dir: Path) -> dict:
-    return {"save_dir": out_dir} if cfg.task == "gaussian" else {}  # train.save: Gaussian runs only
+    save = cfg.task == "gaussian" and OmegaConf.select(cfg, "train.save", default=False)
+    return {"save_dir": out_dir} if save else {}  # train.save: Gaussian runs only (MNIST refuses it)
 
 
 def summary(doc: dict, out_dir: Path) -> dict:
