@@ -422,8 +422,11 @@ def _prior(out_dir: Path, ident: str) -> tuple[str, dict | None]:
     """What out_dir already holds for this run: 'done' (its results), 'resume', or 'fresh'."""
     res = out_dir / RESULTS_FILE
     ckpt = out_dir / CHECKPOINT
-    doc = json.loads(res.read_text()) if res.is_file() else None
-    same = doc is not None and doc.get("run_identity") == ident
+    try:
+        doc = json.loads(res.read_text()) if res.is_file() else None
+    except (OSError, ValueError):  # unreadable: not this run's record; kept aside below
+        doc = None
+    same = isinstance(doc, dict) and doc.get("run_identity") == ident
     if same and doc.get("status") in ("ok", "diverged"):
         return "done", doc
     if ckpt.is_file():

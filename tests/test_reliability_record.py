@@ -104,9 +104,23 @@ def test_aggregate_trusts_multirun_yaml_over_a_reused_folder(tmp_path):
 
 
 def test_run_folders_are_unique_below_the_second():
-    for app in ("synthetic/synthetic.yaml", "realdata/realdata.yaml"):
-        text = (REPO / "conf" / app).read_text()
-        assert "%H-%M-%S}" not in text and text.count("%S-%f}") == 2, app
+    """Two runs (or sweeps) started in the same second get different folders, in both apps."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from realdata.config import register
+    from synthetic.config import register_configs
+
+    register()
+    register_configs()
+    for app, name, extra in (("synthetic", "synthetic", []), ("realdata", "realdata", ["data.root=/x"])):
+        dirs = []
+        for _ in range(2):
+            GlobalHydra.instance().clear()  # a new process each time: `now` is resolved afresh
+            with initialize_config_dir(config_dir=str(REPO / "conf" / app), version_base="1.3"):
+                cfg = compose(name, overrides=extra, return_hydra_config=True)
+                dirs.append((str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir)))
+        assert dirs[0][0] != dirs[1][0] and dirs[0][1] != dirs[1][1], dirs
 
 
 # ---------------------------------------------------------------- MultiColoredMNIST IDX files
