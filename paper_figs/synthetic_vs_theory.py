@@ -76,8 +76,11 @@ def _model(row: dict, p_spu) -> theory.GaussianSpuriousModel:
 
 def check_one_data_model(rows: dict[str, list[dict]], sweeps: dict[str, Path]) -> None:
     """Each panel draws one set of theory curves, so every run must share the data model's parameters."""
-    for key in (*MODEL_KEYS, "n"):
-        seen = {name: sorted({float(r[f"data.{key}"]) for r in rs}) for name, rs in rows.items()}
+    for key in (*MODEL_KEYS, "n"):  # and the training-set size, where the runs record it
+        seen = {
+            name: sorted({float(r[f"data.{key}"]) for r in rs if r.get(f"data.{key}") is not None})
+            for name, rs in rows.items()
+        }
         if len({v for vals in seen.values() for v in vals}) > 1:
             raise ValueError(
                 f"data.{key} differs between the runs drawn together ({seen}; sweeps {sweeps}): "

@@ -305,24 +305,21 @@ def test_python_m_realdata_finetune_grid_then_selection(manifest, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(manifest, tmp_path):
-    """torch.distributed (gloo on CPU) through open_clip's gathered ClipLoss: 2 processes x 9 images give
-    the loss curve of 1 process x 18 images."""
-    extra = [
-        "train.steps=4",
-        "train.batch_size=18",
-        "device=cpu",
-        "dist.local_loss=true",
-        "dist.gather_with_grad=true",
-        "zero_shot=false",
-    ]
-    args = [f"data.manifest={manifest}", *TINY, *TRAIN, *extra]
+    """torch.distributed (gloo on CPU) through open_clip's gathered ClipLoss, a Hydra multirun under
+    torchrun: 2 processes x 9 images give the loss curve of 1 process x 18 images, with identical captions
+    as negatives and masked (the caption ids gathered like the features)."""
+    extra = ["train.steps=4", "train.batch_size=18", "device=cpu", "dist.local_loss=true",
+             "dist.gather_with_grad=true", "zero_shot=false"]  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29581"]
-    _cli([*args, f"hydra.run.dir={tmp_path / 'two'}"], launcher=torchrun)
-    two = json.loads((tmp_path / "two" / "results.json").read_text())
-    one = ft.run(_cfg(manifest, *extra), tmp_path / "one")  # the same config, one process: this one
-    assert two["protocol"]["world_size"] == 2 and one["protocol"]["world_size"] == 1
-    assert two["status"] == one["status"] == "ok"
-    np.testing.assert_allclose(two["loss_curve"], one["loss_curve"], rtol=1e-5)
+    sweep = ["-m", f"data.manifest={manifest}", *TINY, *TRAIN, *extra, "same_caption_negatives=true,false"]
+    _cli([*sweep, f"hydra.sweep.dir={tmp_path / 'two'}"], launcher=torchrun)
+    for negatives, method in (("true", "clip_obj"), ("false", "clip_obj_masked")):
+        (path,) = (tmp_path / "two" / "tiny-clip_random" / method).rglob("results.json")
+        two = json.loads(path.read_text())
+        one = ft.run(_cfg(manifest, *extra, f"same_caption_negatives={negatives}"), tmp_path / method)
+        assert two["protocol"]["world_size"] == 2 and one["protocol"]["world_size"] == 1
+        assert two["status"] == one["status"] == "ok"
+        np.testing.assert_allclose(two["loss_curve"], one["loss_curve"], rtol=1e-5)
 
 
 @pytest.mark.coco
