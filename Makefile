@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Stamps make the installs idempotent: re-run only when the dependency files change.
+# Editable installs in compat mode (the checkout on sys.path): Hydra 1.3 finds plugins by walking the
+# hydra_plugins namespace, which setuptools' default editable finder hides (hydra/launcher=batched).
+EDITABLE := --config-settings editable_mode=compat
 CORE_STAMP := $(VENV)/.core-installed
 ALL_STAMP := $(VENV)/.all-installed
 
@@ -17,11 +20,11 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(CORE_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP) install -q -c constraints.txt -e .
+	$(PIP) install -q -c constraints.txt $(EDITABLE) -e .
 	touch $@
 
 $(ALL_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP) install -q -c constraints.txt -e '.[real,track,dev]'
+	$(PIP) install -q -c constraints.txt $(EDITABLE) -e '.[real,track,dev]'
 	touch $@ $(CORE_STAMP)
 
 demo: $(CORE_STAMP)  ## the offline demo: a small sweep, its table and figure (a few minutes on 2 cores)

@@ -90,9 +90,44 @@ def groups(folder: Path) -> list[dict]:
     return out
 
 
+def _save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+
+
 def _line(what: str, row: dict) -> str:
     load = f"load {row['load_before']}-{row['load_after']}"
     return f"{what:<18}{row['jobs']} jobs in {row['wall_s']:.1f} s ({load})"
+
+
+def captions_table_check(folder: Path) -> dict:
+    """The captions map's means against the table in docs/synthetic.md (counter / common, class and
+    class-mean prompt, rounded to 0.001 there), for every cell the sweep in ``folder`` covers."""
+    doc = (ROOT / "docs" / "synthetic.md").read_text()
+    part = doc.split("counter / common accuracy, class prompt")[1]
+    tables = dict(
+        zip(("", "_prompt_mean"), part.split("counter / common accuracy, class-mean prompt"), strict=True)
+    )
+    cells = {}
+    for suffix, text in tables.items():
+        for line in text.split("What it shows")[0].splitlines():
+            c = [x.strip() for x in line.strip().strip("|").split("|")]
+            if len(c) < 6 or c[0] in ("objective", "---"):
+                continue
+            for p_spu, cell in zip((0.6, 0.8, 0.9, 1.0), c[2:6], strict=True):
+                counter, common = (float(x) for x in cell.split("(")[0].split("/"))
+                cells[(c[0], c[1], p_spu, suffix)] = {"counter": counter, "common": common}
+    worst, n = 0.0, 0
+    for job in jobs(folder).values():
+        c = job["config"]
+        obj = c["objective"]["_target_"].rsplit(".", 1)[1]
+        q = "any (no captions)" if obj == "Supervised" else f"{c['data']['caption_q']:g}"
+        for suffix in ("", "_prompt_mean"):
+            ref = cells.get((obj, q, float(c["data"]["p_spu"]), suffix))
+            for group, value in (ref or {}).items():
+                worst = max(worst, abs(job["metrics"][f"acc_{group}{suffix}"]["mean"] - value))
+                n += 1
+    return {"cells": n, "max_abs_diff": round(worst, 4)}
 
 
 def main(argv=None) -> int:
@@ -109,6 +144,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=None, help="where the sweeps go (default: a temp folder)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    out = args.out or ROOT / "benchmarks" / "out" / f"batched_launcher_{args.experiment}.json"
     work = args.work or Path(tempfile.mkdtemp(prefix="batched-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     common = args.overrides.split()
@@ -130,6 +166,11 @@ def main(argv=None) -> int:
         print(f"  basic / batched: {ratio:.1f}x; largest per-seed difference {same['max_abs_diff']:.2e}")
         report["reduced"] = {"basic": basic, "batched": batched, "ratio": round(ratio, 2), "agreement": same}
         report["reduced"]["groups"] = groups(work / "reduced-batched")
+        if args.experiment == "captions":
+            table = captions_table_check(work / "reduced-batched")
+            print(f"  batched vs the docs table: {table['cells']} cells, max |diff| {table['max_abs_diff']}")
+            report["reduced"]["table"] = table
+        _save(report, out)  # kept if the full sweep is stopped
     if args.full:
         full = sweep(args.experiment, "batched", common, work / "full-batched")
         print(_line("full, batched:", full))
@@ -140,10 +181,12 @@ def main(argv=None) -> int:
                 f"{g['chunk']}: compile {g['compile_s']:.1f} s, run {g['run_s']:.1f} s; memory estimate "
                 f"{g['estimate_gib']} GiB, XLA {g['xla_gib']} GiB, peak RSS {g['peak_rss_gib']} GiB"
             )
+        if args.experiment == "captions":
+            full["table"] = captions_table_check(work / "full-batched")
+            t = full["table"]
+            print(f"  vs docs/synthetic.md: {t['cells']} cells, max |diff| {t['max_abs_diff']}")
         report["full"] = full
-    out = args.out or ROOT / "benchmarks" / "out" / f"batched_launcher_{args.experiment}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    _save(report, out)
     print(f"-> {out}")
     return 0
 

@@ -1,6 +1,6 @@
 """ColoredCOCO (paper Table 7 / Figure 10): ID and OOD accuracy per backbone and method, paper beside ours.
 
-    python -m paper_figs.coloredcoco [--results DIR] [--out DIR]
+    python -m paper_figs.coloredcoco [--results DIR] [--out DIR] [--reference]
 
 DIR (default results/realdata/coloredcoco) holds the results.json of ``python -m realdata.finetune`` runs,
 e.g. the grid ``-m experiment=coloredcoco``. Aggregation = model selection: per (backbone, method) the run
@@ -8,7 +8,8 @@ with the highest ID test accuracy (metrics.acc_id) among the finished runs (stat
 the run whose folder sorts first. Zero-shot is the selected runs' accuracy before fine-tuning
 (zero_shot_metrics). Writes coloredcoco_fig10.png/.pdf, coloredcoco_table7.md/.csv (each cell
 "measured (paper)", in %) and coloredcoco_selection.csv (every candidate, the chosen one marked). With
-no results it draws the paper's numbers alone and says so.
+no results it is a FileNotFoundError naming the command that makes them (``python -m paper_figs`` lists it
+as skipped); ``--reference`` draws the paper's numbers alone.
 """
 
 from __future__ import annotations
@@ -195,30 +196,42 @@ def draw(chosen: dict, out_dir: Path, note: str) -> list[Path]:
             off = -0.3 + 0.2 * j
             ax.bar(x + off, paper, 0.18, color=colour, alpha=0.35, hatch="//", label=f"{split} paper")
             ax.bar(x + off + 0.4, ours, 0.18, color=colour, label=f"{split} measured")
-        ax.set_xticks(x + 0.1, [LABELS[m] for m in METHODS])
+        ax.set_xticks(x, [LABELS[m] for m in METHODS])
         ax.set_title(b)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[1].legend(fontsize=7, ncol=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(f"ColoredCOCO (Figure 10): {note}", fontsize=9)
     return save_figure(fig, out_dir, f"{NAME}_fig10")
 
 
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
-    """The figure and the tables into out_dir from the runs under results_dir (default DEFAULT_RESULTS)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The figure and the tables into out_dir from the runs under results_dir (default DEFAULT_RESULTS);
+    no run there is a FileNotFoundError naming the command that makes them (the figure contract)."""
     where = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
     runs, notes = collect(where)
+    if not runs:
+        raise FileNotFoundError(
+            f"no ColoredCOCO fine-tuning results under {where}: run `python -m realdata.finetune -m "
+            "experiment=coloredcoco data.manifest=...` (docs/coloredcoco.md); "
+            "`python -m paper_figs.coloredcoco --reference` draws the paper's numbers alone"
+        )
     chosen, candidates, more = select(runs)
-    notes += more
-    if runs:
-        note = f"measured: {len(runs)} runs under {where}, selected by ID accuracy; hatched = paper"
-    else:
-        note = f"no fine-tuning results under {where}: the paper's numbers alone (hatched)"
-    for n in notes:
+    for n in notes + more:
         print(n)
+    note = f"measured: {len(runs)} runs under {where}, selected by ID accuracy; hatched = paper"
+    return _write(chosen, candidates, Path(out_dir), note)
+
+
+def make_reference(out_dir: Path) -> list[Path]:
+    """Table 7 and Figure 10 from the paper's numbers alone."""
+    return _write({}, [], Path(out_dir), "the paper's numbers alone (hatched); nothing measured")
+
+
+def _write(chosen: dict, candidates: list[dict], out_dir: Path, note: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
     return write_tables(chosen, candidates, out_dir, note) + draw(chosen, out_dir, note)
 
 
@@ -228,8 +241,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
     parser.add_argument("--results", type=Path, default=None, help=f"default {DEFAULT_RESULTS}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--reference", action="store_true", help="the paper's numbers alone")
     args = parser.parse_args(argv)
-    paths = make(args.out, args.results)
+    paths = make_reference(args.out) if args.reference else make(args.out, args.results)
     for p in paths:
         print(p)
     return paths

@@ -69,7 +69,11 @@ def make_counteranimal(
             files += aggregate.write_table(rows, out_dir, aggregate.MEASURED_TITLE, footer=notes[-1])
     for name in figures:
         module = FIGURE_MODULES[name]
-        fig, note = module.figure(mode, [m.point for m in measured], per_class_model)
+        try:
+            fig, note = module.figure(mode, [m.point for m in measured], per_class_model)
+        except (ValueError, FileNotFoundError) as err:  # what these results cannot show: say so
+            notes.append(f"{name} figure skipped: {err}")
+            continue
         notes += [note] if note else []
         files += save_figure(fig, out_dir, module.STEM)
     return files, notes

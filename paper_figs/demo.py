@@ -69,7 +69,7 @@ def main() -> list[Path]:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     dirs = run_sweeps(stamp)
     outputs = [write_csv(collect(d), d / "aggregate.csv") for d in dirs.values()]
-    outputs += synthetic_vs_theory.make(DEFAULT_OUT, RESULTS)
+    outputs += synthetic_vs_theory.make(DEFAULT_OUT, RESULTS, dirs)  # its own two sweeps
     outputs += theory_curves.make(DEFAULT_OUT)
     print(f"demo done in {time.time() - start:.0f}s")
     for d in dirs.values():

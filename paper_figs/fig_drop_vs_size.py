@@ -1,7 +1,8 @@
 """Drop against image-encoder size: every model a marker, a trend line per (source, pre-training set, family).
 
 Log x axis; one colour per pre-training set, one marker per family; the line joins the mean drop at each
-size. Models without a known backbone size are left out.
+size. Models without a known backbone size (a checkpoint the zoo does not describe) are left out and
+listed in the figure's note; with none of known size the figure says so instead of failing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from paper_figs.ca_panels import (
     FAMILY_MARKERS,
     SOURCE_COLORS,
-    from_points,
     is_mixed,
     mode_note,
     panel_title,
     panels,
+    select_points,
     subplots,
 )
 from paper_figs.reference import DATA_SIZE, ModelPoint, format_size
@@ -47,7 +48,10 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
     """Drop against image-encoder size, one panel per (label space, prompts)."""
     usable = [p for p in points if p.params_m is not None]
     if not usable:
-        raise ValueError("no point has a known backbone size; cannot draw the scaling figure")
+        fig, (ax,) = subplots(1, 7.0, 6.0)
+        ax.text(0.5, 0.5, "no model of known backbone size to draw", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     keys = panels(usable)
     mixed = is_mixed(usable)
     fig, axes = subplots(len(keys), 7.0, 6.0)
@@ -107,4 +111,21 @@ def _legend(here: Sequence[ModelPoint]) -> list[Line2D]:
     return handles
 
 
-figure = from_points(draw)  # the CounterAnimal figure contract (paper_figs.ca_panels)
+def unknown_size(points: Sequence[ModelPoint]) -> str:
+    """The note naming the points left out for want of a backbone size ("" when none is)."""
+    left = sorted(
+        {
+            f"{p.model} {p.pretrained}".strip() + (f" ({p.path})" if p.path else "")
+            for p in points
+            if p.params_m is None
+        }
+    )
+    if not left:
+        return ""
+    return f"scaling figure: {len(left)} checkpoint(s) of unknown backbone size left out: " + "; ".join(left)
+
+
+def figure(mode: str, measured: Sequence[ModelPoint], model: str | None = None) -> tuple[Figure, str]:
+    """The CounterAnimal figure contract (paper_figs.ca_panels), with the points left out in the note."""
+    points = select_points(mode, measured)
+    return draw(points), unknown_size(points)

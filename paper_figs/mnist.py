@@ -42,10 +42,15 @@ MARKERS = {"rand": "o", "rev": "v"}
 def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     """Write mnist_rand_rev.png/.pdf into out_dir from the sweep in results_dir (default: the newest)."""
     results_dir = table.latest_sweep() if results_dir is None else Path(results_dir)
-    rows = table.collect(results_dir)
-    styles = objective_styles(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    return save_figure(figure(results_dir), out_dir, NAME)
+
+
+def figure(results_dir: Path):
+    """The figure of the sweep in results_dir: one panel per (p_inv, p_spu) cell of the sweep."""
+    rows = table.collect(results_dir)
+    styles = objective_styles(rows)
     p_invs = sorted({r["p_inv"] for r in rows}, reverse=True)
     p_spus = sorted({r["p_spu"] for r in rows})
     fig, axes = plt.subplots(
@@ -78,8 +83,8 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
                         ax.errorbar(
                             k, mean, std, fmt=ls, marker=MARKERS[test], ms=4, color=colour, capsize=2, lw=1.5
                         )
-                paper = sorted(
-                    (r["k"], r[f"paper_{test}_mean"], r[f"paper_{test}_std"])
+                paper = sorted(  # beside the measured objective it reports, in that objective's column
+                    (r["k"] + styles[r["objective"]][1], r[f"paper_{test}_mean"], r[f"paper_{test}_std"])
                     for r in cell
                     if r[f"paper_{test}_mean"] is not None
                 )
@@ -105,7 +110,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
     fig.suptitle(f"MultiColoredMNIST: Rand and Rev accuracy ({results_dir})", fontsize=10)
     fig.tight_layout(rect=(0, 0.09, 1, 0.96))
-    return save_figure(fig, out_dir, NAME)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -160,29 +160,51 @@ def _column(rows: Sequence[dict], key: str) -> np.ndarray:
     return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])
 
 
+#: Line styles and markers telling apart the values of a second series key (colour tells the first); never
+#: the plain dashes of the exact theory.
+STYLES = (("-", "o"), (":", "s"), ("-.", "^"), ((0, (1, 3)), "D"), ((0, (3, 1, 1, 1, 1, 1)), "v"))
+
+
+def _bounded(metric: str) -> bool:
+    """An accuracy: its values, mean and error bars live in [0, 1]."""
+    return metric.startswith("acc_")
+
+
 def draw(
     rows: Sequence[dict], x: str, series_keys: Sequence[str], metrics: Sequence[str], title: str
 ) -> Figure:
-    """One panel per metric: mean +- std over seeds against x, one colour per series; dashed, the exact
-    theory (one black curve when every series has the same, else one per series in its colour)."""
+    """One panel per metric: mean +- std over seeds against x, one colour per value of the first series key
+    and, when two or more keys vary, one line style and marker per value of the others; dashed, the exact
+    theory (one black curve when every series has the same, else one per series in its colour).
+    Legends sit below the panels, off the data; accuracies and their error bars are clipped to [0, 1]."""
     x_values = _distinct(rows, x)
     numeric_x = all(_is_number(v) for v in x_values)
     ticks = {v: i for i, v in enumerate(sorted(x_values, key=_order))}  # positions when x is categorical
+    # colour for a named key (a component: objective, encoder) when there is one, style for the rest
+    series_keys = sorted(series_keys, key=lambda k: all(_is_number(v) for v in _distinct(rows, k)))
     groups = split_series(rows, series_keys)
-    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.4), squeeze=False)
+    colour_values = list(dict.fromkeys(values[:1] for values in groups))
+    style_values = list(dict.fromkeys(values[1:] for values in groups))
+    colours = plt.get_cmap("tab10" if len(colour_values) <= 10 else "tab20")
+    colour_of = {v: colours(i % colours.N) for i, v in enumerate(colour_values)}
+    style_of = {v: STYLES[i % len(STYLES)] for i, v in enumerate(style_values)}
+    two_keys = len(series_keys) >= 2
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         handles, curves = [], {}
-        for i, (values, group) in enumerate(groups.items()):
+        for values, group in groups.items():
             group = sorted(group, key=lambda r: _order(r.get(x)))
             xs = np.array([float(r[x]) if numeric_x else ticks[r[x]] for r in group])
             mean, std = _column(group, f"{metric}_mean"), _column(group, f"{metric}_std")
             if np.all(np.isnan(mean)):
                 continue  # this series has no such metric
             label = ", ".join(str(v) for v in values) if series_keys else "simulation"
-            colour = colours(i % colours.N)
+            colour = colour_of[values[:1]]
+            ls, marker = style_of[values[1:]] if two_keys else ("-", "o")
+            std = np.nan_to_num(std)
+            yerr = np.stack([np.minimum(std, mean), np.minimum(std, 1 - mean)]) if _bounded(metric) else std
             bars = ax.errorbar(
-                xs, mean, yerr=np.nan_to_num(std), fmt="o-", ms=4, capsize=2, color=colour, label=label
+                xs, mean, yerr=yerr, ls=ls, marker=marker, ms=4, capsize=2, color=colour, label=label
             )
             handles.append(bars)
             theory = _column(group, f"theory.{metric}")
@@ -195,17 +217,33 @@ def draw(
             ax.plot(xs, theory, "--", color="k", lw=1.4, label="exact theory", zorder=1)
         else:
             for label, (colour, xs, theory) in curves.items():
-                ax.plot(xs, theory, "--", color=colour, lw=1.4, label=f"exact theory, {label}", zorder=1)
-        if curves:
-            proxy = Line2D(
-                [], [], ls="--", color="k" if shared else "0.4", label=f"exact theory (theory.{metric})"
-            )
-            handles.append(proxy)
+                ax.plot(xs, theory, "--", color=colour, lw=1.0, alpha=0.8, label=f"exact theory, {label}")
+        proxy = (
+            [Line2D([], [], ls="--", color="k" if shared else "0.4", label=f"exact theory (theory.{metric})")]
+            if curves
+            else []
+        )
         if not numeric_x:
             ax.set_xticks(list(ticks.values()), [str(v) for v in ticks])
         ax.set(xlabel=x, ylabel=f"{metric} (mean ± std over seeds)", title=metric)
+        if _bounded(metric):
+            ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        ax.legend(handles=handles, title=", ".join(series_keys) or None, fontsize=8, title_fontsize=8)
+        below = {"loc": "upper center", "fontsize": 8, "title_fontsize": 8, "frameon": False}
+        if not two_keys:
+            name = ", ".join(series_keys) or None
+            ax.legend(handles=handles + proxy, title=name, bbox_to_anchor=(0.5, -0.14), ncols=2, **below)
+            continue
+        by_colour = [Line2D([], [], color=c, marker="o", label=str(v[0])) for v, c in colour_of.items()]
+        by_style = [
+            Line2D([], [], color="k", ls=ls, marker=m, label=", ".join(str(x) for x in v))
+            for v, (ls, m) in style_of.items()
+        ]
+        first = ax.legend(
+            handles=by_colour + proxy, title=series_keys[0], bbox_to_anchor=(0.25, -0.14), **below
+        )
+        ax.add_artist(first)
+        ax.legend(handles=by_style, title=", ".join(series_keys[1:]), bbox_to_anchor=(0.75, -0.14), **below)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,9 +1,12 @@
 """Simulation against the exact theory: ``experiment=theorem62`` and ``experiment=objectives`` sweeps.
 
     python -m paper_figs.synthetic_vs_theory [--results results/synthetic] [--out paper_figs/out]
+    python -m paper_figs.synthetic_vs_theory --theorem62 DIR --objectives DIR     # the two sweeps to draw
 
-Reads the latest sweep of each experiment under ``results_dir`` (``<results_dir>/<name>/<time>/*/``, where
-``python -m synthetic -m experiment=<name>`` and ``make demo`` write results.json). Three panels over p_spu:
+Reads one sweep of each experiment under ``results_dir`` (``<results_dir>/<name>/<time>/*/``, where
+``python -m synthetic -m experiment=<name>`` and ``make demo`` write results.json): the ones given, else
+the newest pair run at the same size (the same data model and ``data.n``: the panels share their theory
+curves), never the newest of each when their sizes differ. Three panels over p_spu:
 (a) linearised CLIP (theorem62): simulated accuracy per test group, mean and std over seeds, on the exact
 population curves, with Theorem 6.2's printed bounds drawn as accuracies (common >= 1 - Phi(kappa2),
 counter <= Phi(kappa1)); (b) counter and (c) common accuracy of every objective against the CLIP optimum
@@ -73,8 +76,11 @@ def _model(row: dict, p_spu) -> theory.GaussianSpuriousModel:
 
 def check_one_data_model(rows: dict[str, list[dict]], sweeps: dict[str, Path]) -> None:
     """Each panel draws one set of theory curves, so every run must share the data model's parameters."""
-    for key in MODEL_KEYS:
-        seen = {name: sorted({float(r[f"data.{key}"]) for r in rs}) for name, rs in rows.items()}
+    for key in (*MODEL_KEYS, "n"):  # and the training-set size, where the runs record it
+        seen = {
+            name: sorted({float(r[f"data.{key}"]) for r in rs if r.get(f"data.{key}") is not None})
+            for name, rs in rows.items()
+        }
         if len({v for vals in seen.values() for v in vals}) > 1:
             raise ValueError(
                 f"data.{key} differs between the runs drawn together ({seen}; sweeps {sweeps}): "
@@ -180,15 +186,54 @@ def _panel_objectives(ax, by_objective: dict[str, list[dict]], group: str, lette
     ax.set_title(f"({letter}) {group} accuracy by objective", fontsize=9)
 
 
-def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
-    """Write synthetic_vs_theory.png/.pdf (and the panel-(a) numbers as .csv) into out_dir."""
+def sweeps_of(results_dir: Path, name: str) -> list[Path]:
+    """Sweep folders of experiment ``name`` holding results, newest first (FileNotFoundError: none)."""
+    latest_sweep(results_dir, name)  # names the command that makes them when there is none
+    base = Path(results_dir) / name
+    return sorted((p for p in base.iterdir() if runrecord.has_results(p)), reverse=True)
+
+
+def matching_pair(results_dir: Path, chosen: dict[str, Path] | None = None) -> tuple[dict, dict]:
+    """(sweeps, ok rows) of theorem62 and objectives: the ``chosen`` ones, else the newest pair that agrees
+    on the data model and data.n (ValueError listing the sweeps when no pair does)."""
+    chosen = {k: Path(v) for k, v in (chosen or {}).items() if v is not None}
+    candidates = {
+        name: [chosen[name]] if name in chosen else sweeps_of(results_dir, name) for name in EXPERIMENTS
+    }
+    rows_of: dict[Path, list[dict]] = {}
+
+    def rows(sweep: Path) -> list[dict]:
+        if sweep not in rows_of:
+            rows_of[sweep] = _ok_rows(collect(sweep))
+            if not rows_of[sweep]:
+                raise FileNotFoundError(f"{sweep}: no run finished with status ok")
+        return rows_of[sweep]
+
+    tried = []
+    for t62 in candidates["theorem62"]:
+        for obj in candidates["objectives"]:
+            pair = {"theorem62": t62, "objectives": obj}
+            got = {name: rows(sweep) for name, sweep in pair.items()}
+            try:
+                check_one_data_model(got, pair)
+            except ValueError as err:
+                if chosen.keys() >= set(EXPERIMENTS):
+                    raise
+                tried.append(f"{t62.name} + {obj.name}: {str(err).split(' (')[0]}")
+                continue
+            return pair, got
+    raise ValueError(
+        f"no theorem62 and objectives sweeps under {results_dir} were run at the same size ("
+        + "; ".join(tried[:6])
+        + "): choose them with python -m paper_figs.synthetic_vs_theory --theorem62 DIR --objectives DIR"
+    )
+
+
+def make(out_dir: Path, results_dir: Path | None = None, chosen: dict[str, Path] | None = None) -> list[Path]:
+    """Write synthetic_vs_theory.png/.pdf (and the panel-(a) numbers as .csv) into out_dir, from the
+    ``chosen`` sweeps (``{"theorem62": DIR, "objectives": DIR}``) or the newest pair of the same size."""
     results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-    sweeps = {name: latest_sweep(results_dir, name) for name in EXPERIMENTS}
-    rows = {name: _ok_rows(collect(sweep)) for name, sweep in sweeps.items()}
-    for name, r in rows.items():
-        if not r:
-            raise FileNotFoundError(f"{sweeps[name]}: no run finished with status ok")
-    check_one_data_model(rows, sweeps)
+    sweeps, rows = matching_pair(results_dir, chosen)
     by_objective: dict[str, list[dict]] = {}
     for r in rows["theorem62"] + rows["objectives"]:
         by_objective.setdefault(component(r, "objective"), []).append(r)
@@ -222,8 +267,11 @@ def main(argv: list[str] | None = None) -> None:
         "--results", type=Path, default=DEFAULT_RESULTS, help="root holding <experiment>/<time>/"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    for name in EXPERIMENTS:
+        parser.add_argument(f"--{name}", type=Path, help=f"the {name} sweep folder (default: see above)")
     args = parser.parse_args(argv)
-    for path in make(args.out, args.results):
+    chosen = {name: getattr(args, name) for name in EXPERIMENTS}
+    for path in make(args.out, args.results, chosen):
         print(path)
 
 

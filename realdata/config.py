@@ -75,7 +75,7 @@ class RealdataConfig:
     classnames: str = "synset"
     one_vs_20: OneVs20Config = field(default_factory=OneVs20Config)
     batch_size: int = 64
-    num_workers: int = 4
+    num_workers: int | None = None  # image-loading processes; None: min(4, the cores this process may use)
     device: str = "auto"
     precision: str = "auto"  # auto: fp16 autocast on cuda, fp32 on cpu; or fp32
     cache_dir: str = "results/realdata/cache"
@@ -135,9 +135,22 @@ def validate(cfg) -> None:
     for key in ("batch_size", "one_vs_20.k"):
         if OmegaConf.select(cfg, key) < 1:
             raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
-    if cfg.num_workers < 0:
-        raise ValueError(f"num_workers={cfg.num_workers} must be >= 0")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        raise ValueError(
+            f"num_workers={cfg.num_workers} must be >= 0 (or null: as many as the cores, up to 4)"
+        )
     if cfg.label_space == "1v20":
         from realdata.labels import check_one_vs_k
 
         check_one_vs_k(cfg.one_vs_20.k, cfg.one_vs_20.true_class_in_k)
+
+
+def loader_workers(num_workers: int | None) -> int:
+    """``num_workers`` as given, or for None min(4, the CPU cores this process may use): never more
+    loader processes than cores by default (torch warns then, and they only compete)."""
+    if num_workers is not None:
+        return num_workers
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(4, cores)

@@ -55,6 +55,7 @@ from realdata.labels import candidate_mask
 from realdata.metrics import group_metrics
 from realdata.models import describe, resolve_device
 from runrecord import json_safe, provenance, recorded_run
+from runrecord.configs import config_path
 
 log = logging.getLogger("realdata.curate")
 CURATE_LABEL_SPACES = ("1v1000", "input")  # all ImageNet classes, or only the classes of the input
@@ -414,14 +415,17 @@ def _register() -> None:
 _register()
 
 
-@hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="curate")
+@hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="curate")
 def main(cfg) -> None:
     doc = curate(cfg)
     print(
         f"kept {doc['n_kept']} of {doc['n_classes']} classes; split in {doc['split']}; "
         f"report in {cfg.out}/results.json"
     )
-    print(f"evaluate it: python -m realdata data.root={doc['split']}")
+    if doc["n_kept"]:
+        print(f"evaluate it: python -m realdata data.root={doc['split']}")
+    else:
+        print(f"no class varies by more than threshold={cfg.threshold} across its backgrounds: empty split")
 
 
 if __name__ == "__main__":

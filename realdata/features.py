@@ -50,12 +50,14 @@ def _fill(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    from realdata.config import loader_workers
+
     encoder = spec.encoder()
     positions = [p for c in missing for p in cache.chunk_range(c)]
     loader = DataLoader(
         ImageFiles(data.root, cache.paths, encoder.transform, positions),
         batch_size=batch_size,
-        num_workers=num_workers,
+        num_workers=loader_workers(num_workers),
         collate_fn=collate,
         pin_memory=encoder.device.type == "cuda",
         persistent_workers=False,

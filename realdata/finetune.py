@@ -25,6 +25,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from runrecord import RESULTS_FILE, ConfigError, keep_earlier, provenance, recorded_run
+from runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -99,6 +100,7 @@ class FinetuneConfig:
     eval_batch_size: int = 256
     seed: int = 0
     verbose: bool = False
+    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
 
 
 def method(objective: str, captions: str, same_caption_negatives: bool = True) -> str:
@@ -247,13 +249,33 @@ class Supervised(torch.nn.Module):
         return self.head(self.visual(images))
 
 
-def same_caption_bias(caption_ids_B: torch.Tensor) -> torch.Tensor:
-    """B x B additive logit mask: -inf where two different pairs share a caption, else 0. Added to the logits
-    (open_clip's losses take a logit_bias), it removes those pairs from the softmax (CLIP) or the sum
-    (SigLIP)."""
-    same_BxB = caption_ids_B[:, None] == caption_ids_B[None, :]
-    same_BxB &= ~torch.eye(len(caption_ids_B), dtype=torch.bool, device=caption_ids_B.device)
-    return torch.zeros(same_BxB.shape, device=caption_ids_B.device).masked_fill(same_BxB, float("-inf"))
+def same_caption_bias(
+    rows_R: torch.Tensor, cols_C: torch.Tensor | None = None, offset: int = 0
+) -> torch.Tensor:
+    """R x C additive logit mask: -inf where row i's caption equals column j's and j is not i's own pair
+    (column i + offset), else 0. Added to the logits (open_clip's losses take a logit_bias), it removes those
+    pairs from the softmax (CLIP) or the sum (SigLIP). Columns default to the rows (one process)."""
+    cols_C = rows_R if cols_C is None else cols_C
+    same_RxC = rows_R[:, None] == cols_C[None, :]
+    own = torch.arange(len(rows_R), device=rows_R.device) + offset
+    same_RxC[torch.arange(len(rows_R), device=rows_R.device), own] = False
+    return torch.zeros(same_RxC.shape, device=rows_R.device).masked_fill(same_RxC, float("-inf"))
+
+
+def caption_mask(cfg, caption_ids_B: torch.Tensor, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """The same-caption mask in the shape of open_clip ClipLoss's logits: B x B on one process; under
+    torch.distributed the caption ids are gathered like the features, giving B_all x B_all, or
+    B x B_all with dist.local_loss (this process's rows)."""
+    if world == 1:
+        return same_caption_bias(caption_ids_B)
+    import torch.distributed as dist
+
+    gathered = [torch.empty_like(caption_ids_B) for _ in range(world)]
+    dist.all_gather(gathered, caption_ids_B)
+    all_ids = torch.cat(gathered)
+    if cfg.dist.local_loss:
+        return same_caption_bias(caption_ids_B, all_ids, offset=rank * len(caption_ids_B))
+    return same_caption_bias(all_ids)
 
 
 def make_loss(cfg, rank: int = 0, world_size: int = 1):
@@ -273,17 +295,17 @@ def make_loss(cfg, rank: int = 0, world_size: int = 1):
     return torch.nn.CrossEntropyLoss()
 
 
-def batch_loss(cfg, net, loss_fn, images, texts=None, labels=None, caption_ids=None) -> torch.Tensor:
+def batch_loss(
+    cfg, net, loss_fn, images, texts=None, labels=None, caption_ids=None, rank: int = 0, world: int = 1
+) -> torch.Tensor:
     """The objective on one (local) batch; `net` is the (possibly DDP-wrapped) model."""
     if cfg.objective == "supervised":
         return loss_fn(net(images), labels)
     image_features, text_features, logit_scale, *bias = net(images, texts)
     logit_bias = bias[0] if bias else None
     if not cfg.same_caption_negatives:
-        mask = same_caption_bias(caption_ids)
+        mask = caption_mask(cfg, caption_ids, rank, world)
         logit_bias = mask if logit_bias is None else logit_bias + mask
-    if cfg.objective == "siglip":
-        return loss_fn(image_features, text_features, logit_scale, logit_bias)
     return loss_fn(image_features, text_features, logit_scale, logit_bias)
 
 
@@ -376,7 +398,11 @@ def identity(cfg) -> str:
     """What makes two runs the same (a resume must match it): the config minus what cannot change the
     numbers, and the manifest's bytes. Supervised runs ignore `captions` and `same_caption_negatives`."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("verbose", "eval_batch_size"):
+    for key in (
+        "verbose",
+        "eval_batch_size",
+        *RUN_KEYS,
+    ):  # how a run is shown or logged, not what it computes
         c.pop(key, None)
     c["train"].pop("keep_checkpoint", None)
     if cfg.objective == "supervised":
@@ -416,8 +442,11 @@ def _prior(out_dir: Path, ident: str) -> tuple[str, dict | None]:
     """What out_dir already holds for this run: 'done' (its results), 'resume', or 'fresh'."""
     res = out_dir / RESULTS_FILE
     ckpt = out_dir / CHECKPOINT
-    doc = json.loads(res.read_text()) if res.is_file() else None
-    same = doc is not None and doc.get("run_identity") == ident
+    try:
+        doc = json.loads(res.read_text()) if res.is_file() else None
+    except (OSError, ValueError):  # unreadable: not this run's record; kept aside below
+        doc = None
+    same = isinstance(doc, dict) and doc.get("run_identity") == ident
     if same and doc.get("status") in ("ok", "diverged"):
         return "done", doc
     if ckpt.is_file():
@@ -446,10 +475,10 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                 f"data.manifest={cfg.data.manifest!r} does not exist (build it with "
                 "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)"
             )
-        if world > 1 and not cfg.same_caption_negatives:
+        if world > 1 and not cfg.same_caption_negatives and cfg.objective == "siglip":
             raise ValueError(
-                "same_caption_negatives=false masks within one process's batch; run it on one "
-                "process (the gathered multi-GPU losses hold no caption ids)"
+                "same_caption_negatives=false with objective=siglip needs one process: SigLipLoss exchanges "
+                "text features between neighbours without their caption ids"
             )
         device = _device(cfg, local)
     except (ValueError, RuntimeError) as e:
@@ -573,6 +602,8 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                     texts=tokens[caption_ids[idx]].to(device),
                     labels=data["train"].labels[idx].to(device),
                     caption_ids=caption_ids[idx].to(device),
+                    rank=rank,
+                    world=world,
                 )
             value = float(loss.detach())
             if world > 1:
@@ -617,6 +648,12 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             **fixed,
             "zero_shot_metrics": zero_shot,
             "loss_curve": curve,
+            # the same curve in the shape the trackers and `python -m paper_figs curves` read (one "seed")
+            "extra": {
+                "loss_curve_steps": list(range(1, len(curve) + 1)),
+                "loss_curve_per_seed": [curve],
+                "loss_curve_mean_ok_seeds": curve if diverged is None else None,
+            },
             "steps_done": len(curve),
             "epochs_done": len(curve) / per_epoch,
         }
@@ -638,7 +675,13 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
 
     if rank != 0:  # only rank 0 writes; the others compute alongside (the losses need them)
         return work(lambda body: None)
-    return recorded_run(out_dir, head, work)
+    from runrecord import track
+
+    try:
+        doc = recorded_run(out_dir, head, work)
+    finally:  # the run is logged to cfg.logger (runrecord.track) whatever its status
+        track.log_results(cfg.get("logger"), out_dir, str(out_dir))
+    return doc
 
 
 if __name__ == "__main__":
@@ -647,7 +690,9 @@ if __name__ == "__main__":
 
     register()
 
-    @hydra.main(version_base="1.3", config_path="../conf/realdata", config_name="finetune")
+    from runrecord.configs import config_path
+
+    @hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="finetune")
     def _main(cfg) -> float | None:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:

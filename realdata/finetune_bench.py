@@ -46,13 +46,13 @@ def _data(work: Path, manifest: str | None, n_train: int) -> Path:
 
 
 def ours(manifest: Path, out: Path, steps: int, batch: int, device: str, lr: float) -> float:
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
 
     from realdata import finetune as ft
+    from runrecord.configs import initialize
 
     ft.register()
-    conf = Path(__file__).resolve().parents[1] / "conf" / "realdata"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize("realdata"):
         cfg = compose(
             "finetune",
             overrides=[

@@ -1,6 +1,11 @@
 """Generated CounterAnimal-layout folders and tiny checkpoints for tests and benchmarks (no download).
 
 python -m realdata.fixture OUT [--classes N]    # OUT/data/LAION-final/... and OUT/tiny-clip.pt
+
+The command's tiny CLIP is fitted to the data it writes (:func:`fit_tiny_clip`): right on most common images
+and on few counter ones, as a model leaning on the background would be, so that the commands it prints and
+the figures drawn from them show a drop. Everything runs offline; the printed commands set HF_HUB_OFFLINE=1,
+so that a weights download they would need fails at once instead of waiting for a network.
 """
 
 from __future__ import annotations
@@ -106,6 +111,65 @@ def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
     return path
 
 
+def intended_correct(group: str, i: int, class_ordinal: int) -> bool:
+    """Whether the fixture's fitted model is meant to be right on image ``i`` of a class's ``group``: all
+    but about one common image in five, about one counter image in four."""
+    if group == "common":
+        return (i + class_ordinal) % 5 != 4
+    return (i + class_ordinal) % 4 == 0
+
+
+def fit_tiny_clip(path: str | Path, data_root: str | Path, seed: int = 0) -> dict:
+    """Save a tiny open_clip model whose image projection is fitted (least squares) so that each image of
+    the fixture at ``data_root`` embeds onto its intended class's zero-shot text embedding ("A photo of
+    {synset}."): its own class where :func:`intended_correct`, else the next reference class. Exact while
+    the images are no more than the image tower's width (32: 3 classes of 5 images); returns
+    ``{relative path: intended label}``."""
+    import open_clip
+    import torch
+
+    from realdata.classnames import imagenet_classnames
+    from realdata.dataset import scan, to_rgb
+    from realdata.models import register_config_file, templates
+
+    register_config_file(TINY_CONFIG, "tiny-clip")
+    torch.manual_seed(seed)
+    model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer("tiny-clip")
+    data = scan(data_root)
+    ring = [c.imagenet_index for c in reference_classes()]
+    ordinal = {c: k for k, c in enumerate(sorted({r.label for r in data.records}))}
+    position: dict[tuple[int, str], int] = {}
+    images, intended = [], {}
+    from PIL import Image
+
+    for r in sorted(data.records, key=lambda r: r.path):
+        try:
+            with Image.open(data.root / r.path) as im:
+                image = preprocess(to_rgb(im))
+        except Exception:  # the fixture's corrupt file: the evaluator skips it too
+            continue
+        i = position[(r.label, r.group)] = position.get((r.label, r.group), -1) + 1
+        right = intended_correct(r.group, i, ordinal[r.label])
+        intended[r.path] = r.label if right else ring[(ring.index(r.label) + 1) % len(ring)]
+        images.append(image)
+    wanted = sorted(set(intended.values()))
+    names = imagenet_classnames("synset")
+    with torch.no_grad():  # the wanted columns of the evaluator's classifier (an exact fit beats all 1000)
+        text = open_clip.build_zero_shot_classifier(
+            model, tokenizer, [names[c] for c in wanted], templates("single"), device="cpu"
+        )
+        proj = model.visual.proj
+        model.visual.proj = None  # the pooled image features, before the projection
+        feats = model.visual(torch.stack(images))
+        target = text[:, [wanted.index(c) for c in intended.values()]].T
+        fitted = torch.linalg.lstsq(feats.double(), target.double()).solution.float()
+        model.visual.proj = torch.nn.Parameter(fitted, requires_grad=proj.requires_grad)
+    torch.save(model.state_dict(), Path(path))
+    return intended
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m realdata.fixture",
@@ -116,10 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=3, help="how many of the 45 classes (default 3)")
     args = parser.parse_args(argv)
     make_counteranimal(args.out / "data", n_classes=args.classes, wrap="LAION-final")
-    ckpt = save_tiny_clip(args.out / "tiny-clip.pt")
+    ckpt = args.out / "tiny-clip.pt"
+    fit_tiny_clip(ckpt, args.out / "data")
+    run = f"HF_HUB_OFFLINE=1 python -m realdata data.root={args.out / 'data'} model=tiny"
+    run += f" model.pretrained={ckpt}"
+    run += " device=cpu num_workers=0"
+    reference = f"one_vs_20.reference.name=tiny-clip one_vs_20.reference.pretrained={ckpt}"
+    reference += f" one_vs_20.reference.config_file={TINY_CONFIG}"
     print(
-        f"wrote {args.out / 'data'} and {ckpt}; try:\n"
-        f"  python -m realdata data.root={args.out / 'data'} model=tiny model.pretrained={ckpt} device=cpu"
+        f"wrote {args.out / 'data'} and {ckpt} (a tiny CLIP fitted to be right on most common images and few "
+        "counter ones); try:\n"
+        f"  {run}\n"
+        f"  {run} label_space=1v20 {reference}   # 1 vs 20, the labels ranked by the tiny model itself"
     )
     return 0
 

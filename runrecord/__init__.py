@@ -133,8 +133,13 @@ def write_results(out_dir: str | Path, doc: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RESULTS_FILE
     tmp = out_dir / f".{RESULTS_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
-    os.replace(tmp, path)  # atomic: a crash never leaves half a file
+    text = json.dumps(json_safe(doc), indent=1, allow_nan=False)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)  # atomic: a crash never leaves half a file
+    except OSError as e:  # a full disk: name the file, leave no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write {path} ({e.strerror or e})", str(path)) from e
     return path
 
 
@@ -218,10 +223,19 @@ def remove_if_unused(out_dir: str | Path) -> bool:
         or (e.suffix == ".log" and e.is_file())
         or (e.name == RESULTS_FILE and _placeholder(e))
     )
-    if all(unused(e) for e in entries):
-        shutil.rmtree(out_dir)
-        return True
-    return False
+    if not all(unused(e) for e in entries):
+        return False
+    shutil.rmtree(out_dir)
+    # and the folders Hydra made for it, while empty, up to the working directory (results/<app>/...)
+    here = Path.cwd().resolve()
+    for parent in out_dir.resolve().parents:
+        if parent == here or not parent.is_relative_to(here):
+            break
+        try:
+            parent.rmdir()  # only an empty folder
+        except OSError:
+            break
+    return True
 
 
 def recorded_run(

@@ -1,6 +1,7 @@
 """``python -m synthetic.aggregate DIR [-o CSV]``: every results.json under DIR -> one CSV, one row per run.
 
-Columns: ``run`` (the run directory relative to DIR), ``status``, ``diverged_step``, ``wall_time_s``, the
+Columns: ``run`` (the run directory relative to DIR), ``status``, ``converged``, ``diverged_step``,
+``wall_time_s``, the
 run's own resolved config flattened (``data.p_spu``, ``objective._target_`` ...), ``swept_keys`` (the config
 keys whose values differ across the sweep, comma-separated), ``<metric>_mean``, ``<metric>_std``,
 ``<metric>_n`` and ``theory.<name>`` for scalar theory values (``theory.linear_clip.acc_counter`` ...).
@@ -46,6 +47,7 @@ def row(doc: dict, path: Path, root: Path) -> dict:
         r = {
             "run": str(path.parent.relative_to(root)),
             "status": doc["status"],
+            "converged": doc.get("converged"),  # false: "ok" but not converged (results.json says why)
             "diverged_step": doc.get("diverged_step"),
             "wall_time_s": doc.get("wall_time_s"),
             **config,

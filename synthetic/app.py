@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runrecord import (
     NOT_FINISHED,
@@ -26,6 +27,9 @@ from runrecord import (
 )
 from synthetic.config import resolve, to_plain
 from synthetic.results import PACKAGES, device_info
+
+#: The app's logger: Hydra writes it to the console and to <run folder>/synthetic.log.
+log = logging.getLogger("synthetic")
 
 #: Experiment kind -> the module whose ``run(cfg, on_chunk)`` runs it.
 KINDS = {"gaussian": "synthetic.run", "multicolored_mnist": "synthetic.mnist.run"}
@@ -89,7 +93,7 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
             done, why = finished_result(out_dir, recorded_config(cfg))
         except Exception as e:  # a bad config fails below, under the run contract
             done, why = None, f"the config does not resolve ({type(e).__name__})"
-        print(f"[synthetic] resume: {why}{'; skipped' if done else '; running it'}", flush=True)
+        log.info("resume: %s%s", why, "; skipped" if done else "; running it")
         if done:
             return done
     module = importlib.import_module(KINDS[cfg.task])
@@ -104,14 +108,15 @@ def run_task(cfg: DictConfig, out_dir: Path) -> dict:
         try:  # the failed run too, with its status; a tracker error must not hide the run's own
             track.log_results(cfg.get("logger"), out_dir, str(out_dir))
         except Exception as e:
-            print(f"[synthetic] logging the failed run to {cfg.logger._target_} failed: {e!r}", flush=True)
+            log.error("logging the failed run to %s failed: %r", cfg.logger._target_, e)
         raise
     track.log_results(cfg.get("logger"), out_dir, str(out_dir))
     return doc
 
 
 def _save_dir(cfg: DictConfig, out_dir: Path) -> dict:
-    return {"save_dir": out_dir} if cfg.task == "gaussian" else {}  # train.save: Gaussian runs only
+    save = cfg.task == "gaussian" and OmegaConf.select(cfg, "train.save", default=False)
+    return {"save_dir": out_dir} if save else {}  # train.save: Gaussian runs only (MNIST refuses it)
 
 
 def summary(doc: dict, out_dir: Path) -> dict:
@@ -121,13 +126,10 @@ def summary(doc: dict, out_dir: Path) -> dict:
         for name, m in doc["metrics"].items()
         if name.startswith("acc_") and "prompt" not in name and m["mean"] is not None
     }
-    print(
-        f"[synthetic] {doc['status']} in {doc['wall_time_s']:.1f}s -> {out_dir / 'results.json'}  {summary}",
-        flush=True,
-    )
+    log.info("%s in %.1fs -> %s  %s", doc["status"], doc["wall_time_s"], out_dir / "results.json", summary)
     if doc.get("converged") is False:  # "ok" is not the whole story: say so where the user looks
         why = "; ".join(doc["convergence"]["reasons"])
-        print(f"[synthetic] warning: NOT CONVERGED ({why}); results.json says converged: false", flush=True)
+        log.warning("NOT CONVERGED (%s); results.json says converged: false", why)
     return {"status": doc["status"], "results": str(out_dir / "results.json"), **summary}
 
 

@@ -154,7 +154,8 @@ def resolve(cfg) -> GaussianRunConfig:
 
 
 def register_configs() -> None:
-    """Store each kind's schema node, listed first by conf/synthetic/task/<kind>.yaml."""
+    """Store each kind's schema node (``/<kind>_schema``), listed first by conf/synthetic/task/<kind>.yaml."""
     cs = ConfigStore.instance()
     for kind, schema in SCHEMAS.items():
-        cs.store(group="task", name=f"{kind}_schema", node=schema, package="_global_")
+        # at the root, not in the task group: --help lists the tasks, not these internal nodes
+        cs.store(name=f"{kind}_schema", node=schema, package="_global_")

@@ -66,6 +66,9 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         own = accs(objective=name, **run.objective.theory_kwargs(batch))
         if all(np.isfinite(v) for v in own.values()):
             out.update(own)
+            reduction = theory.prediction_reduction(model, name)
+            if reduction:  # never unmarked: the noisy prediction rests on the G = 0 reduction
+                out["reduction"] = reduction
         else:  # a numerical prediction that did not settle is no prediction: say so, never a bare null
             out.update(note=f"theory/ returned no finite {name} prediction at this point", **_nulls())
     for g in theory.GROUPS:
@@ -95,6 +98,12 @@ def _not_predicted(run: GaussianRunConfig, model, name: str | None, rank: int | 
         return f"no exact prediction for {type(run.objective).__name__}"
     if not run.encoder.LINEAR:
         return f"the exact prediction for {name} assumes linear encoders, not {type(run.encoder).__name__}"
+    if theory.prediction_reduction(model, name) and run.data.n > 0:
+        return (
+            f"no {name} prediction for noisy data with a finite training set (data.n={run.data.n}): the "
+            "noisy prediction (the G = 0 reduction) is the fresh-sample optimum, tested with data.n=0 only; "
+            "with n pairs in d dimensions the encoders can fit the noise"
+        )
     return theory.prediction_applies(model, name, "linear", rank)
 
 

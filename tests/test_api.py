@@ -104,3 +104,38 @@ def test_evaluate_model_example_script(tiny_realdata, tmp_path, monkeypatch):  #
     )
     assert doc["status"] == "ok" and Path(tmp_path / "ex" / "results.json").is_file()
     assert open_clip  # the example imports open_clip itself
+
+
+@pytest.mark.slow
+def test_fixture_model_is_right_on_most_common_and_few_counter_images(tmp_path, capsys):
+    """python -m realdata.fixture: its fitted tiny CLIP, run by the evaluator, is right exactly where the
+    fixture meant it to be (most common images, few counter ones), and it prints both commands offline."""
+    import csv
+
+    from realdata.config import register
+    from realdata.evaluate import evaluate
+    from realdata.fixture import TINY_CONFIG, intended_correct
+    from realdata.fixture import main as fixture_main
+    from runrecord.configs import initialize
+
+    assert fixture_main([str(tmp_path / "fx"), "--classes", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("HF_HUB_OFFLINE=1 python -m realdata") == 2 and "label_space=1v20" in printed
+    assert f"one_vs_20.reference.config_file={TINY_CONFIG}" in printed
+    register()
+    fx = tmp_path / "fx"
+    cli = [f"data.root={fx / 'data'}", "model=tiny", f"model.pretrained={fx / 'tiny-clip.pt'}"]
+    cli += ["device=cpu", "num_workers=0", "progress=false", f"cache_dir={tmp_path / 'cache'}"]
+    with initialize("realdata"):
+        from hydra import compose
+
+        doc = evaluate(compose("realdata", overrides=cli), tmp_path / "run")
+    with open(tmp_path / "run" / "predictions.csv", newline="") as f:
+        preds = sorted(csv.DictReader(f), key=lambda r: r["path"])
+    labels = sorted({int(r["label"]) for r in preds})
+    seen: dict = {}
+    for r in preds:
+        i = seen[(r["label"], r["group"])] = seen.get((r["label"], r["group"]), -1) + 1
+        assert r["correct"] == str(int(intended_correct(r["group"], i, labels.index(int(r["label"]))))), r
+    m = doc["metrics"]
+    assert m["acc_common"] > 0.8 and m["acc_counter"] < 0.3  # 8 of 9 and 1 of 6 here: a visible drop

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -32,25 +33,43 @@ SWEEP = [
 
 
 def _sweep(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     cmd = [sys.executable, "-m", "synthetic", *SWEEP, f"hydra.sweep.dir={out}", *extra]
     pipe = subprocess.PIPE
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
 
 
+def _interrupt_when_compiling(p: subprocess.Popen) -> str:
+    """Send SIGINT once the group's program compiles (every job unfinished then); the process's output."""
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if "rows ..." in line:
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            break
+    out, _ = p.communicate(timeout=120)
+    return "".join(seen) + out
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """The same sweep through the basic and the batched launcher (chunks of 3 rows: 8 rows -> 3 chunks,
-    the last padded), run side by side."""
+    the last padded), and a third batched one stopped by Ctrl-C, all run side by side."""
     base = tmp_path_factory.mktemp("launchers")
     procs = {
         "basic": _sweep(base / "basic"),
         "batched": _sweep(base / "batched", "hydra/launcher=batched", "hydra.launcher.chunk=3"),
+        "ctrl-c": _sweep(base / "ctrl-c", "hydra/launcher=batched", "train.steps=200000"),
     }
-    for name, p in procs.items():
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, f"{name} launcher:\n{out}"
-    return base, procs
+    stopped = {}
+    thread = threading.Thread(target=lambda: stopped.update(out=_interrupt_when_compiling(procs["ctrl-c"])))
+    thread.start()
+    for name in ("basic", "batched"):
+        out, _ = procs[name].communicate(timeout=300)
+        assert procs[name].returncode == 0, f"{name} launcher:\n{out}"
+    thread.join(timeout=300)
+    return base, procs, stopped.get("out", "")
 
 
 def _jobs(folder: Path) -> dict[str, dict]:
@@ -60,7 +79,7 @@ def _jobs(folder: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_batched_launcher_writes_what_the_basic_launcher_writes(both):
-    base, _ = both
+    base, _, _ = both
     basic, batched = _jobs(base / "basic"), _jobs(base / "batched")
     assert sorted(basic) == sorted(batched) == ["0", "1", "2", "3"]
     statuses = {}
@@ -91,22 +110,14 @@ def test_batched_launcher_writes_what_the_basic_launcher_writes(both):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_every_unfinished_job_interrupted(tmp_path):
-    p = _sweep(tmp_path, "hydra/launcher=batched", "train.steps=200000")
-    seen = []
-    for line in p.stdout:
-        seen.append(line)
-        if "rows ..." in line:  # compiling the group's program: every job is unfinished
-            time.sleep(0.5)
-            p.send_signal(signal.SIGINT)
-            break
-    out, _ = p.communicate(timeout=60)
-    assert p.returncode == 130, "".join(seen) + out
-    docs = _jobs(tmp_path)
+def test_ctrl_c_leaves_every_unfinished_job_interrupted(both):
+    base, procs, out = both
+    assert procs["ctrl-c"].returncode == 130, out
+    docs = _jobs(base / "ctrl-c")
     assert len(docs) == 4
     assert {d["status"] for d in docs.values()} == {"interrupted"}
     assert all(d["error"].startswith("KeyboardInterrupt") for d in docs.values())
-    assert all((tmp_path / j / ".hydra" / "overrides.yaml").exists() for j in docs)
+    assert all((base / "ctrl-c" / j / ".hydra" / "overrides.yaml").exists() for j in docs)
 
 
 def test_plugin_is_discovered_and_composes():
@@ -127,11 +138,9 @@ def test_plugin_is_discovered_and_composes():
 
 
 def test_plugin_is_packaged():
-    """pyproject's package list includes the plugin, so a wheel (and an editable install) ships it."""
-    from setuptools import find_namespace_packages
-
-    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    assert "hydra_plugins.sober_clip_launcher" in find_namespace_packages(str(ROOT), include=find["include"])
+    """pyproject's package list holds the plugin, so a wheel (and an editable install) ships it."""
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "hydra_plugins.sober_clip_launcher" in packages
     assert not (ROOT / "hydra_plugins" / "__init__.py").exists()  # a namespace shared with other plugins
 
 
@@ -165,7 +174,7 @@ def test_row_peak_is_a_liveness_count():
 def test_resume_skips_finished_jobs_before_grouping(both):
     """resume=true over the finished batched sweep: no job joins a group (nothing compiles), and every
     results.json stays as it was."""
-    base, _ = both
+    base, _, _ = both
     before = _jobs(base / "batched")
     p = _sweep(base / "batched", "hydra/launcher=batched", "resume=true")
     out, _ = p.communicate(timeout=300)

@@ -151,22 +151,26 @@ def test_build_error_paths(coco_root, tmp_path):
 
 
 def test_an_unreadable_image_is_a_listed_skip(tmp_path):
+    """Break an image the build draws: the rebuild lists it as skipped and takes the next qualifying one;
+    with too few readable images left, the error names the class."""
     root = cc.make_fixture(tmp_path / "coco", n_per_class=3, n_val=0)
+    counts = {"n_train": 1, "n_id_test": 1, "n_ood_test": 0}
+    cc.build(cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(tmp_path / "clean"), **counts))
+    used = [r for r in _rows(tmp_path / "clean" / "manifest.csv") if r["class_name"] == "zebra"]
     from pycocotools.coco import COCO
 
     coco = COCO(str(root / "annotations" / "instances_train2017.json"))
-    broken = coco.loadImgs(coco.getImgIds(catIds=coco.getCatIds(catNms=["zebra"])))[0]["file_name"]
-    (root / "train2017" / broken).write_bytes(b"not a jpeg")
+    broken = root / "train2017" / coco.loadImgs(int(used[0]["coco_image_id"]))[0]["file_name"]
+    broken.write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    cc.build(
-        cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(out), n_train=1, n_id_test=1, n_ood_test=0)
-    )
+    cc.build(cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(out), **counts))
     skipped = json.loads((out / "build.json").read_text())["skipped"]
+    assert [s["path"] for s in skipped] == [str(broken)] and skipped[0]["reason"]
     zebras = [r for r in _rows(out / "manifest.csv") if r["class_name"] == "zebra"]
-    if any(broken.endswith(s["path"].rsplit("/", 1)[-1]) for s in skipped):
-        assert len(zebras) == 2 and skipped[0]["reason"]
-    else:  # the broken image was the one qualifying image not drawn: nothing to skip
-        assert skipped == []
+    assert len(zebras) == 2 and used[0]["coco_image_id"] not in {r["coco_image_id"] for r in zebras}
+    (root / "train2017" / coco.loadImgs(int(used[1]["coco_image_id"]))[0]["file_name"]).write_bytes(b"")
+    with pytest.raises(cc.BuildError, match="class 'zebra'.*ran out of qualifying images"):
+        cc.build(cc.BuildConfig(coco=cc.CocoSource(root=str(root)), out=str(tmp_path / "o2"), **counts))
 
 
 @pytest.mark.slow  # importing open_clip_train.data (webdataset, pandas) takes seconds

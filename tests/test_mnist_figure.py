@@ -88,3 +88,33 @@ def test_missing_results_name_the_command(tmp_path):
     (tmp_path / "old").mkdir()
     _fake_sweep(tmp_path / "new")
     assert table.latest_sweep(tmp_path) == tmp_path / "new"
+
+
+def test_one_cell_figure_puts_the_papers_markers_in_their_objectives_column(tmp_path, monkeypatch):
+    """Each reported cell sits at the k offset of the objective it reports, beside that objective's own
+    measurement (a sweep of the paper's one (p_inv, p_spu) = (0.75, 0.9) cell)."""
+    from matplotlib.colors import to_hex
+
+    monkeypatch.setitem(globals(), "CELLS", [(k, 0.75, 0.9) for k in (2, 10)])  # the one cell
+    _fake_sweep(tmp_path / "sweep")
+    rows = table.collect(tmp_path / "sweep")
+    (ax,) = fig.figure(tmp_path / "sweep").axes
+    paper = sorted(
+        (float(c.lines[0].get_xdata()[0]), float(c.lines[0].get_ydata()[0]))
+        for c in ax.containers
+        if to_hex(c.lines[0].get_color()) == "#000000"
+    )
+    want = sorted(
+        (r["k"] + fig.OFFSET[r["objective"]], r[f"paper_{t}_mean"])
+        for r in rows
+        for t in ("rand", "rev")
+        if r[f"paper_{t}_mean"] is not None
+    )
+    assert want and np.allclose(paper, want)
+    measured = {
+        round(float(x), 6)
+        for c in ax.containers
+        if to_hex(c.lines[0].get_color()) != "#000000"
+        for x in c.lines[0].get_xdata()
+    }
+    assert {round(x, 6) for x, _ in want} <= measured  # beside a measurement

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 
 from paper_figs import __main__ as driver  # noqa: E402
 from paper_figs import sweep  # noqa: E402
@@ -323,3 +324,72 @@ def test_synthetic_vs_theory_reads_components_by_target(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         mine.get_ydata(), [np.mean(per_seed("MyObjective", p, "counter")) for p in P_SPU]
     )
+
+
+def test_two_series_keys_colour_and_style_legends_off_the_data_clipped(tmp_path):
+    """objective x mu_spu against p_spu: colour per objective, line style and marker per mu_spu, two
+    legends below the panel; accuracy error bars and the axis stay within [0, 1]."""
+    root = tmp_path / "two" / "t0"
+    job = 0
+    for objective in ("Clip", "Supervised"):
+        for mu in (1.0, 3.0):
+            for p in P_SPU:
+                cfg = {"data": {"p_spu": p, "mu_spu": mu}, "objective": {"_target_": f"m.{objective}"}}
+                write_run(root / str(job), cfg, {"acc_counter": [0.99, 0.5]}, {})  # std 0.35 > 1 - 0.745
+                job += 1
+    fig = sweep.figure(root, x="data.p_spu", metrics=["acc_counter"])
+    (ax,) = fig.axes
+    drawn = {c.get_label(): c for c in ax.containers}
+    assert sorted(drawn) == ["Clip, 1.0", "Clip, 3.0", "Supervised, 1.0", "Supervised, 3.0"]
+    line = {k: c.lines[0] for k, c in drawn.items()}
+    assert (
+        line["Clip, 1.0"].get_color() == line["Clip, 3.0"].get_color() != line["Supervised, 1.0"].get_color()
+    )
+    assert line["Clip, 1.0"].get_linestyle() == line["Supervised, 1.0"].get_linestyle()
+    assert (line["Clip, 1.0"].get_linestyle(), line["Clip, 1.0"].get_marker()) != (
+        line["Clip, 3.0"].get_linestyle(),
+        line["Clip, 3.0"].get_marker(),
+    )
+    for c in drawn.values():
+        for segment in c.lines[2][0].get_segments():
+            assert 0.0 <= segment[0][1] <= segment[1][1] <= 1.0  # clipped, mean 0.745 +- 0.35
+    assert ax.get_ylim() == (-0.03, 1.03)
+    legends = [a for a in ax.get_children() if isinstance(a, Legend)]
+    assert sorted(lg.get_title().get_text() for lg in legends) == ["data.mu_spu", "objective"]
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    for lg in legends:
+        assert lg.get_window_extent().y1 <= box.y0  # below the panel, off the data
+
+
+def test_synthetic_vs_theory_pairs_sweeps_of_one_size_or_the_chosen_ones(tmp_path, monkeypatch):
+    """The newest theorem62 sweep (t2) ran at another size than the only objectives sweep (t1): the figure
+    draws the newest pair of one size (t1 + t1); chosen sweeps of different sizes are refused, naming them."""
+    from paper_figs import synthetic_vs_theory as F
+
+    def sweep(folder, n, objective):
+        for job, p in enumerate(P_SPU):
+            cfg = gaussian_config(p, objective)
+            cfg["data"]["n"] = n
+            metrics = {f"acc_{g}{s}": [0.5, 0.6] for g in GROUPS for s in ("", "_prompt_mean")}
+            th = {f"acc_{g}": 0.5 for g in GROUPS}
+            th |= {"common_accuracy_lower_bound": 0.3, "counter_accuracy_upper_bound": 0.9}
+            write_run(folder / str(job), cfg, metrics, th)
+
+    lin = {"_target_": "synthetic.objectives.LinearClip", "rho": 1.0}
+    clip = {"_target_": "synthetic.objectives.Clip"}
+    sweep(tmp_path / "theorem62" / "t1", 256, lin)
+    sweep(tmp_path / "theorem62" / "t2", 4096, lin)  # newer, another size
+    sweep(tmp_path / "objectives" / "t1", 256, clip)
+    pair, _ = F.matching_pair(tmp_path)
+    assert pair == {"theorem62": tmp_path / "theorem62" / "t1", "objectives": tmp_path / "objectives" / "t1"}
+    chosen = {"theorem62": tmp_path / "theorem62" / "t2", "objectives": tmp_path / "objectives" / "t1"}
+    with pytest.raises(ValueError, match="data.n differs"):
+        F.matching_pair(tmp_path, chosen)
+    sweep(tmp_path / "objectives" / "t0", 4096, clip)  # older, but of t2's size: the newest pair is t2 + t0
+    pair, _ = F.matching_pair(tmp_path)
+    assert pair["theorem62"].name == "t2" and pair["objectives"].name == "t0"
+    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: [])
+    chosen = {"theorem62": tmp_path / "theorem62" / "t1", "objectives": tmp_path / "objectives" / "t1"}
+    argv = ["--results", str(tmp_path), "--out", str(tmp_path / "o")]
+    F.main(argv + [f"--{k}={v}" for k, v in chosen.items()])  # the chosen pair draws

@@ -104,6 +104,7 @@ def test_python_m_realdata_help_lists_only_realdata_groups():
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[2:] if ":" in line}
+    assert proc.stdout.startswith("realdata is powered by Hydra")  # the app's name, not __main__
     assert listed == {"model", "experiment", "logger"}, listed  # experiment/: realdata.finetune's
     config = proc.stdout.split("== Config ==")[1]
     for key in ("classnames: synset", "true_class_in_k: true", "label_space: 1v1000", "verbose: false"):

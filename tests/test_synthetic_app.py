@@ -136,6 +136,7 @@ def test_help_lists_only_synthetic_groups():
     for group in ("data", "encoder", "objective", "experiment", "task", "logger"):
         assert f"{group}:" in groups
     assert "model:" not in groups  # realdata's zoo
+    assert "_schema" not in groups and proc.stdout.startswith("synthetic is powered by Hydra")  # not __main__
 
 
 def _small_multirun(tmp_path):
@@ -171,6 +172,8 @@ def test_small_multirun_end_to_end(tmp_path):
         assert len(doc["metrics"]["acc_counter"]["per_seed"]) == 2
         assert "note" in doc["theory"]  # k = 3 rendered data: no exact theory, and it says so
         assert doc["versions"]["jax"] and doc["device"]["backend"] == "cpu"
+    for i in (0, 1):  # the app's log is named after it and says how the run ended
+        assert "ok in" in (sweep / str(i) / "synthetic.log").read_text()
     assert agg.returncode == 0, agg.stderr
     with open(sweep / "aggregate.csv") as f:
         rows = list(csv.DictReader(f))

@@ -47,8 +47,8 @@ def test_the_prediction_is_the_runs_own_objective(name):
     ("name", "data", "encoder", "note"),
     [
         ("supervised", NOISE_FREE, Linear(h=8), "no exact prediction for Supervised"),
-        ("clip", GaussianData(sigma_xi=0.5, d_image=8, d_text=8), Linear(h=8), "sigma_xi > 0"),
-        ("siglip", GaussianData(sigma_xi=0.5, d_image=8, d_text=8), Linear(h=8), "sigma_xi > 0"),
+        ("clip", GaussianData(sigma_xi=0.5, d_image=8, d_text=8), Linear(h=8), "finite training set"),
+        ("siglip", GaussianData(sigma_xi=2.0, d_image=8, d_text=8, n=0), Linear(h=8), "sigma_xi^2 / d >"),
         ("clip", NOISE_FREE, MLP(h=8), "assumes linear encoders, not MLP"),
         ("linear_clip", GaussianData(k=3, d_image=8, d_text=8), Linear(h=8), "data.k=2"),
         ("clip", GaussianData(render_depth=1, d_image=8, d_text=8), Linear(h=8), "rendered"),
@@ -62,6 +62,17 @@ def test_no_prediction_is_null_with_a_note(name, data, encoder, note):
         assert t[key] is None, key
     if data.theory_model() is not None:  # the linearised reference stays available under its own name
         assert t["linear_clip"]["acc_counter"] is not None
+
+
+def test_a_noisy_prediction_is_marked_as_the_g0_reduction():
+    """sigma_xi > 0, fresh samples: the run carries its objective's prediction (the G = 0 reduction of
+    docs/theory.md 9.9) and ``reduction`` says so; noise-free runs carry no such mark."""
+    noisy = GaussianData(p_spu=0.9, sigma_xi=0.5, caption_q=1.0, d_image=8, d_text=8, n=0)
+    t = _theory(Clip(), noisy)
+    assert "note" not in t and "G = 0 reduction" in t["reduction"]
+    expected = theory.zero_shot_accuracy(noisy.theory_model(), "counter", "mean", rank=8, objective="clip")
+    assert t["acc_counter_prompt_mean"] == pytest.approx(float(expected), abs=1e-12)
+    assert "reduction" not in _theory(Clip())
 
 
 def test_a_prediction_that_did_not_settle_is_null_with_a_note(monkeypatch):
