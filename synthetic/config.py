@@ -109,6 +109,8 @@ def to_plain(cfg) -> dict:
 
 
 def _plain(v):
+    if isinstance(v, DictConfig):  # a component node not built (the schema's default: an open DictConfig)
+        return OmegaConf.to_container(v, resolve=True)
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         out = {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if hasattr(v, "KEY"):  # a component: say which class built it, as its YAML does
