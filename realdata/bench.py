@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from realdata.config import RealdataConfig, register
+from realdata.config import register
 from realdata.dataset import scan
 from realdata.evaluate import evaluate
 from realdata.fixture import TINY_CONFIG, make_counteranimal
 from realdata.models import load_encoder
+from runrecord.configs import config_path
 
 MODELS = {
     "tiny-clip": {"name": "tiny-clip", "config_file": str(TINY_CONFIG), "kind": "clip"},
@@ -54,17 +54,27 @@ def plain_loop(encoder, data) -> float:
     return time.perf_counter() - start
 
 
+def overrides(key: str, root: Path, work: Path, args, label_space: str) -> list[str]:
+    """The command-line overrides of a run: the in-process runs compose the very same config, so the
+    cached re-run as a new process finds every cache (the model identity memo is keyed by the config)."""
+    model = MODELS[key]
+    out = [f"data.root={root}", f"model.name={model['name']}", "model.pretrained="]
+    out += [f"model.config_file={model.get('config_file') or 'null'}", f"cache_dir={work / f'cache-{key}'}"]
+    out += [f"device={args.device}", f"label_space={label_space}", "progress=false"]
+    return out + [f"batch_size={args.batch_size}", f"num_workers={args.num_workers}"]
+
+
+def compose_config(ov: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=config_path("realdata"), version_base="1.3"):
+        return compose("realdata", overrides=ov)
+
+
 def cli_rerun(key: str, root: Path, work: Path, args) -> float:
     """Wall time of a cached re-analysis as a new `python -m realdata` process (imports included)."""
-    model = MODELS[key]
-    cmd = [sys.executable, "-m", "realdata", f"data.root={root}", f"model.name={model['name']}"]
-    cmd += ["model.pretrained=", f"model.config_file={model.get('config_file') or 'null'}"]
-    cmd += [
-        f"cache_dir={work / f'cache-{key}'}",
-        f"device={args.device}",
-        "label_space=1v1000",
-        "progress=false",
-    ]
+    cmd = [sys.executable, "-m", "realdata", *overrides(key, root, work, args, "1v1000")]
     cmd += [f"hydra.run.dir={work / f'cli-{key}'}"]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -72,26 +82,13 @@ def cli_rerun(key: str, root: Path, work: Path, args) -> float:
 
 
 def bench_model(key: str, root: Path, work: Path, args) -> dict:
-    register()
-    cfg = OmegaConf.merge(
-        OmegaConf.structured(RealdataConfig),
-        {
-            "data": {"root": str(root)},
-            "model": MODELS[key],
-            "batch_size": args.batch_size,
-            "num_workers": args.num_workers,
-            "device": args.device,
-            "cache_dir": str(work / f"cache-{key}"),
-            "progress": False,
-            "label_space": "45way",
-        },
-    )
+    cfg = compose_config(overrides(key, root, work, args, "45way"))
     n = len(scan(root).records)
     t = time.perf_counter()
     evaluate(cfg, work / f"run-{key}-fresh")
     t_fresh = time.perf_counter() - t
     t = time.perf_counter()
-    evaluate(OmegaConf.merge(cfg, {"label_space": "1v1000"}), work / f"run-{key}-cached")
+    evaluate(compose_config(overrides(key, root, work, args, "1v1000")), work / f"run-{key}-cached")
     t_cached = time.perf_counter() - t
     row = {
         "model": key,

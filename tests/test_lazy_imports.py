@@ -1,6 +1,7 @@
 """Re-analysis without the heavy imports: a cached `python -m realdata` re-run imports neither torch nor
 scipy, and the readers (synthetic.aggregate, paper_figs) import no JAX, torch or scipy at start-up."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -66,3 +67,10 @@ def test_readers_start_without_jax_torch_or_scipy_and_theory_binds_on_first_use(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["[]", "('common', 'counter', 'balanced', 'id')"]
+
+
+def test_every_public_theory_name_resolves():
+    import theory
+
+    for name in theory.__all__:
+        assert getattr(theory, name) is getattr(importlib.import_module(theory._HOME[name]), name), name

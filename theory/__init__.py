@@ -47,25 +47,4 @@ def __dir__():
     return sorted([*globals(), *_HOME])
 
 
-__all__ = [
-    "CAPTIONS",
-    "OBJECTIVES",
-    "ContrastiveOptimum",
-    "contrastive_loss",
-    "contrastive_optimum",
-    "contrastive_rule",
-    "prediction_applies",
-    "prediction_reduction",
-    "GROUPS",
-    "PROMPTS",
-    "GaussianSpuriousModel",
-    "caption_q",
-    "clip_optimum",
-    "linear_rule_accuracy",
-    "paper_bounds",
-    "prompt_latent",
-    "supervised_accuracy",
-    "supervised_direction",
-    "theorem_assumptions_hold",
-    "zero_shot_accuracy",
-]
+__all__ = list(_HOME)
