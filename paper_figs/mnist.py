@@ -21,7 +21,20 @@ from synthetic.mnist import table
 
 NAME = "mnist_rand_rev"
 COLOURS = {"contrastive": "tab:blue", "two_tower": "tab:orange", "supervised": "tab:green"}
-OFFSET = {"contrastive": -0.12, "two_tower": 0.0, "supervised": 0.12}  # side by side at each k
+OTHER_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:red")
+STEP = 0.12  # objectives side by side at each k, this far apart
+
+
+def objective_styles(rows: list[dict]) -> dict[str, tuple[str, float]]:
+    """Every objective the runs have (the table's order) -> (colour, x offset): a new objective is drawn
+    without touching this module."""
+    names = list(dict.fromkeys(r["objective"] for r in rows))
+    others = iter(OTHER_COLOURS * len(names))
+    return {
+        o: (COLOURS.get(o) or next(others), (i - (len(names) - 1) / 2) * STEP) for i, o in enumerate(names)
+    }
+
+
 TESTS = {"rand": "-", "rev": "--"}
 MARKERS = {"rand": "o", "rev": "v"}
 
@@ -37,6 +50,7 @@ def make(out_dir: Path, results_dir: Path | None = None) -> list[Path]:
 def figure(results_dir: Path):
     """The figure of the sweep in results_dir: one panel per (p_inv, p_spu) cell of the sweep."""
     rows = table.collect(results_dir)
+    styles = objective_styles(rows)
     p_invs = sorted({r["p_inv"] for r in rows}, reverse=True)
     p_spus = sorted({r["p_spu"] for r in rows})
     fig, axes = plt.subplots(
@@ -56,7 +70,7 @@ def figure(results_dir: Path):
                 ax.plot(
                     *zip(*bayes, strict=True), ls, marker="s", ms=7, color="0.6", lw=3, alpha=0.5, zorder=1
                 )
-                for objective, colour in COLOURS.items():
+                for objective, (colour, offset) in styles.items():
                     pts = sorted(
                         (r["k"], r[f"{test}_mean"], r[f"{test}_std"])
                         for r in cell
@@ -64,13 +78,13 @@ def figure(results_dir: Path):
                     )
                     if pts:
                         k, mean, std = zip(*pts, strict=True)
-                        k = [kk + OFFSET[objective] for kk in k]
+                        k = [kk + offset for kk in k]
                         std = [0.0 if s is None else s for s in std]  # one seed: no spread
                         ax.errorbar(
                             k, mean, std, fmt=ls, marker=MARKERS[test], ms=4, color=colour, capsize=2, lw=1.5
                         )
                 paper = sorted(  # beside the measured objective it reports, in that objective's column
-                    (r["k"] + OFFSET[r["objective"]], r[f"paper_{test}_mean"], r[f"paper_{test}_std"])
+                    (r["k"] + styles[r["objective"]][1], r[f"paper_{test}_mean"], r[f"paper_{test}_std"])
                     for r in cell
                     if r[f"paper_{test}_mean"] is not None
                 )
@@ -86,7 +100,7 @@ def figure(results_dir: Path):
                 ax.set_xlabel("classes k")
             if j == 0:
                 ax.set_ylabel("test accuracy (%)")
-    handles = [Line2D([], [], color=c, lw=2, label=o) for o, c in COLOURS.items()]
+    handles = [Line2D([], [], color=c, lw=2, label=o) for o, (c, _) in styles.items()]
     handles += [Line2D([], [], color="0.6", lw=3, marker="s", alpha=0.5, label="Bayes rule (training law)")]
     handles += [
         Line2D([], [], color="gray", ls=ls, marker=MARKERS[t], label=t.capitalize())

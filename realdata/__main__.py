@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from realdata.config import register
 from realdata.evaluate import evaluate
 from runrecord import ConfigError, remove_if_unused
-from runrecord.configs import config_path
+from runrecord.configs import check_not_shadowed, config_path
 
 register()
 
@@ -33,6 +33,7 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     entry = zoo_entry_of(hc.runtime.choices.get("model"), hc.overrides.task)
     try:
+        check_not_shadowed(hc.runtime.config_sources)  # a user YAML named like a built-in
         results = evaluate(cfg, Path(hc.runtime.output_dir), zoo_entry=entry)
     except ConfigError as e:  # found before any work: one line, and no run folder left behind
         remove_if_unused(hc.runtime.output_dir)

@@ -32,7 +32,8 @@ def cache_key(identity: dict, fingerprint: str) -> str:
     return digest({"model": identity, "images": fingerprint})
 
 
-def _slug(text: str) -> str:
+def _folder_stem(text: str) -> str:
+    """A model name as (the last 60 characters of) a folder name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[-60:]
 
 
@@ -85,7 +86,7 @@ class CorruptChunks(RuntimeError):
 class FeatureCache:
     def __init__(self, cache_dir: str | Path, identity: dict, fingerprint: str, paths: list[str]):
         self.key = cache_key(identity, fingerprint)
-        self.dir = Path(cache_dir) / "features" / f"{_slug(identity['name'])}-{self.key}"
+        self.dir = Path(cache_dir) / "features" / f"{_folder_stem(identity['name'])}-{self.key}"
         self.paths = paths
         self.n = len(paths)
         manifest = self.dir / "manifest.json"
@@ -229,4 +230,4 @@ def cached_json(path: Path, compute, check=lambda blob: None) -> dict:
 def text_classifier_path(cache_dir, identity: dict, templates, classnames) -> Path:
     """Where a zero-shot classifier is cached: keyed by model identity, templates and class names."""
     key = digest({"model": identity, "templates": template_texts(templates), "classnames": list(classnames)})
-    return Path(cache_dir) / "text" / f"{_slug(identity['name'])}-{key}.npy"
+    return Path(cache_dir) / "text" / f"{_folder_stem(identity['name'])}-{key}.npy"

@@ -16,7 +16,7 @@ from realdata.metrics import missing_groups
 REFERENCE_TOTALS = {"common": 7174, "counter": 5926}
 
 
-def summarize(data: CounterAnimal) -> list[dict]:
+def class_rows(data: CounterAnimal) -> list[dict]:
     """One row per class: index, name, background(s) and image count per group."""
     counts = Counter((r.label, r.group) for r in data.records)
     backgrounds = data.backgrounds()
@@ -33,7 +33,7 @@ def summarize(data: CounterAnimal) -> list[dict]:
 def differences(data: CounterAnimal) -> list[str]:
     """Every way this copy differs from the 45-class reference (empty when it matches)."""
     ref = {c.imagenet_index: c for c in reference_classes()}
-    rows = {r["imagenet_index"]: r for r in summarize(data)}
+    rows = {r["imagenet_index"]: r for r in class_rows(data)}
     diffs = []
     for idx in sorted(set(ref) - set(rows)):
         diffs.append(f"missing class {idx} {ref[idx].class_name}")
@@ -65,7 +65,7 @@ def differences(data: CounterAnimal) -> list[str]:
 
 
 def report(data: CounterAnimal) -> str:
-    rows = summarize(data)
+    rows = class_rows(data)
     lines = [f"CounterAnimal at {data.root}: {len(rows)} classes"]
     lines.append(f"{'index':>5}  {'class':<26} {'common':<18} {'n':>5}  {'counter':<18} {'n':>5}")
     for r in rows:

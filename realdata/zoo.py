@@ -17,7 +17,6 @@ from pathlib import Path
 from realdata.dataset import REFERENCE_DIR
 
 CONF_MODEL_DIR = Path(__file__).resolve().parent.parent / "conf" / "realdata" / "model"
-TINY_NAME = "tiny"
 
 
 def _read(name: str) -> list[dict]:

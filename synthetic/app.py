@@ -134,6 +134,9 @@ def summary(doc: dict, out_dir: Path) -> dict:
 
 
 def main(cfg: DictConfig) -> dict:
+    from runrecord.configs import check_not_shadowed
+
+    check_not_shadowed(HydraConfig.get().runtime.config_sources)  # a user YAML named like a built-in
     enable_compilation_cache()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     return summary(run_task(cfg, out_dir), out_dir)

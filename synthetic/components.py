@@ -10,6 +10,7 @@ A user's own component lives in the user's own module: nothing in the package sw
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from typing import Any, ClassVar
@@ -23,10 +24,56 @@ def expect(ok: bool, key: str, value, expected: str) -> None:
         raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
+@functools.cache
+def _static_class(cls: type) -> type:
+    """The class of ``cls``'s static copies (:meth:`Component.static`): reading a traced field stops with
+    the field named (inside the compiled run its value is ``hp[field]``); equality and hash use the
+    static fields alone, so copies that differ only in traced values key one compilation."""
+    traced: tuple[str, ...] = cls.TRACED  # type: ignore[attr-defined]  # a Component subclass
+
+    def __getattribute__(self, name):
+        if name in traced:
+            key = cls.KEY
+            raise TypeError(
+                f"{key}.{name} is traced (in TRACED): inside the compiled run its value is hp[{name!r}], "
+                f"not self.{name}: read hp[{name!r}] there"
+            )
+        return object.__getattribute__(self, name)
+
+    def static_fields(self) -> tuple:
+        return tuple(
+            object.__getattribute__(self, f.name) for f in dataclasses.fields(cls) if f.name not in traced
+        )
+
+    namespace = {
+        "__getattribute__": __getattribute__,
+        "__eq__": lambda a, b: type(a) is type(b) and static_fields(a) == static_fields(b),
+        "__hash__": lambda a: hash((cls, static_fields(a))),
+        "__repr__": lambda a: f"{cls.__qualname__}(static, traced: {', '.join(traced)})",
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "_STATIC": True,
+    }
+    return type(cls.__name__, (cls,), namespace)
+
+
 @dataclasses.dataclass(frozen=True)
 class Component:
     TRACED: ClassVar[tuple[str, ...]] = ()
     KEY: ClassVar[str] = "component"  # its config group, for error messages
+    #: Class attributes and methods that state an exact prediction (theory's name, optimum, model): a
+    #: subclass does not inherit them; it gets a prediction only by declaring one (``THEORY = Clip.THEORY``
+    #: inherits explicitly), so a new loss never reports a built-in's theory under its own name.
+    PREDICTION: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "PREDICTION" in cls.__dict__ or cls.__dict__.get("_STATIC"):  # a kind's base; a static copy
+            return
+        root = next(b for b in cls.__mro__ if "PREDICTION" in b.__dict__)
+        for name in cls.PREDICTION:
+            if name not in cls.__dict__:
+                setattr(cls, name, root.__dict__[name])
 
     def traced(self) -> dict:
         """The traced hyperparameters as float32 scalars (finite: checked here, naming the key)."""
@@ -38,10 +85,12 @@ class Component:
         return out
 
     def static(self):
-        """A copy with the traced fields blanked (None): the part that keys the compilation."""
-        blank = object.__new__(type(self))
+        """A copy without the traced fields (reading one stops, naming it): the part that keys the
+        compilation."""
+        blank = object.__new__(_static_class(type(self)))
         for f in dataclasses.fields(self):
-            object.__setattr__(blank, f.name, None if f.name in self.TRACED else getattr(self, f.name))
+            if f.name not in self.TRACED:
+                object.__setattr__(blank, f.name, getattr(self, f.name))
         return blank
 
 

@@ -66,7 +66,9 @@ class EvalConfig:
 
 
 def _node(target: str | None):
-    return field(default_factory=lambda: {"_target_": target})
+    # Not in struct mode: a component's YAML need not list every field; `objective.<field>=v` sets one it
+    # leaves out (the component's dataclass then checks the name and the value, naming the key).
+    return field(default_factory=lambda: OmegaConf.create({"_target_": target}, flags={"struct": False}))
 
 
 @dataclass
@@ -107,6 +109,8 @@ def to_plain(cfg) -> dict:
 
 
 def _plain(v):
+    if isinstance(v, DictConfig):  # a component node not built (the schema's default: an open DictConfig)
+        return OmegaConf.to_container(v, resolve=True)
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         out = {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if hasattr(v, "KEY"):  # a component: say which class built it, as its YAML does

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,10 @@ class World(NamedTuple):
     render: jax.Array  # (render_depth, d_image, d_image) orthogonal matrices (depth 0: empty)
 
 
+#: The data model's defaults, from their one definition (theory.GaussianSpuriousModel).
+PAPER: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(theory.GaussianSpuriousModel)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DataModel(Component):
     """What every data model has: classes, P(a = y), the observation model and the training-set size.
@@ -65,10 +69,10 @@ class DataModel(Component):
     TRACED: ClassVar[tuple[str, ...]] = ("p_spu", "sigma_xi")
     KEY: ClassVar[str] = "data"
 
-    p_spu: float = 0.9  # P(a = y) in training
-    sigma_xi: float = 0.0  # total noise scale per modality (per-coordinate variance sigma_xi^2 / d)
-    d_image: int = 64
-    d_text: int = 64
+    p_spu: float = 0.9  # P(a = y) in training (the paper's model has no default: the experiments' point)
+    sigma_xi: float = PAPER["sigma_xi"]  # noise scale per modality (per-coordinate variance sigma_xi^2 / d)
+    d_image: int = PAPER["d_image"]
+    d_text: int = PAPER["d_text"]
     n: int = 1024  # training pairs; 0 = fresh samples every step
     k: int = 2  # classes
     render_depth: int = 0  # layers of the fixed invertible random MLP applied to images (0 = linear data)
@@ -87,6 +91,7 @@ class DataModel(Component):
 
     # (prompt, hp) -> (k, r_text) exact prompt latents, or None: estimated from captions
     prompts = None
+    PREDICTION: ClassVar[tuple[str, ...]] = ("prompts", "theory_model", "theory_note")  # (Component)
 
     def theory_model(self, rho: float = 1.0) -> theory.GaussianSpuriousModel | None:
         """The exact theory's model at this point, or None when the theory does not describe this data."""
@@ -123,13 +128,13 @@ class GaussianData(DataModel):
         "caption_fidelity",
     )
 
-    mu_inv: float = 1.0
-    mu_spu: float = 2.0
-    sigma_inv: float = 1.0
-    sigma_spu: float = 0.5
-    caption_q: float = 1.0  # P(caption names the background); 1 = the paper, 0 = invariant-only captions
-    caption_fidelity: float = 1.0  # r: correlation of the caption's z_inv part with the image's own (1: copy)
-    caption_kind: str = "latent"  # "latent" (the image's z_inv at fidelity r) or "class" (mu_inv c_y alone)
+    mu_inv: float = PAPER["mu_inv"]
+    mu_spu: float = PAPER["mu_spu"]
+    sigma_inv: float = PAPER["sigma_inv"]
+    sigma_spu: float = PAPER["sigma_spu"]
+    caption_q: float = PAPER["caption_q"]  # P(caption names the background); 1: the paper, 0: invariant only
+    caption_fidelity: float = PAPER["caption_fidelity"]  # r: corr. of the caption's z_inv with the image's
+    caption_kind: str = PAPER["caption_kind"]  # "latent" (z_inv at fidelity r) or "class" (mu_inv c_y alone)
 
     def __post_init__(self):
         super().__post_init__()

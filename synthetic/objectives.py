@@ -86,6 +86,7 @@ class Objective(Component):
     NORMALIZE: ClassVar[bool] = False  # L2-normalise embeddings (training and zero-shot scoring)
     MIN_BATCH: ClassVar[int] = 2  # contrastive losses need negatives
     THEORY: ClassVar[str | None] = None  # objective name of theory.zero_shot_accuracy, or None
+    PREDICTION: ClassVar[tuple[str, ...]] = ("THEORY", "optimum")  # never inherited (Component)
 
     def check(self, encoder: Encoder) -> None:
         """Stop when this objective cannot train with ``encoder``."""
@@ -150,9 +151,12 @@ class LinearClip(Objective):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Scaled(Objective):
-    """Normalised embeddings and a learnable log-scale, clamped to [0, log(logit_scale_max)] after every
-    step as open_clip's training loop does for CLIP and SigLIP models alike."""
+class LearnedTemperature(Objective):
+    """Base of contrastive losses with a learnable temperature (public: a new loss subclasses it):
+    normalised embeddings and a learnable log-scale ``model.extra["logit_scale"]`` (initialised at the
+    field named by ``INIT_KEY``), clamped to [0, log(logit_scale_max)] after every step as open_clip's
+    training loop does for CLIP and SigLIP models alike. A subclass writes ``loss`` (and may add
+    parameters by extending ``params``); it has no exact prediction unless it declares ``THEORY``."""
 
     NORMALIZE: ClassVar[bool] = True
     INIT_KEY: ClassVar[str] = "logit_scale_init"
@@ -172,6 +176,9 @@ class _Scaled(Objective):
     def theory_kwargs(self, batch_size):
         return {"logit_scale_max": self.logit_scale_max}  # the optimum sits at (or below) the clamp
 
+    def params(self, h, k, rngs):
+        return {"logit_scale": nnx.Param(jnp.float32(getattr(self, self.INIT_KEY)))}
+
     def constrain(self, params):
         log_scale = params["extra"]["logit_scale"]
         log_scale[...] = jnp.clip(log_scale[...], 0.0, jnp.log(self.logit_scale_max))
@@ -179,14 +186,11 @@ class _Scaled(Objective):
 
 
 @dataclasses.dataclass(frozen=True)
-class Clip(_Scaled):
+class Clip(LearnedTemperature):
     """Symmetric InfoNCE on L2-normalised embeddings, learnable temperature (open_clip ClipLoss)."""
 
     THEORY: ClassVar[str | None] = "clip"
     logit_scale_init: float = 2.6592600369644043  # log(1 / 0.07), as open_clip
-
-    def params(self, h, k, rngs):
-        return {"logit_scale": nnx.Param(jnp.float32(self.logit_scale_init))}
 
     def loss(self, model, batch, hp):
         scale = jnp.exp(model.extra["logit_scale"][...])
@@ -194,7 +198,7 @@ class Clip(_Scaled):
 
 
 @dataclasses.dataclass(frozen=True)
-class SigLIP(_Scaled):
+class SigLIP(LearnedTemperature):
     """Sigmoid loss with learnable temperature t = exp(t') and bias b (SigLIP init: t' = log 10, b = -10)."""
 
     THEORY: ClassVar[str | None] = "siglip"
@@ -212,11 +216,8 @@ class SigLIP(_Scaled):
         # SigLIP's expected loss is exact for any batch (docs/theory.md 9.1)
         return {**super().theory_kwargs(batch_size), "batch_size": batch_size}
 
-    def params(self, h, k, rngs):
-        return {
-            "logit_scale": nnx.Param(jnp.float32(self.siglip_t_init)),  # t' (t = exp t'), as open_clip
-            "logit_bias": nnx.Param(jnp.float32(self.siglip_b_init)),
-        }
+    def params(self, h, k, rngs):  # logit_scale is t' (t = exp t'), as open_clip
+        return {**super().params(h, k, rngs), "logit_bias": nnx.Param(jnp.float32(self.siglip_b_init))}
 
     def loss(self, model, batch, hp):
         scale = jnp.exp(model.extra["logit_scale"][...])

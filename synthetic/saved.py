@@ -89,10 +89,20 @@ def _setup(key, hp, spec) -> T.Fixed:
     return T.setup(key, hp, spec)[1]
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _evaluate(params, key, hp, spec):
+def _setup_and_evaluate(params, key, hp, spec):
     fixed = T.setup(key, hp, spec)[1]
     return T.evaluate(params, fixed, hp, spec), fixed
+
+
+_EVALUATE: dict = {}  # compiled per Spec, with the training program's compiler options
+
+
+def _evaluate(params, key, hp, spec):
+    if spec not in _EVALUATE:
+        options = T.COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+        jitted = jax.jit(_setup_and_evaluate, static_argnums=3)
+        _EVALUATE[spec] = jitted.lower(params, key, hp, spec).compile(options)
+    return _EVALUATE[spec](params, key, hp)
 
 
 def load(run_dir: str | Path) -> SavedRun:

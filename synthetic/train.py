@@ -25,7 +25,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from synthetic import data as D
-from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig
+from synthetic.config import OPTIMIZERS, SCHEDULES, EvalConfig, GaussianRunConfig, TrainConfig
 from synthetic.data import DataModel
 from synthetic.encoders import Encoder
 from synthetic.objectives import DualEncoder, Objective
@@ -88,18 +88,17 @@ def init_params(key: jax.Array, spec: Spec) -> nnx.State:
 
 
 def build_optimizer(name: str, lr, steps: int, schedule: str = "constant", weight_decay: float = 0.0):
-    """optax optimiser ``name`` (sgd | adam | adamw) at ``lr``, constant or cosine-decayed over ``steps``;
-    shared by the Gaussian runs and MultiColoredMNIST."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"train.schedule={schedule!r}: expected 'constant' or 'cosine'")
+    """optax optimiser ``name`` (one of config.OPTIMIZERS) at ``lr``, constant or cosine-decayed over
+    ``steps`` (config.SCHEDULES); shared by the Gaussian runs and MultiColoredMNIST. The names are checked
+    in one place, TrainConfig.check, which both kinds run first."""
     lr_t = optax.cosine_decay_schedule(lr, steps) if schedule == "cosine" else lr
-    if name == "sgd":
-        return optax.sgd(lr_t)
-    if name == "adam":
-        return optax.adam(lr_t)
-    if name == "adamw":
-        return optax.adamw(lr_t, weight_decay=weight_decay)
-    raise ValueError(f"train.optimizer={name!r}: expected sgd, adam or adamw")
+    build = {
+        "sgd": optax.sgd,
+        "adam": optax.adam,
+        "adamw": lambda s: optax.adamw(s, weight_decay=weight_decay),
+    }
+    assert name in build and schedule in SCHEDULES and set(build) == set(OPTIMIZERS), (name, schedule)
+    return build[name](lr_t)
 
 
 def optimizer(spec: Spec, lr: jax.Array) -> optax.GradientTransformation:

@@ -104,8 +104,10 @@ def test_one_cell_figure_puts_the_papers_markers_in_their_objectives_column(tmp_
         for c in ax.containers
         if to_hex(c.lines[0].get_color()) == "#000000"
     )
+    offsets = {o: off for o, (_, off) in fig.objective_styles(rows).items()}
+    assert offsets == pytest.approx({"contrastive": -0.12, "two_tower": 0.0, "supervised": 0.12})
     want = sorted(
-        (r["k"] + fig.OFFSET[r["objective"]], r[f"paper_{t}_mean"])
+        (r["k"] + offsets[r["objective"]], r[f"paper_{t}_mean"])
         for r in rows
         for t in ("rand", "rev")
         if r[f"paper_{t}_mean"] is not None
@@ -118,3 +120,14 @@ def test_one_cell_figure_puts_the_papers_markers_in_their_objectives_column(tmp_
         for x in c.lines[0].get_xdata()
     }
     assert {round(x, 6) for x, _ in want} <= measured  # beside a measurement
+
+
+def test_every_objective_the_runs_have_gets_its_own_colour_and_column():
+    """A new MultiColoredMNIST objective is drawn without editing the figure: styles come from the rows."""
+    rows = [{"objective": o} for o in ("contrastive", "two_tower", "supervised", "my_loss")]
+    styles = fig.objective_styles(rows)
+    assert list(styles) == ["contrastive", "two_tower", "supervised", "my_loss"]
+    assert len({c for c, _ in styles.values()}) == 4
+    assert styles["contrastive"][0] == fig.COLOURS["contrastive"]
+    offsets = [off for _, off in styles.values()]
+    assert offsets == pytest.approx([-0.18, -0.06, 0.06, 0.18])

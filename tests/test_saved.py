@@ -13,7 +13,7 @@ from tests.test_tracking import TINY, compose_synthetic
 
 def test_saved_models_reload_to_the_runs_accuracies(tmp_path):
     out = tmp_path / "run"
-    doc = app.run_task(compose_synthetic([*TINY, "train.save=true"]), out)
+    doc = app.run_task(compose_synthetic(TINY), out)
     assert doc["status"] == "ok" and doc["extra"]["params"] == ["params/seed_0", "params/seed_1"]
     assert (out / "params" / "seed_1").is_dir()
     run = synthetic.load(out)

@@ -21,6 +21,7 @@ APPS = ("synthetic", "realdata")
 register_configs()
 TINY = ["data.n=64", "data.d_image=8", "data.d_text=8", "encoder.h=2", "train.steps=40", "seeds=2"]
 TINY += ["eval.n_test=200", "train.loss_curve_points=10", "name=tracking"]
+TINY += ["train.save=true"]  # one compiled program for every test of these modules, test_saved's included
 
 
 def compose_synthetic(overrides):

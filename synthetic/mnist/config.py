@@ -2,6 +2,14 @@
 
 from dataclasses import dataclass
 
+# The allowed values of the string keys below: the one list of each (models.py, data.py, run.py, table.py,
+# paper_figs/mnist.py read these).
+OBJECTIVES = ("contrastive", "two_tower", "supervised")
+ENCODERS = ("mlp", "cnn")
+SOURCES = ("offline", "sklearn", "idx")
+CONSTRUCTIONS = ("paper", "all_coupled")
+IMAGE_SIZES = (28, 14)
+
 
 @dataclass
 class MNISTConfig:

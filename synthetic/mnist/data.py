@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from synthetic.mnist.config import CONSTRUCTIONS  # the one list of them
+
 # Colour i is the designated colour of coupled class i; a k-class dataset uses the first k entries.
 PALETTE = np.array(
     [
@@ -40,7 +42,7 @@ PALETTE = np.array(
 )
 PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan", "orange", "violet", "white", "grey")
 
-CONSTRUCTIONS = ("paper", "all_coupled")
+
 TEST_SETS = ("id", "rand", "rev")
 REV_SHIFT = 1  # all_coupled: Rev paints class y in the colour of class (y + REV_SHIFT) mod k
 
@@ -124,18 +126,6 @@ def joint(k: int, p_inv: float, p_spu: float, coupled: int = 2, shift: int = 0) 
         p_c_given_y[y] = (1 - p_spu) / (k - 1)
         p_c_given_y[y, (y + shift) % k] = p_spu
     return p_d_given_y[:, :, None] * p_c_given_y[:, None, :] / k
-
-
-def bayes_rule(train_YxDxC: np.ndarray) -> np.ndarray:
-    """The Bayes-optimal rule of a joint P(y, d, c) as a randomised rule q(y | d, c), ties split evenly."""
-    post = train_YxDxC
-    best = np.isclose(post, post.max(axis=0, keepdims=True), rtol=1e-12, atol=0.0)
-    return best / best.sum(axis=0, keepdims=True)
-
-
-def rule_accuracy(rule_YxDxC: np.ndarray, test_YxDxC: np.ndarray) -> float:
-    """Accuracy of the randomised rule q(y | d, c) on the law P(y, d, c): sum of P * q."""
-    return float((rule_YxDxC * test_YxDxC).sum())
 
 
 def bayes_accuracy(

@@ -20,10 +20,8 @@ import optax
 from flax import nnx
 
 from synthetic.encoders import MLP, l2_normalize
+from synthetic.mnist.config import ENCODERS, OBJECTIVES  # noqa: F401  (the one list of each)
 from synthetic.objectives import clip_loss
-
-OBJECTIVES = ("contrastive", "two_tower", "supervised")
-ENCODERS = ("mlp", "cnn")
 
 
 class CNNEncoder(nnx.Module):

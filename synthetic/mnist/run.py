@@ -11,7 +11,9 @@ import optax
 from flax import nnx
 from omegaconf import OmegaConf
 
+from synthetic.components import expect
 from synthetic.config import TrainConfig
+from synthetic.mnist import config as C
 from synthetic.mnist import data, digits, models
 from synthetic.results import body, convergence
 from synthetic.train import build_optimizer, curve_steps, seed_keys
@@ -22,26 +24,22 @@ OFFLINE_N_TEST = 5000
 
 
 def validate(mc) -> None:
-    """Stop on a bad ``mnist.*`` value, naming it and what was expected."""
-    if not 2 <= mc.k <= 10:
-        raise ValueError(f"mnist.k={mc.k}; expected 2..10 classes")
+    """Stop on a bad ``mnist.*`` value, naming it and what was expected (the one helper, ``expect``)."""
+    expect(2 <= mc.k <= 10, "mnist.k", mc.k, "2..10 classes")
     for name in ("p_inv", "p_spu", "p_rev"):
-        if not 0.0 <= getattr(mc, name) <= 1.0:
-            raise ValueError(f"mnist.{name}={getattr(mc, name)}; expected a probability in [0, 1]")
-    if not 0 <= mc.coupled <= mc.k:
-        raise ValueError(f"mnist.coupled={mc.coupled}; expected 0..k={mc.k}")
-    if mc.image_size not in (28, 14):
-        raise ValueError(f"mnist.image_size={mc.image_size}; expected 28 or 14")
-    if mc.source not in ("offline", "idx", "sklearn"):
-        raise ValueError(f"mnist.source={mc.source!r}; expected 'offline', 'sklearn' or 'idx'")
+        expect(0.0 <= getattr(mc, name) <= 1.0, f"mnist.{name}", getattr(mc, name), "a probability in [0, 1]")
+    expect(0 <= mc.coupled <= mc.k, "mnist.coupled", mc.coupled, f"0..k={mc.k}")
+    for name, allowed in (
+        ("image_size", C.IMAGE_SIZES),
+        ("source", C.SOURCES),
+        ("objective", C.OBJECTIVES),
+        ("encoder", C.ENCODERS),
+    ):
+        expect(getattr(mc, name) in allowed, f"mnist.{name}", getattr(mc, name), f"one of {list(allowed)}")
     data.validate(mc)
     for name in ("n", "n_test"):
-        if getattr(mc, name) is not None and getattr(mc, name) < 1:
-            raise ValueError(f"mnist.{name}={getattr(mc, name)}; expected a positive count or null")
-    if mc.objective not in models.OBJECTIVES:
-        raise ValueError(f"mnist.objective={mc.objective!r}; expected one of {models.OBJECTIVES}")
-    if mc.encoder not in models.ENCODERS:
-        raise ValueError(f"mnist.encoder={mc.encoder!r}; expected one of {models.ENCODERS}")
+        value = getattr(mc, name)
+        expect(value is None or value >= 1, f"mnist.{name}", value, "a positive count or null")
 
 
 def _pool(images_NxHxW: np.ndarray, size: int) -> np.ndarray:
@@ -83,8 +81,9 @@ def _train_n(mc) -> int | None:
     return digits.PAPER_N[mc.k]
 
 
-class Spec(NamedTuple):
-    """The static (shape- and graph-determining) settings of a run: one compilation per distinct Spec.
+class MNISTSpec(NamedTuple):
+    """The static (shape- and graph-determining) settings of a run: one compilation per distinct
+    MNISTSpec (the Gaussian runs' counterpart is synthetic.train.Spec).
 
     The probabilities and the learning rate are traced instead (``hyper``), so the cells of a sweep that
     share k and the objective share one compiled program.
@@ -106,12 +105,7 @@ class Spec(NamedTuple):
     test_shifts: tuple[int, ...] = (0, 0, 0)  # colour shift of the ID, Rand, Rev laws (data.colour_law)
 
 
-def make_optimiser(spec: Spec, base_lr) -> optax.GradientTransformation:
-    """``train.optimizer`` (sgd | adam | adamw) at ``base_lr`` with a constant or cosine schedule."""
-    return build_optimizer(spec.optimizer, base_lr, spec.steps, spec.schedule, spec.weight_decay)
-
-
-def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
+def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec: MNISTSpec):
     """One seed: sample labels/colours, train ``spec.steps`` minibatch steps, evaluate on ID, Rand, Rev.
 
     ``hyper`` = (p_inv, p_spu of the ID, Rand and Rev sets, lr) as an array; the ID value is the training
@@ -119,7 +113,7 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
     """
     p_inv, p_spu, test_p, lr = hyper[0], hyper[1], hyper[1:4], hyper[4]
     k, palette_Kx3 = spec.k, jnp.asarray(data.PALETTE[: spec.k])
-    optimiser = make_optimiser(spec, lr)
+    optimiser = build_optimizer(spec.optimizer, lr, spec.steps, spec.schedule, spec.weight_decay)
     k_data, k_init, k_steps, k_test = jax.random.split(key, 4)
     y_N, c_N = data.sample_labels_colours(k_data, train_digit, k, p_inv, p_spu, spec.coupled)
     model = models.make_model(
@@ -157,7 +151,7 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
 
 
 @functools.partial(jax.jit, static_argnames="spec")
-def train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec: Spec):
+def train_eval_seeds(keys, hyper, train_grey, train_digit, test_grey, test_digit, spec: MNISTSpec):
     """:func:`train_eval` vmapped over the seeds' keys (data and hyper-parameters shared)."""
     one = functools.partial(train_eval, spec=spec)
     return jax.vmap(one, in_axes=(0, None, None, None, None, None))(
@@ -228,7 +222,7 @@ def run(cfg, on_chunk=None) -> dict:
 
     # (own-colour probability, colour shift) of the ID, Rand and Rev laws under mnist.construction
     laws = [data.colour_law(t, mc.k, mc.p_spu, mc.p_rev, mc.construction) for t in TEST_SETS]
-    spec = Spec(
+    spec = MNISTSpec(
         k=mc.k,
         coupled=data.coupled_classes(mc.k, mc.coupled, mc.construction),
         objective=mc.objective,
