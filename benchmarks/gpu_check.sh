@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU (CUDA 12 driver), from the repository root,
 #   python -m pip install -c constraints.txt --config-settings editable_mode=compat -e '.[cuda,real,dev]'
-#   bash benchmarks/gpu_check.sh                                      # ~10-15 min on one H100/H200-class GPU
+#   bash benchmarks/gpu_check.sh
 # runs the test suite's GPU-relevant subset on the GPU, the synthetic benchmark, a batched captions map
 # (side by side with the basic launcher on a reduced sweep, then at full size) and the realdata benchmark,
 # and prints absolute figures with the device name. Everything it prints is also under $OUT (default
