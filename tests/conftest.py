@@ -3,8 +3,9 @@
 * Markers that need real weights or data are skipped unless env vars point at them.
 * A test that starts a Python process (a command line: ``python -m synthetic ...``) must be marked ``slow``,
   so that ``-m "not slow"`` runs no command line: an unmarked one fails naming the marker.
-* ``make test`` runs the suite on two workers (pytest-xdist, ``-n 2 --dist loadfile``): each module runs on
-  one worker, so its module- and session-scoped fixtures are built once.
+* ``make test`` runs the suite on two workers (pytest-xdist, ``-n 2 --dist load``: tests go to whichever
+  worker is free, so one module's long runs do not queue on one worker; a module- or session-scoped
+  fixture is built once per worker that needs it).
 """
 
 import os
