@@ -10,6 +10,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from runrecord import expect
+
 LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
 CLASSNAME_LISTS = ("synset", "openai")  # see realdata/classnames.py and docs/realdata.md section 4
@@ -118,8 +120,7 @@ def register() -> None:
 
 
 def _choice(value, allowed, key):
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    expect(value in allowed, key, value, f"one of {', '.join(allowed)}")
 
 
 def validate(cfg) -> None:
@@ -133,8 +134,7 @@ def validate(cfg) -> None:
 
     family_name(cfg.model)  # family and the kind alias agree
     for key in ("batch_size", "one_vs_20.k"):
-        if OmegaConf.select(cfg, key) < 1:
-            raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
+        expect(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "at least 1")
     if cfg.num_workers is not None and cfg.num_workers < 0:
         raise ValueError(
             f"num_workers={cfg.num_workers} must be >= 0 (or null: as many as the cores, up to 4)"

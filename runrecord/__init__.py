@@ -172,6 +172,12 @@ def finished_result(out_dir: str | Path, config: dict) -> tuple[dict | None, str
     return doc, f"{path} already holds a finished run (status {doc['status']}) of this config"
 
 
+def expect(ok: bool, key: str, value, expected: str) -> None:
+    """The one validation helper of every app: stop on a bad value, naming its key and what was expected."""
+    if not ok:
+        raise ValueError(f"{key}={value!r}: expected {expected}")
+
+
 class ConfigError(ValueError):
     """A bad configuration, found by a run's ``check`` before any work: nothing was written."""
 

@@ -17,11 +17,7 @@ from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
-
-def expect(ok: bool, key: str, value, expected: str) -> None:
-    """Stop on a bad value, naming its key and what was expected."""
-    if not ok:
-        raise ValueError(f"{key}={value!r}: expected {expected}")
+from runrecord import expect  # noqa: E402,F401  (the one validation helper; components import it from here)
 
 
 @functools.cache

@@ -113,7 +113,7 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
     """
     p_inv, p_spu, test_p, lr = hyper[0], hyper[1], hyper[1:4], hyper[4]
     k, palette_Kx3 = spec.k, jnp.asarray(data.PALETTE[: spec.k])
-    optimiser = build_optimizer(spec.optimizer, lr, spec.steps, spec.schedule, spec.weight_decay)
+    optimizer = build_optimizer(spec.optimizer, lr, spec.steps, spec.schedule, spec.weight_decay)
     k_data, k_init, k_steps, k_test = jax.random.split(key, 4)
     y_N, c_N = data.sample_labels_colours(k_data, train_digit, k, p_inv, p_spu, spec.coupled)
     model = models.make_model(
@@ -129,10 +129,10 @@ def train_eval(key, hyper, train_grey, train_digit, test_grey, test_digit, spec:
         idx_B = jax.random.randint(k_step, (spec.batch_size,), 0, y_N.shape[0])
         x_B = data.colourise(train_grey[idx_B], c_N[idx_B], palette_Kx3)
         loss, grads = jax.value_and_grad(loss_fn)(params, x_B, y_N[idx_B], c_N[idx_B])
-        updates, opt_state = optimiser.update(grads, opt_state, params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    init = (params, optimiser.init(params))
+    init = (params, optimizer.init(params))
     (params, _), losses = jax.lax.scan(step, init, jax.random.split(k_steps, spec.steps))
     model = nnx.merge(graphdef, params)
 
