@@ -381,7 +381,9 @@ def compiled_run(spec: Spec, keys: jax.ShapeDtypeStruct, hp_tree, hp_leaves: tup
     print("[synthetic] compiling ...", file=sys.stderr, flush=True)
     options = COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # tuned on CPU only
     hp = jax.tree.unflatten(hp_tree, hp_leaves)
-    program = _run_many.lower(keys, hp, spec).compile(options)
+    # in a thread too: a SIGINT that lands while XLA compiles would otherwise be raised in a GC callback,
+    # where Python ignores it, and Ctrl-C would be lost
+    program = _in_thread(lambda: _run_many.lower(keys, hp, spec).compile(options))
     print(f"[synthetic] compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     return program
 
