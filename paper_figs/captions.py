@@ -172,6 +172,7 @@ def theory_curve(e: dict, objective: str, metric: str) -> tuple[np.ndarray, np.n
     group = metric.removeprefix("acc_").removesuffix("_prompt_mean")
     prompt = "mean" if metric.endswith("_prompt_mean") else "class"
     h = e.get("encoder.h")
+    objective = objective.removesuffix("_g0")  # a noisy run's G = 0 reduction: the same call, sigma_xi in m
     extra = {"batch_size": int(e["train.batch_size"])} if objective == "siglip" else {}
     acc = theory.zero_shot_accuracy(m, group, prompt, None if h in (None, "") else int(h), objective, **extra)
     return np.array(THEORY_R), np.asarray(acc)

@@ -67,7 +67,8 @@ def theory_predictions(run: GaussianRunConfig) -> dict:
         if all(np.isfinite(v) for v in own.values()):
             out.update(own)
             reduction = theory.prediction_reduction(model, name)
-            if reduction:  # never unmarked: the noisy prediction rests on the G = 0 reduction
+            if reduction:  # never unmarked: the noisy prediction rests on the G = 0 reduction, so it
+                out["objective"] = f"{name}_g0"  # carries a name of its own (docs/theory.md 9.9)
                 out["reduction"] = reduction
         else:  # a numerical prediction that did not settle is no prediction: say so, never a bare null
             out.update(note=f"theory/ returned no finite {name} prediction at this point", **_nulls())

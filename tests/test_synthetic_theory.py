@@ -70,9 +70,10 @@ def test_a_noisy_prediction_is_marked_as_the_g0_reduction():
     noisy = GaussianData(p_spu=0.9, sigma_xi=0.5, caption_q=1.0, d_image=8, d_text=8, n=0)
     t = _theory(Clip(), noisy)
     assert "note" not in t and "G = 0 reduction" in t["reduction"]
+    assert t["objective"] == "clip_g0"  # the approximation under a name of its own, never the exact one's
     expected = theory.zero_shot_accuracy(noisy.theory_model(), "counter", "mean", rank=8, objective="clip")
     assert t["acc_counter_prompt_mean"] == pytest.approx(float(expected), abs=1e-12)
-    assert "reduction" not in _theory(Clip())
+    assert "reduction" not in _theory(Clip()) and _theory(Clip())["objective"] == "clip"
 
 
 def test_a_prediction_that_did_not_settle_is_null_with_a_note(monkeypatch):
