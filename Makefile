@@ -30,7 +30,7 @@ $(ALL_STAMP): pyproject.toml constraints.txt | $(PY)
 demo: $(CORE_STAMP)  ## the offline demo: a small sweep, its table and figure (a few minutes on 2 cores)
 	JAX_PLATFORMS=cpu $(PY) -m paper_figs.demo
 
-test: $(ALL_STAMP)  ## the whole check CI runs: ruff, mypy (theory/, synthetic/, runrecord/), every test on 2 workers
+test: $(ALL_STAMP)  ## the whole check CI runs: ruff, mypy (theory/, synthetic/), every test on 2 workers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -30,7 +30,7 @@ from paper_figs.reference import (
     paper_points,
 )
 from realdata.config import LABEL_SPACES, PROMPT_SETS  # the names realdata writes
-from runrecord import FINISHED, RESULTS_FILE, ResultsError, load_results, result_paths
+from theory.runrecord import FINISHED, RESULTS_FILE, ResultsError, load_results, result_paths
 
 DEFAULT_RESULTS = Path("results/realdata")  # where `python -m realdata` writes (conf/realdata.yaml)
 PER_CLASS_NAME = "per_class.csv"

@@ -32,8 +32,8 @@ from matplotlib.figure import Figure
 import theory
 from paper_figs.common import DEFAULT_OUT, save_figure
 from paper_figs.sweep import with_components
-from runrecord import latest_sweep
 from synthetic.aggregate import collect
+from theory.runrecord import latest_sweep
 
 RESULTS = Path("results/synthetic")
 ROWS = (

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from paper_figs.common import DEFAULT_OUT, save_figure
-from runrecord import has_results, iter_results
+from theory.runrecord import has_results, iter_results
 
 NAME = "coloredcoco"
 DEFAULT_RESULTS = Path("results/realdata/coloredcoco")
@@ -60,7 +60,7 @@ def backbone(doc: dict) -> str:
 
 
 def collect(results_dir: str | Path) -> tuple[list[dict], list[str]]:
-    """Every fine-tuning run (kind coloredcoco) under results_dir, read through runrecord, and notes on the
+    """Each fine-tuning run (kind coloredcoco) under results_dir, read via the run record, and notes on the
     files left out (unreadable ones; earlier-*/ folders hold replaced runs and are skipped)."""
     runs: list[dict] = []
     notes: list[str] = []

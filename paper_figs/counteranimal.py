@@ -27,7 +27,7 @@ import matplotlib
 from paper_figs import aggregate, fig_common_vs_counter, fig_drop_by_data, fig_drop_vs_size, fig_per_class
 from paper_figs.ca_panels import MODES, select_points
 from paper_figs.common import DEFAULT_OUT, save_figure
-from runrecord import RESULTS_FILE, ResultsError, has_results
+from theory.runrecord import RESULTS_FILE, ResultsError, has_results
 
 # --figure name -> module (STEM and figure(mode, measured, model), the same for each)
 FIGURE_MODULES = {

@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from paper_figs.common import DEFAULT_OUT, save_figure
-from runrecord import RESULTS_FILE
-from runrecord.track import curves, draw_curves, flat_config
+from theory.runrecord import RESULTS_FILE
+from theory.runrecord.track import curves, draw_curves, flat_config
 
 
 def load_runs(where: Path) -> list[tuple[Path, dict]]:

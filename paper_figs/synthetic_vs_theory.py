@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.special import ndtr
 
-import runrecord
 import theory
+import theory.runrecord
 from paper_figs.common import DEFAULT_OUT, save_figure
 from synthetic.aggregate import collect
 
@@ -47,7 +47,7 @@ MODEL_KEYS = ("mu_inv", "mu_spu", "sigma_inv", "sigma_spu", "sigma_xi", "d_image
 def latest_sweep(results_dir: Path, name: str) -> Path:
     """The newest sweep directory of experiment ``name`` (directory names are timestamps)."""
     hint = f"create it with `python -m synthetic -m experiment={name}` (or `make demo` for a CPU-size run)"
-    return runrecord.latest_sweep(Path(results_dir) / name, hint)
+    return theory.runrecord.latest_sweep(Path(results_dir) / name, hint)
 
 
 def component(row: dict, group: str) -> str:
@@ -190,7 +190,7 @@ def sweeps_of(results_dir: Path, name: str) -> list[Path]:
     """Sweep folders of experiment ``name`` holding results, newest first (FileNotFoundError: none)."""
     latest_sweep(results_dir, name)  # names the command that makes them when there is none
     base = Path(results_dir) / name
-    return sorted((p for p in base.iterdir() if runrecord.has_results(p)), reverse=True)
+    return sorted((p for p in base.iterdir() if theory.runrecord.has_results(p)), reverse=True)
 
 
 def matching_pair(results_dir: Path, chosen: dict[str, Path] | None = None) -> tuple[dict, dict]:

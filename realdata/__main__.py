@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from realdata.config import register
 from realdata.evaluate import evaluate
-from runrecord import ConfigError, remove_if_unused
-from runrecord.configs import check_not_shadowed, config_path
+from theory.runrecord import ConfigError, remove_if_unused
+from theory.runrecord.configs import check_not_shadowed, config_path
 
 register()
 

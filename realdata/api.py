@@ -77,7 +77,7 @@ def evaluate_model(
 
     from realdata.config import register, run_name
     from realdata.evaluate import evaluate
-    from runrecord.configs import initialize
+    from theory.runrecord.configs import initialize
 
     key = digest(model, preprocess, tokenizer)
     _MODELS[key] = (model, preprocess, tokenizer)

@@ -29,7 +29,7 @@ from realdata.dataset import scan
 from realdata.evaluate import evaluate
 from realdata.fixture import TINY_CONFIG, make_counteranimal
 from realdata.models import load_encoder
-from runrecord.configs import config_path
+from theory.runrecord.configs import config_path
 
 MODELS = {
     "tiny-clip": {"name": "tiny-clip", "config_file": str(TINY_CONFIG), "kind": "clip"},

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from runrecord import expect
+from theory.runrecord import expect
 
 LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
@@ -84,7 +84,9 @@ class RealdataConfig:
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
     verbose: bool = False  # true: show open_clip's INFO log lines (hidden otherwise)
-    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
+    logger: Any = field(
+        default_factory=lambda: {"_target_": None}
+    )  # conf/realdata/logger/ (theory.runrecord.track)
     resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 

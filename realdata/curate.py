@@ -54,8 +54,8 @@ from realdata.evaluate import PACKAGES, model_predictions
 from realdata.labels import candidate_mask
 from realdata.metrics import group_metrics
 from realdata.models import describe, resolve_device
-from runrecord import json_safe, provenance, recorded_run
-from runrecord.configs import config_path
+from theory.runrecord import json_safe, provenance, recorded_run
+from theory.runrecord.configs import config_path
 
 log = logging.getLogger("realdata.curate")
 CURATE_LABEL_SPACES = ("1v1000", "input")  # all ImageNet classes, or only the classes of the input

@@ -1,6 +1,6 @@
 """One evaluation: a model on CounterAnimal in one label space, prompt set and class-name list.
 
-``evaluate(cfg, out_dir)`` runs under the shared run contract (runrecord.recorded_run): results.json is
+``evaluate(cfg, out_dir)`` runs under the shared run contract (theory.runrecord.recorded_run): results.json is
 written atomically at the start (status interrupted), at the end (ok) or on an exception (failed /
 interrupted), beside predictions.csv and per_class.csv. Earlier outputs in out_dir are moved to
 ``out_dir/earlier-<time>/`` first (by the shared writer, runrecord.keep_earlier), so a failed re-run never
@@ -31,7 +31,7 @@ from realdata.labels import (
 )
 from realdata.metrics import group_metrics, missing_groups, per_class_table
 from realdata.models import ModelSpec, describe, device_name, resolve_device, scores, templates
-from runrecord import RESULTS_FILE, finished_result, provenance, recorded_run, track
+from theory.runrecord import RESULTS_FILE, finished_result, provenance, recorded_run, track
 
 log = logging.getLogger("realdata")
 PACKAGES = (
@@ -273,7 +273,7 @@ def evaluate(cfg, out_dir: str | Path, zoo_entry: str | None = None) -> dict:
 
     zoo_entry: the conf/realdata/model entry this run is exactly (None when any model key was changed).
     ``resume=true``: a finished run of the same config in out_dir is returned as it is. The run is logged to
-    ``cfg.logger`` (runrecord.track), a failed one too."""
+    ``cfg.logger`` (theory.runrecord.track), a failed one too."""
     out_dir = Path(out_dir)
     if cfg.get("resume"):
         done, why = finished_result(out_dir, recorded_config(cfg, zoo_entry))

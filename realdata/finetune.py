@@ -6,7 +6,7 @@
     torchrun --nproc_per_node=4 -m realdata.finetune data.manifest=... [-m experiment=coloredcoco]
 
 Config: conf/realdata/finetune.yaml, checked against :class:`FinetuneConfig`. One run = one results.json
-(runrecord's contract) with the zero-shot accuracy before fine-tuning, the fine-tuned one, per class and
+(the run record's contract) with the zero-shot accuracy before fine-tuning, the fine-tuned one, per class and
 per colour, the chosen hyperparameters and the loss curve. The losses are open_clip's own ``ClipLoss`` /
 ``SigLipLoss``; the optimiser is AdamW with open_clip_train's warmup + cosine schedule and its rule for
 which parameters get weight decay. Multi-GPU: torchrun sets WORLD_SIZE; the losses gather features across
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
+from theory.runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
@@ -100,7 +100,9 @@ class FinetuneConfig:
     eval_batch_size: int = 256
     seed: int = 0
     verbose: bool = False
-    logger: Any = field(default_factory=lambda: {"_target_": None})  # conf/realdata/logger/ (runrecord.track)
+    logger: Any = field(
+        default_factory=lambda: {"_target_": None}
+    )  # conf/realdata/logger/ (theory.runrecord.track)
 
 
 def method(objective: str, captions: str, same_caption_negatives: bool = True) -> str:
@@ -675,11 +677,11 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
 
     if rank != 0:  # only rank 0 writes; the others compute alongside (the losses need them)
         return work(lambda body: None)
-    from runrecord import track
+    from theory.runrecord import track
 
     try:
         doc = recorded_run(out_dir, head, work)
-    finally:  # the run is logged to cfg.logger (runrecord.track) whatever its status
+    finally:  # the run is logged to cfg.logger (theory.runrecord.track) whatever its status
         track.log_results(cfg.get("logger"), out_dir, str(out_dir))
     return doc
 
@@ -690,7 +692,7 @@ if __name__ == "__main__":
 
     register()
 
-    from runrecord.configs import config_path
+    from theory.runrecord.configs import config_path
 
     @hydra.main(version_base="1.3", config_path=config_path("realdata"), config_name="finetune")
     def _main(cfg) -> float | None:
@@ -705,7 +707,7 @@ if __name__ == "__main__":
         try:
             results = run(cfg, out_dir)
         except ConfigError as e:  # found before any work: one line, and no run folder left behind
-            from runrecord import remove_if_unused
+            from theory.runrecord import remove_if_unused
 
             remove_if_unused(out_dir)
             print(f"[realdata.finetune] config error: {e}", file=sys.stderr, flush=True)

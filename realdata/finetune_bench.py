@@ -49,7 +49,7 @@ def ours(manifest: Path, out: Path, steps: int, batch: int, device: str, lr: flo
     from hydra import compose
 
     from realdata import finetune as ft
-    from runrecord.configs import initialize
+    from theory.runrecord.configs import initialize
 
     ft.register()
     with initialize("realdata"):

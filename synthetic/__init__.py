@@ -3,7 +3,7 @@
 Modules: ``components`` (what data models, encoders and objectives share), ``data``, ``encoders``,
 ``objectives`` (the built-in components, named by YAML ``_target_``), ``config`` (one schema per
 experiment kind, ``resolve``), ``train`` (the compiled program), ``run`` (a Gaussian run with theory
-beside it), ``results`` (the results body; the file is written by ``runrecord``), ``aggregate``
+beside it), ``results`` (the results body; the file is written by ``theory.runrecord``), ``aggregate``
 (CSV of a sweep), ``app`` (``python -m synthetic``), ``api`` (:func:`run_point`), ``saved``
 (``train.save=true`` and :func:`load`), ``bench``; ``mnist/`` holds MultiColoredMNIST.
 Importing the package imports nothing heavy (figures use ``synthetic.aggregate`` without JAX).

@@ -10,10 +10,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from runrecord import ConfigError, remove_if_unused
-from runrecord.configs import config_path
 from synthetic import app
 from synthetic.config import register_configs
+from theory.runrecord import ConfigError, remove_if_unused
+from theory.runrecord.configs import config_path
 
 register_configs()
 

@@ -9,7 +9,7 @@ keys whose values differ across the sweep, comma-separated), ``<metric>_mean``, 
 A sweep that stopped half-way is reported, not hidden: jobs that are missing (expected from the sweep's
 ``multirun.yaml`` but without a results.json), failed or interrupted are listed in a warning (and on
 stderr by the command), and a malformed results.json is named. Files are read through the run record
-(:mod:`runrecord`); needs only the stdlib (and Hydra's override parser to count the expected jobs).
+(:mod:`theory.runrecord`); needs only the stdlib (and Hydra's override parser to count the expected jobs).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from runrecord import RESULTS_FILE, ResultsError, has_results, load_results, result_paths
+from theory.runrecord import RESULTS_FILE, ResultsError, has_results, load_results, result_paths
 
 
 class SweepWarning(UserWarning):

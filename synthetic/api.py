@@ -24,8 +24,8 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``python -m synthetic <overrides>`` runs (Hydra's compose, without the ``hydra`` node)."""
     from hydra import compose as hydra_compose
 
-    from runrecord.configs import initialize
     from synthetic.config import register_configs
+    from theory.runrecord.configs import initialize
 
     register_configs()
     with initialize("synthetic"):

@@ -1,7 +1,7 @@
 """The Hydra task of ``python -m synthetic``: run one config point under the shared run contract.
 
 The config's ``task`` names the experiment kind; its ``run(cfg, on_chunk)`` returns a results body and
-:func:`runrecord.recorded_run` writes results.json (at the start, after each seed chunk, at the end,
+:func:`theory.runrecord.recorded_run` writes results.json (at the start, after each seed chunk, at the end,
 and on failure or Ctrl-C).
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from runrecord import (
+from synthetic.config import resolve, to_plain
+from synthetic.results import PACKAGES, device_info
+from theory.runrecord import (
     NOT_FINISHED,
     ConfigError,
     finished_result,
@@ -25,8 +27,6 @@ from runrecord import (
     track,
     write_results,
 )
-from synthetic.config import resolve, to_plain
-from synthetic.results import PACKAGES, device_info
 
 #: The app's logger: Hydra writes it to the console and to <run folder>/synthetic.log.
 log = logging.getLogger("synthetic")
@@ -134,7 +134,7 @@ def summary(doc: dict, out_dir: Path) -> dict:
 
 
 def main(cfg: DictConfig) -> dict:
-    from runrecord.configs import check_not_shadowed
+    from theory.runrecord.configs import check_not_shadowed
 
     check_not_shadowed(HydraConfig.get().runtime.config_sources)  # a user YAML named like a built-in
     enable_compilation_cache()

@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from runrecord import versions
 from synthetic import train as T
 from synthetic.results import PACKAGES, device_info
+from theory.runrecord import versions
 
 OUT = Path("benchmarks/out/synthetic_bench.json")
 CONF = Path(__file__).resolve().parent.parent / "conf" / "synthetic"

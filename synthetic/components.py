@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
-from runrecord import expect  # noqa: E402,F401  (the one validation helper; components import it from here)
+from theory.runrecord import expect  # noqa: E402,F401  (the one validation helper; components import it from here)
 
 
 @functools.cache

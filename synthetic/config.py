@@ -82,7 +82,7 @@ class GaussianRunConfig:
     objective: Any = _node("synthetic.objectives.LinearClip")
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    logger: Any = _node(None)  # conf/synthetic/logger/ (runrecord.track); none by default
+    logger: Any = _node(None)  # conf/synthetic/logger/ (theory.runrecord.track); none by default
     resume: bool = False  # true: skip the run when its folder holds an ok results.json of the same config
 
 

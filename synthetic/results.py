@@ -1,6 +1,6 @@
 """The body of a ``python -m synthetic`` results.json, the same for both kinds (Gaussian, MultiColoredMNIST).
 
-The file itself is written by the one writer every app shares (:mod:`runrecord`: atomic, strict JSON,
+The file itself is written by the one writer every app shares (:mod:`theory.runrecord`: atomic, strict JSON,
 status ok | diverged | failed | interrupted, provenance). A body holds ``metrics.<name>`` (``mean``,
 ``std``, ``n``, ``per_seed``; a diverged seed is null, never NaN), ``status``, ``diverged_step``,
 ``seeds_done``, ``theory`` (the exact prediction where one applies) and ``extra``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runrecord import json_safe
+from theory.runrecord import json_safe
 
 #: Distributions whose versions every synthetic results.json records.
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "hydra-core", "omegaconf")

@@ -23,10 +23,10 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from omegaconf import OmegaConf
 
-from runrecord import RESULTS_FILE
 from synthetic import train as T
 from synthetic.config import GaussianRunConfig, resolve
 from synthetic.objectives import DualEncoder
+from theory.runrecord import RESULTS_FILE
 
 PARAMS_DIR = "params"
 

@@ -116,7 +116,7 @@ def test_fixture_model_is_right_on_most_common_and_few_counter_images(tmp_path, 
     from realdata.evaluate import evaluate
     from realdata.fixture import TINY_CONFIG, intended_correct
     from realdata.fixture import main as fixture_main
-    from runrecord.configs import initialize
+    from theory.runrecord.configs import initialize
 
     assert fixture_main([str(tmp_path / "fx"), "--classes", "3"]) == 0
     printed = capsys.readouterr().out

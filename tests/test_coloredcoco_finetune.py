@@ -192,7 +192,7 @@ def test_supervised_baseline_siglip_and_a_diverged_run(manifest, tmp_path):
 
 
 def _plant(root: Path, name: str, model: str, method: str, acc_id, status="ok", lr=1e-4):
-    from runrecord import write_results
+    from theory.runrecord import write_results
 
     objective = "supervised" if method == "supervised" else method.split("_")[0]
     doc = {
@@ -252,7 +252,7 @@ def test_configs_compose_validate_and_the_grid_is_the_papers(manifest, tmp_path)
     for bad, match in (("objective=ce", "objective='ce'"), ("train.warmup=30", "train.warmup=30")):
         with pytest.raises(ValueError, match=match):
             ft.validate(_cfg(manifest, bad))
-    from runrecord import ConfigError
+    from theory.runrecord import ConfigError
 
     with pytest.raises(ConfigError, match="data.manifest='/nowhere/manifest.csv' does not exist"):
         ft.run(_cfg(manifest, "data.manifest=/nowhere/manifest.csv"), tmp_path / "never")

@@ -14,14 +14,14 @@ import pytest
 from hydra import compose
 
 import theory
-from runrecord import ConfigError
-from runrecord.configs import check_not_shadowed, initialize, shadowed
 from synthetic import run as R
 from synthetic import train as T
 from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig, register_configs, resolve
 from synthetic.data import Batch, GaussianData
 from synthetic.encoders import Linear
 from synthetic.objectives import Clip, LearnedTemperature, LinearClip, clip_loss, linear_clip_loss
+from theory.runrecord import ConfigError
+from theory.runrecord.configs import check_not_shadowed, initialize, shadowed
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugin"

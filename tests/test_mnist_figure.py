@@ -7,10 +7,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from paper_figs import mnist as fig
-from runrecord import write_results
 from synthetic.config import MNISTRunConfig
 from synthetic.mnist import data, table
 from synthetic.results import body
+from theory.runrecord import write_results
 
 CELLS = [(k, p_inv, 0.9) for k in (2, 10) for p_inv in (0.9, 0.75)]
 

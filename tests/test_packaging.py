@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-TOP = ("runrecord", "theory", "synthetic", "realdata", "paper_figs", "hydra_plugins")
+TOP = ("theory", "synthetic", "realdata", "paper_figs", "hydra_plugins")
 
 
 def test_every_python_package_is_listed_and_the_configs_ship():
@@ -61,7 +61,8 @@ def test_wheel_installed_in_a_fresh_venv_runs_both_apps(tmp_path):
     _run([py, *pip, "install", "--no-deps", "--ignore-installed", wheel], env=env)
     work = tmp_path / "elsewhere"  # no conf/ here: the configs must come from the wheel
     work.mkdir()
-    probe = "import synthetic, runrecord.configs as c; print(synthetic.__file__, c.config_path('synthetic'))"
+    probe = "import synthetic, theory.runrecord.configs as c; print(synthetic.__file__, "
+    probe += "c.config_path('synthetic'))"
     where = _run([py, "-c", probe], cwd=work, env=env).stdout.split()
     assert where[0].startswith(site) and where[1] == "pkg://synthetic.conf", where
     # Hydra finds the batched launcher in the installed hydra_plugins namespace (hydra/launcher=batched)
@@ -77,4 +78,4 @@ def test_wheel_installed_in_a_fresh_venv_runs_both_apps(tmp_path):
     real = _run(
         [py, "-m", "realdata", "data.root=/x", "logger=tensorboard", "--cfg", "job"], cwd=work, env=env
     )
-    assert "label_space: 1v1000" in real.stdout and "runrecord.track.TensorBoard" in real.stdout
+    assert "label_space: 1v1000" in real.stdout and "theory.runrecord.track.TensorBoard" in real.stdout

@@ -20,8 +20,8 @@ from paper_figs import fig_common_vs_counter as fig2  # noqa: E402
 from paper_figs import fig_drop_by_data, fig_drop_vs_size, fig_per_class  # noqa: E402
 from paper_figs.aggregate import load_measured  # noqa: E402
 from paper_figs.ca_panels import panel_title, select_points  # noqa: E402
-from runrecord import ResultsError  # noqa: E402
 from tests.test_paper_figs import REF_DIR, read_csv, write_result  # noqa: E402
+from theory.runrecord import ResultsError  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The file names docs/figures.md promises, one per --figure name.

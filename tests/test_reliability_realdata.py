@@ -178,11 +178,11 @@ def test_disk_full_names_the_file_and_leaves_no_tmp(tmp_path, monkeypatch):
     assert e.value.errno == errno.ENOSPC
     assert not list(tmp_path.rglob("*.tmp"))
     # the run record's writer too
-    import runrecord
+    import theory.runrecord
 
     monkeypatch.setattr(Path, "write_text", lambda self, text, *a, **k: full())
     with pytest.raises(OSError, match="results.json"):
-        runrecord.write_results(tmp_path / "run", {"status": "ok", "config": {}})
+        theory.runrecord.write_results(tmp_path / "run", {"status": "ok", "config": {}})
     assert not list(tmp_path.rglob("*.tmp"))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import runrecord as rr
+import theory.runrecord as rr
 from synthetic import aggregate
 from synthetic.mnist import digits
 

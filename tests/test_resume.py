@@ -1,4 +1,4 @@
-"""``resume=true`` (runrecord.finished_result): a job whose folder holds a finished results.json of the
+"""``resume=true`` (theory.runrecord.finished_result): a job whose folder holds a finished results.json of the
 same config is skipped; a failed or interrupted one, or another config, runs again. Both apps."""
 
 import json

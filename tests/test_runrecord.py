@@ -1,4 +1,4 @@
-"""The run record (runrecord): the writer's guarantees, the statuses, and the reader's checks."""
+"""The run record (theory.runrecord): the writer's guarantees, the statuses, and the reader's checks."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-import runrecord as rr
+import theory.runrecord as rr
 
 
 def _doc(status="ok", **more):

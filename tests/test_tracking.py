@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from runrecord import track
 from synthetic import app
 from synthetic.config import register_configs
+from theory.runrecord import track
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ("synthetic", "realdata")

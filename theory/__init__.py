@@ -2,6 +2,11 @@
 
 Pure numpy/scipy; imports nothing from synthetic/ or realdata/. Derivation and the comparison with the
 printed Theorem 6.2: docs/theory.md. ``python -m theory.bound_map`` tabulates where the printed bound holds.
+
+Beside the closed forms, ``theory.runrecord`` is the run record every app shares (results.json's name,
+statuses, writer and reader; configs and trackers): the lowest layer, standard library and numpy only, so it
+lives in the one package every other may import; this ``__init__`` loads nothing eagerly (PEP 562), so
+importing the record costs no scipy.
 """
 
 import importlib

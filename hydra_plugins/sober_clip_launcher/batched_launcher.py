@@ -193,8 +193,8 @@ class BatchedLauncher(Launcher):
     def _resumed(config: DictConfig, out_dir: Path) -> bool:
         if not OmegaConf.select(config, "resume", default=False):
             return False
-        from runrecord import finished_result
         from synthetic.app import recorded_config
+        from theory.runrecord import finished_result
 
         try:
             return finished_result(out_dir, recorded_config(_task_cfg(config)))[0] is not None

@@ -21,10 +21,10 @@ import sys
 
 import numpy as np
 
-import runrecord
-from runrecord import RESULTS_FILE, has_results, iter_results
+import theory.runrecord
 from synthetic.mnist import data
 from synthetic.mnist.config import OBJECTIVES
+from theory.runrecord import RESULTS_FILE, has_results, iter_results
 
 DEFAULT_ROOT = pathlib.Path("results/synthetic/multicolored_mnist")
 SWEEP_COMMAND = "python -m synthetic -m experiment=multicolored_mnist"
@@ -64,7 +64,7 @@ COLUMNS = (
 
 def latest_sweep(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
     """The newest MultiColoredMNIST sweep folder under ``root`` that holds results."""
-    return runrecord.latest_sweep(root, f"run `{SWEEP_COMMAND}`")
+    return theory.runrecord.latest_sweep(root, f"run `{SWEEP_COMMAND}`")
 
 
 def _row(path: pathlib.Path, res: dict) -> dict:

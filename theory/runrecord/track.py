@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runrecord import RESULTS_FILE, RUN_KEYS
+from theory.runrecord import RESULTS_FILE, RUN_KEYS
 
 
 def open_tracker(logger_cfg):

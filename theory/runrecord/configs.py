@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]  # theory/runrecord/configs.py -> the checkout
 
 
 def config_path(app: str) -> str:
@@ -80,7 +80,7 @@ def shadowed(sources) -> list[str]:
 
 def check_not_shadowed(sources) -> None:
     """Stop (runrecord.ConfigError) when a user's config file is named like a built-in (:func:`shadowed`)."""
-    from runrecord import ConfigError
+    from theory.runrecord import ConfigError
 
     clashes = shadowed(sources)
     if clashes:
