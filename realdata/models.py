@@ -67,6 +67,18 @@ def looks_like_path(s: str) -> bool:
     return os.sep in s or "/" in s or Path(s).suffix in WEIGHTS_SUFFIXES
 
 
+def file_weights_id(pretrained: str) -> str | None:
+    """``file:<fingerprint>`` when ``model.pretrained`` names an existing weights file, None when it is
+    not a path (a tag); a path that does not exist is an error, never read as a tag (every family)."""
+    if os.path.isfile(pretrained):
+        return f"file:{file_fingerprint(pretrained)}"
+    if looks_like_path(pretrained):
+        raise FileNotFoundError(
+            f"model.pretrained {pretrained!r} looks like a weights file but does not exist"
+        )
+    return None
+
+
 class _HideOpenClipInfo(logging.Filter):
     """open_clip logs its progress with logging.info on the root logger; keep only its warnings."""
 

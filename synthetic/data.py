@@ -144,16 +144,7 @@ class GaussianData(DataModel):
             raise ValueError(f"data.{e}") from None
 
     def _model(self, rho: float) -> theory.GaussianSpuriousModel:
-        fields: tuple[str, ...] = (
-            "p_spu",
-            "mu_inv",
-            "mu_spu",
-            "sigma_inv",
-            "sigma_spu",
-            "sigma_xi",
-            "caption_q",
-        )
-        fields += ("caption_fidelity", "caption_kind")
+        fields = (*GaussianData.TRACED, "caption_kind")  # the model's own (a subclass may trace more)
         return theory.GaussianSpuriousModel(
             **{f: getattr(self, f) for f in fields}, d_image=self.d_image, d_text=self.d_text, rho=rho
         )

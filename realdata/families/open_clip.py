@@ -109,7 +109,7 @@ def identity(mcfg, seed: int) -> dict:
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
-    from realdata.models import file_fingerprint, looks_like_path, unknown_name
+    from realdata.models import file_fingerprint, file_weights_id, unknown_name
 
     name, pretrained = mcfg.name, mcfg.pretrained or None
     if mcfg.config_file:
@@ -128,12 +128,8 @@ def identity(mcfg, seed: int) -> dict:
         raise unknown_name("open_clip", name, open_clip.list_models())
     elif pretrained is None:
         weights_id = f"random:seed{seed}"
-    elif os.path.isfile(pretrained):
-        weights_id = f"file:{file_fingerprint(pretrained)}"
-    elif looks_like_path(pretrained):
-        raise FileNotFoundError(
-            f"model.pretrained {pretrained!r} looks like a weights file but does not exist"
-        )
+    elif file_id := file_weights_id(pretrained):
+        weights_id = file_id
     else:
         tag_cfg = get_pretrained_cfg(name, pretrained)
         if not tag_cfg:

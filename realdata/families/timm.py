@@ -8,8 +8,6 @@ random weights (seeded).
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from realdata.families import Built
@@ -22,19 +20,15 @@ def _source(mcfg) -> tuple[str, str | None, str]:
     """(timm model name to create, checkpoint file or None, weights id)."""
     import timm
 
-    from realdata.models import file_fingerprint, looks_like_path, unknown_name
+    from realdata.models import file_weights_id, unknown_name
 
     name, pretrained = mcfg.name, mcfg.pretrained
     if name not in timm.list_models():
         raise unknown_name("timm", name, timm.list_models())
     if not pretrained:
         return name, None, "random"
-    if os.path.isfile(pretrained):
-        return name, pretrained, f"file:{file_fingerprint(pretrained)}"
-    if looks_like_path(pretrained):
-        raise FileNotFoundError(
-            f"model.pretrained {pretrained!r} looks like a weights file but does not exist"
-        )
+    if file_id := file_weights_id(pretrained):
+        return name, pretrained, file_id
     tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
     if pretrained not in tags:
         raise ValueError(

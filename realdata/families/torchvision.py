@@ -21,7 +21,7 @@ def _weights(mcfg):
     """(weights enum entry giving the transform, weights to load or None, weights id)."""
     import torchvision
 
-    from realdata.models import file_fingerprint, looks_like_path, unknown_name
+    from realdata.models import file_weights_id, unknown_name
 
     name, pretrained = mcfg.name, mcfg.pretrained
     known = torchvision.models.list_models(module=torchvision.models)
@@ -31,12 +31,8 @@ def _weights(mcfg):
     base = next(iter(weights_enum))  # supplies the eval transform when weights come from a file
     if not pretrained:
         return base, None, "random"
-    if os.path.isfile(pretrained):
-        return base, None, f"file:{file_fingerprint(pretrained)}"
-    if looks_like_path(pretrained):
-        raise FileNotFoundError(
-            f"model.pretrained {pretrained!r} looks like a weights file but does not exist"
-        )
+    if file_id := file_weights_id(pretrained):
+        return base, None, file_id
     try:
         weights = weights_enum[pretrained] if pretrained != "DEFAULT" else weights_enum.DEFAULT
     except KeyError:
