@@ -170,7 +170,22 @@ def plan_chunk(n_rows: int, per_row: int, available: int, chunk: int, n_devices:
 
 @functools.partial(jax.jit, static_argnames="spec")
 def _run_rows(keys: jax.Array, hp: dict, spec: T.Spec) -> dict[str, jax.Array]:
-    return jax.vmap(T.run_one, in_axes=(0, 0, None))(keys, hp, spec)
+    """Rows of (key, hp): an hp leaf with a row axis is per row, a scalar leaf is every row's (a value the
+    group's jobs share stays unbatched, so a branch on it -- data.embed's noise-free case -- stays one)."""
+    hp_axes = jax.tree.map(lambda x: 0 if jnp.ndim(x) else None, hp)
+    return jax.vmap(T.run_one, in_axes=(0, hp_axes, None))(keys, hp, spec)
+
+
+def stack_hp(hps: list[dict], per_row_of: np.ndarray) -> dict:
+    """The rows' hyperparameters: a leaf the runs share as one scalar, any other one value per row."""
+
+    def leaf(*values):
+        first = np.asarray(values[0])
+        if all(np.array_equal(np.asarray(v), first) for v in values):
+            return jnp.asarray(values[0])
+        return jnp.stack(values)[per_row_of]
+
+    return jax.tree.map(leaf, *hps)
 
 
 def run_group(
@@ -189,7 +204,7 @@ def run_group(
     counts = [r.seeds for r in runs]
     keys = jnp.concatenate([T.seed_keys(r.seed, 0, r.seeds) for r in runs])
     per_row_of = np.repeat(np.arange(len(runs)), counts)  # row -> its run
-    hp = jax.tree.map(lambda *leaves: jnp.stack(leaves)[per_row_of], *[h for _, h in specs_hps])
+    hp = stack_hp([h for _, h in specs_hps], per_row_of)
     n_rows = int(sum(counts))
     devices = jax.local_devices()
     per_row = row_bytes(spec, specs_hps[0][1])
@@ -198,14 +213,16 @@ def run_group(
     n_chunks = -(-n_rows // size)
     # pad the rows to n_chunks equal chunks with copies of row 0 (dropped afterwards): one compilation
     idx = np.arange(n_chunks * size) % n_rows
-    sharding = None
-    if len(devices) > 1:
-        sharding = NamedSharding(Mesh(np.array(devices), ("row",)), PartitionSpec("row"))
+    mesh = Mesh(np.array(devices), ("row",)) if len(devices) > 1 else None
+
+    def place(x):  # per-row arrays sharded over the devices, shared scalars replicated
+        spec = PartitionSpec("row") if x.ndim else PartitionSpec()
+        return x if mesh is None else jax.device_put(x, NamedSharding(mesh, spec))
 
     def rows(c: int):
         take = idx[c * size : (c + 1) * size]
-        k, h = keys[take], jax.tree.map(lambda x: x[take], hp)
-        return (k, h) if sharding is None else jax.device_put((k, h), sharding)
+        k, h = keys[take], jax.tree.map(lambda x: x[take] if x.ndim else x, hp)
+        return place(k), jax.tree.map(place, h)
 
     start = time.time()
     print(f"[synthetic] {label}compiling {size} rows ...", file=sys.stderr, flush=True)
