@@ -15,6 +15,7 @@ from paper_figs.reference import (
     ModelPoint,
     paper_points,
 )
+from theory.runrecord import expect
 
 MODES = ("reference", "measured", "mixed")
 FAMILY_MARKERS = {"ResNet": "s", "ViT": "o", "ConvNeXt": "D", "VGG": "^", "AlexNet": "v", "other": "X"}
@@ -33,10 +34,10 @@ SOURCE_COLORS = {  # pre-training set -> colour
 
 def select_points(mode: str, measured: Sequence[ModelPoint] = ()) -> list[ModelPoint]:
     """The points a mode draws: reported ones, measured ones, or both (reported first, measured on top)."""
-    if mode not in MODES:
-        raise ValueError(f"mode = {mode!r}, expected one of {list(MODES)}")
-    if mode != "reference" and not measured:
-        raise ValueError(f"mode {mode!r} needs measured results; none were given")
+    expect(mode in MODES, "mode", mode, f"one of {list(MODES)}")
+    expect(
+        mode == "reference" or bool(measured), "mode", mode, "reference when no measured results are given"
+    )
     papers = paper_points() if mode != "measured" else []
     return papers + (list(measured) if mode != "reference" else [])
 

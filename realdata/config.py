@@ -16,6 +16,7 @@ LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
 CLASSNAME_LISTS = ("synset", "openai")  # see realdata/classnames.py and docs/realdata.md section 4
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32")  # auto: fp16 (evaluation) / bf16 (fine-tuning) autocast on CUDA, fp32 on CPU
 PACKAGE_DIR = Path(__file__).parent
 # zoo metadata from the paper's tables: recorded only when the run is that zoo entry (see evaluate.zoo_fields)
 ZOO_FIELDS = ("backbone", "pretrain_data", "high_quality_data", "paper_common", "paper_counter", "paper_drop")
@@ -121,26 +122,24 @@ def register() -> None:
         OmegaConf.register_new_resolver("realdata_run_name", run_name)
 
 
-def _choice(value, allowed, key):
-    expect(value in allowed, key, value, f"one of {', '.join(allowed)}")
-
-
 def validate(cfg) -> None:
     """Checks the structured schema cannot express: enumerations and ranges."""
-    _choice(cfg.label_space, LABEL_SPACES, "label_space")
-    _choice(cfg.prompts, PROMPT_SETS, "prompts")
-    _choice(cfg.classnames, CLASSNAME_LISTS, "classnames")
-    _choice(cfg.device, DEVICES, "device")
-    _choice(cfg.precision, ("auto", "fp32"), "precision")
+    for key, allowed in (
+        ("label_space", LABEL_SPACES),
+        ("prompts", PROMPT_SETS),
+        ("classnames", CLASSNAME_LISTS),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+    ):
+        value = OmegaConf.select(cfg, key)
+        expect(value in allowed, key, value, f"one of {list(allowed)}")
     from realdata.families import family_name
 
     family_name(cfg.model)  # family and the kind alias agree
     for key in ("batch_size", "one_vs_20.k"):
         expect(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "at least 1")
-    if cfg.num_workers is not None and cfg.num_workers < 0:
-        raise ValueError(
-            f"num_workers={cfg.num_workers} must be >= 0 (or null: as many as the cores, up to 4)"
-        )
+    workers = cfg.num_workers
+    expect(workers is None or workers >= 0, "num_workers", workers, ">= 0, or null (the cores, up to 4)")
     if cfg.label_space == "1v20":
         from realdata.labels import check_one_vs_k
 

@@ -32,12 +32,21 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
-from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from theory.runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
+from realdata.coloredcoco import CAPTION_SETS
+from realdata.config import DEVICES, PACKAGE_DIR, PRECISIONS, ModelConfig, run_name
+from theory.runrecord import (
+    RESULTS_FILE,
+    RUN_KEYS,
+    ConfigError,
+    expect,
+    keep_earlier,
+    provenance,
+    recorded_run,
+)
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
-CAPTION_SETS = ("obj", "objbkg")
+BACKENDS = ("auto", "nccl", "gloo")  # dist.backend; auto: nccl on CUDA, gloo on CPU
 PACKAGES = ("numpy", "torch", "torchvision", "open_clip_torch", "pillow", "hydra-core")
 CHECKPOINT = "checkpoint.pt"
 # captions identical to the positive count as negatives (open_clip's and OpenAI CLIP's convention), or not
@@ -127,19 +136,19 @@ def register() -> None:
 
 
 def validate(cfg) -> None:
-    def choice(value, allowed, key):
-        if value not in allowed:
-            raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-
-    choice(cfg.objective, OBJECTIVES, "objective")
-    choice(cfg.captions, CAPTION_SETS, "captions")
-    choice(cfg.device, ("auto", "cpu", "cuda"), "device")
-    choice(cfg.precision, ("auto", "fp32"), "precision")
-    choice(cfg.dist.backend, ("auto", "nccl", "gloo"), "dist.backend")
+    for key, allowed in (
+        ("objective", OBJECTIVES),
+        ("captions", CAPTION_SETS),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+        ("dist.backend", BACKENDS),
+    ):
+        value = OmegaConf.select(cfg, key)
+        expect(value in allowed, key, value, f"one of {list(allowed)}")
     from realdata.families import family_name
 
-    if family_name(cfg.model) != "open_clip":
-        raise ValueError(f"model.family={family_name(cfg.model)!r}: fine-tuning needs an open_clip model")
+    family = family_name(cfg.model)
+    expect(family == "open_clip", "model.family", family, "open_clip (fine-tuning needs an open_clip model)")
     for key in (
         "train.steps",
         "train.batch_size",
@@ -147,12 +156,11 @@ def validate(cfg) -> None:
         "head.hidden",
         "eval_batch_size",
     ):
-        if OmegaConf.select(cfg, key) < 1:
-            raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
-    if not 0 <= cfg.train.warmup < cfg.train.steps:
-        raise ValueError(f"train.warmup={cfg.train.warmup} must be in [0, train.steps={cfg.train.steps})")
-    if cfg.train.lr <= 0 or cfg.train.wd < 0:
-        raise ValueError(f"train.lr={cfg.train.lr} must be > 0 and train.wd={cfg.train.wd} >= 0")
+        expect(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "at least 1")
+    t = cfg.train
+    expect(0 <= t.warmup < t.steps, "train.warmup", t.warmup, f"a step count in [0, train.steps={t.steps})")
+    expect(t.lr > 0, "train.lr", t.lr, "a learning rate > 0")
+    expect(t.wd >= 0, "train.wd", t.wd, "a weight decay >= 0")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from realdata.classnames import imagenet_classnames
 from realdata.config import PROMPT_SETS, ZOO_FIELDS
 from realdata.families import Built, family_name, is_zero_shot, load_family
 from realdata.families.open_clip import register_config_file  # noqa: F401  (its home before issue 20)
+from theory.runrecord import expect
 
 if TYPE_CHECKING:
     import torch
@@ -38,8 +39,7 @@ N_IMAGENET = 1000
 
 def templates(prompts: str):
     """The prompt set's templates: the paper's single one, or open_clip's 80 OpenAI ImageNet templates."""
-    if prompts not in PROMPT_SETS:
-        raise ValueError(f"prompts={prompts!r} is not one of {', '.join(PROMPT_SETS)}")
+    expect(prompts in PROMPT_SETS, "prompts", prompts, f"one of {list(PROMPT_SETS)}")
     if prompts == "openai80":
         from open_clip import OPENAI_IMAGENET_TEMPLATES
 
@@ -57,10 +57,11 @@ def file_fingerprint(path: str | Path, block: int = 8 << 20) -> str:
     return h.hexdigest()[:16]
 
 
-def unknown_name(kind: str, name: str, known: list[str]) -> ValueError:
-    close = difflib.get_close_matches(name, known, n=5)
+def check_name(family: str, name: str, known: list[str], key: str = "model") -> None:
+    """``{key}.name`` is one of the family's ``known`` model names; the error suggests the closest."""
+    close = difflib.get_close_matches(name, known, n=5) if name not in known else []
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known[:20])}, ..."
-    return ValueError(f"unknown {kind} model name {name!r}{hint}")
+    expect(name in known, f"{key}.name", name, f"a model name of {family}{hint}")
 
 
 def looks_like_path(s: str) -> bool:
