@@ -37,7 +37,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
 from realdata.classnames import imagenet_classnames
 from realdata.config import CLASSNAME_LISTS, DEVICES, PRECISIONS, PROMPT_SETS, ModelConfig, register, run_name
@@ -66,18 +66,25 @@ ACCURACY_COLUMNS = ("model", "imagenet_index", "class_name", "background", "n", 
 
 @dataclass
 class CurateConfig:
-    images: str | None = None  # <index> <class name>/<background>/*.jpg
-    csv: str | None = None  # or a CSV of path, class, background
-    out: str = MISSING
+    """Every key of `python -m realdata.curate` and its default (the one source: conf/realdata/curate.yaml
+    names only the defaults list and Hydra's run folder)."""
+
+    images: str | None = None  # <imagenet index> <class name>/<background>/*.jpg
+    csv: str | None = None  # or a CSV with columns path, class, background
+    # split/, accuracies.csv, results.json (not under results/realdata/)
+    out: str = "results/curate/${now:%Y-%m-%d_%H-%M-%S}"
     reference: ModelConfig = field(
         default_factory=lambda: ModelConfig(
             family="open_clip", name="ViT-B-32-quickgelu", pretrained="laion400m_e31"
         )
     )
-    compare: list[ModelConfig] = field(default_factory=list)  # other models for the report
-    threshold: float = 0.05  # keep a class whose accuracy varies by more than this across backgrounds
-    min_images: int = 1  # a background with fewer images is not a candidate for common or counter
-    label_space: str = "1v1000"  # 1v1000 | input (only the classes of the input compete)
+    # other models (model configs) for the report: their splits, overlap, drops
+    compare: list[ModelConfig] = field(default_factory=list)
+    threshold: float = (
+        0.05  # keep a class whose accuracy varies by more than this (5 points) across backgrounds
+    )
+    min_images: int = 1  # a background with fewer photos is not a candidate for common or counter
+    label_space: str = "1v1000"  # CURATE_LABEL_SPACES: 1v1000 | input (only the classes of the input compete)
     prompts: str = "single"
     classnames: str = "synset"
     files: str = "copy"  # copy | hardlink (FILE_MODES)

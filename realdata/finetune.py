@@ -83,7 +83,7 @@ class FTHead:
 class FTDist:
     local_loss: bool = False  # open_clip ClipLoss options under torchrun (ignored with one process)
     gather_with_grad: bool = False
-    backend: str = "auto"  # auto: nccl on CUDA, gloo on CPU
+    backend: str = "auto"  # BACKENDS: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
 
 
 @dataclass
@@ -93,10 +93,17 @@ class FTSiglip:
 
 @dataclass
 class FinetuneConfig:
+    """Every key of `python -m realdata.finetune` and its default (the one source: conf/realdata/finetune.yaml
+    names only the defaults list and Hydra's output folders)."""
+
     data: FTData = field(default_factory=FTData)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: str = "clip"  # clip | siglip | supervised
-    captions: str = "obj"  # obj | objbkg (the training captions; ignored by supervised)
+    # as the evaluator's keys: an open_clip name (or local-dir:FOLDER, hf-hub:ORG/REPO), a tag or weights file
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(family="open_clip", name="RN50-quickgelu", pretrained="openai")
+    )
+    objective: str = "clip"  # OBJECTIVES: clip | siglip | supervised
+    # CAPTION_SETS: obj ("a photo of dog") | objbkg ("a photo of dog in gold background"); not supervised
+    captions: str = "obj"
     same_caption_negatives: bool = True  # true: open_clip's convention; false: mask identical captions
     eval_template: str = "a photo of {}"  # zero-shot classifier prompt (before and after fine-tuning)
     zero_shot: bool = True  # evaluate the model before fine-tuning
@@ -104,8 +111,8 @@ class FinetuneConfig:
     head: FTHead = field(default_factory=FTHead)
     dist: FTDist = field(default_factory=FTDist)
     siglip: FTSiglip = field(default_factory=FTSiglip)
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32
+    device: str = "auto"  # DEVICES: auto | cpu | cuda
+    precision: str = "auto"  # PRECISIONS: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32
     eval_batch_size: int = 256
     seed: int = 0
     verbose: bool = False
