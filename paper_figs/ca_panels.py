@@ -19,7 +19,7 @@ from theory.runrecord import expect
 
 MODES = ("reference", "measured", "mixed")
 FAMILY_MARKERS = {"ResNet": "s", "ViT": "o", "ConvNeXt": "D", "VGG": "^", "AlexNet": "v", "other": "X"}
-SOURCE_COLORS = {  # pre-training set -> colour
+SOURCE_COLOURS = {  # pre-training set -> colour
     "OpenAI": "#1f77b4",
     "LAION400M": "#ff7f0e",
     "LAION2B": "#2ca02c",

@@ -108,8 +108,9 @@ def open_clip_logs(verbose: bool):
 
 
 @dataclass
-class Encoder:
-    """A built model: `transform` for PIL images, `encode` for batches of them."""
+class LoadedModel:
+    """A built model on its device: `transform` for PIL images, `encode` for batches of them (named apart from
+    synthetic.encoders.Encoder, the Gaussian runs' encoder component)."""
 
     head: str  # zero_shot | logits | scorer (realdata.families.HEADS)
     built: Built
@@ -223,7 +224,7 @@ def not_a_checkpoint(key: str, path: str, err: Exception) -> ValueError:
 
 @dataclass
 class ModelSpec:
-    """A checked model config: its family, identity (cache keys) and, built on first use, its Encoder."""
+    """A checked model config: its family, identity (cache keys) and, built on first use, its LoadedModel."""
 
     family: str
     head: str
@@ -236,7 +237,7 @@ class ModelSpec:
     key: str = "model"  # the config key it came from, for error messages
     candidates: np.ndarray | None = None  # scorer: (N, K) candidate labels of each image of the list
     candidate_names: list[list[str]] | None = None
-    _encoder: Encoder | None = field(default=None, repr=False)
+    _encoder: LoadedModel | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -262,7 +263,7 @@ class ModelSpec:
             self, identity=identity, candidates=candidates_NxK, candidate_names=names, _encoder=None
         )
 
-    def encoder(self) -> Encoder:
+    def encoder(self) -> LoadedModel:
         if self._encoder is None:
             module = load_family(self.family, self.key)
             with open_clip_logs(self.verbose):
@@ -274,7 +275,7 @@ class ModelSpec:
                 raise RuntimeError(
                     f"{self.key}: a scorer family needs its candidate labels (with_candidates)"
                 )
-            self._encoder = Encoder(self.head, built, device, self.autocast, self.candidate_names)
+            self._encoder = LoadedModel(self.head, built, device, self.autocast, self.candidate_names)
         return self._encoder
 
 
@@ -355,6 +356,6 @@ def describe(
     return ModelSpec(family, module.HEAD, mcfg, identity, device, seed, autocast, verbose, key)
 
 
-def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
+def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> LoadedModel:
     """Check and build a model in one step (tests, benchmarks)."""
     return describe(mcfg, device, seed, precision).encoder()

@@ -668,12 +668,12 @@ def test_zoo_metadata_only_when_the_run_is_the_zoo_entry(fixture_root, tiny_ckpt
 
 
 def test_ctrl_c_leaves_status_interrupted(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
-    from realdata.models import Encoder
+    from realdata.models import LoadedModel
 
     def stop(self, images, positions):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Encoder, "encode", stop)
+    monkeypatch.setattr(LoadedModel, "encode", stop)
     cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)})
     with pytest.raises(KeyboardInterrupt):
         evaluate(cfg, tmp_path / "out")
