@@ -492,11 +492,13 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                 f"data.manifest={cfg.data.manifest!r} does not exist (build it with "
                 "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)"
             )
-        if world > 1 and not cfg.same_caption_negatives and cfg.objective == "siglip":
-            raise ValueError(
-                "same_caption_negatives=false with objective=siglip needs one process: SigLipLoss exchanges "
-                "text features between neighbours without their caption ids"
-            )
+        expect(
+            world == 1 or cfg.same_caption_negatives or cfg.objective != "siglip",
+            "same_caption_negatives",
+            cfg.same_caption_negatives,
+            f"true with objective=siglip under {world} processes, or one process: SigLipLoss exchanges text "
+            "features between neighbours without their caption ids",
+        )
         device = _device(cfg, local)
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
@@ -589,11 +591,9 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             )
         n = len(data["train"].labels)
         bs = cfg.train.batch_size
-        if bs % world:
-            raise ValueError(f"train.batch_size={bs} is not divisible by the {world} processes")
+        expect(bs % world == 0, "train.batch_size", bs, f"a multiple of the {world} processes")
+        expect(bs <= n, "train.batch_size", bs, f"at most the {n} training images")
         per_epoch = n // bs
-        if per_epoch < 1:
-            raise ValueError(f"train.batch_size={bs} is larger than the {n} training images")
         start, curve = 0, []
         ckpt_path = out_dir / CHECKPOINT
         if state == "resume":

@@ -120,3 +120,44 @@ def test_realdata_defaults_have_one_source(app, schema, required):
     # conf/realdata/logger/none.yaml, from the defaults list, is the dataclass's {_target_: null}
     assert cfg.pop("logger", None) == want.pop("logger", None)
     assert cfg == want
+
+
+def _bad(cfg, key: str, value):
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def test_every_realdata_choice_is_checked_against_its_one_tuple():
+    """Each enumerated key of the three realdata apps is checked by theory.runrecord.expect against the one
+    tuple that defines it (the message names the key, the bad value and that tuple's values)."""
+    import re
+
+    from realdata import coloredcoco, config, curate, finetune
+
+    cases = [
+        (config.validate, config.RealdataConfig, ["data.root=/x", "model.name=m"], {
+            "label_space": config.LABEL_SPACES, "prompts": config.PROMPT_SETS,
+            "classnames": config.CLASSNAME_LISTS, "device": config.DEVICES, "precision": config.PRECISIONS}),
+        (finetune.validate, finetune.FinetuneConfig, ["data.manifest=x"], {
+            "objective": finetune.OBJECTIVES, "captions": coloredcoco.CAPTION_SETS, "device": config.DEVICES,
+            "precision": config.PRECISIONS, "dist.backend": finetune.BACKENDS}),
+        (curate.check, curate.CurateConfig, ["images=/x", "out=/y"], {
+            "label_space": curate.CURATE_LABEL_SPACES, "prompts": config.PROMPT_SETS,
+            "classnames": config.CLASSNAME_LISTS, "files": curate.FILE_MODES, "device": config.DEVICES,
+            "precision": config.PRECISIONS}),
+    ]  # fmt: skip
+    for check, schema, given, choices in cases:
+        good = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(given))
+        check(good)
+        for key, allowed in choices.items():
+            assert OmegaConf.select(good, key) in allowed  # the default is one of them
+            with pytest.raises(
+                ValueError, match=re.escape(f"{key}='bogus': expected one of {list(allowed)}")
+            ):
+                check(_bad(good, key, "bogus"))
+    with pytest.raises(
+        ValueError, match=re.escape(f"captions='cls': expected one of {list(coloredcoco.CAPTION_SETS)}")
+    ):
+        coloredcoco.caption("cls", "dog", "gold")
+    assert coloredcoco.caption("objbkg", "dog", "gold") == "a photo of dog in gold background"

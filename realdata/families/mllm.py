@@ -43,11 +43,13 @@ def options(mcfg, key: str = "model") -> dict:
         f"only the keys {sorted(DEFAULTS)} of family mllm (unknown keys)",
     )
     opts = {**DEFAULTS, **given}
-    if "{}" not in opts["answer"] + opts["question"]:
-        raise ValueError(
-            f"{key}.options: neither answer={opts['answer']!r} nor question={opts['question']!r} holds "
-            "'{}' where the class name goes, so every candidate would score the same"
-        )
+    expect(
+        "{}" in opts["answer"] + opts["question"],
+        f"{key}.options.answer",
+        opts["answer"],
+        f"'{{}}' where the class name goes, in it or in question={opts['question']!r} (else every candidate "
+        "scores the same)",
+    )
     prompt = opts["prompt"]
     expect(
         "{question}" in prompt and "<image>" in prompt,
