@@ -1,8 +1,9 @@
 """Each extension touches the files its docs name and no others, tried from the outside (docs/synthetic.md
 "How many files each addition touches", docs/figures.md): a figure (its module + one entry in
-paper_figs.FIGURES), a metric of the Gaussian runs (one key of synthetic.train.evaluate's dict), and one
-source per default (the realdata apps' YAMLs set no key of their schema). A Gaussian objective (its class +
-its YAML) is tests/test_extension_api.py's."""
+paper_figs.FIGURES), a metric of the Gaussian runs (one key of synthetic.train.evaluate's dict); and one
+source per default and per list of allowed values in realdata (the apps' YAMLs set no key of their schema,
+every choice key is checked against its one tuple, the docs' default tables equal the dataclasses). A
+Gaussian objective (its class + its YAML) is tests/test_extension_api.py's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "realdata"
@@ -161,3 +163,53 @@ def test_every_realdata_choice_is_checked_against_its_one_tuple():
     ):
         coloredcoco.caption("cls", "dog", "gold")
     assert coloredcoco.caption("objbkg", "dog", "gold") == "a photo of dog in gold background"
+
+
+def _doc_value(text: str):
+    text = text.strip().strip('"')
+    return {"required": "???", "null": None, "true": True, "false": False}.get(text, text)
+
+
+def _default_tables(text: str) -> list[list[list[str]]]:
+    """The rows (cells) of each markdown table whose header is | key | default | ... |."""
+    tables, rows = [], None
+    for line in text.splitlines():
+        if line.startswith("| key | default |"):
+            rows = []
+            tables.append(rows)
+        elif rows is not None and line.startswith("| `"):
+            rows.append(line.split(" | "))
+        elif not line.startswith("|"):
+            rows = None
+    return tables
+
+
+def test_docs_coloredcoco_defaults_are_the_dataclass_defaults():
+    """docs/coloredcoco.md's key tables repeat the build's and the fine-tuning's defaults for readers: each
+    default they state equals its dataclass's (BuildConfig, FinetuneConfig; numbers compared as numbers)."""
+    import re
+
+    from realdata.coloredcoco import BuildConfig
+    from realdata.finetune import FinetuneConfig
+
+    tables = _default_tables((ROOT / "docs" / "coloredcoco.md").read_text())
+    assert len(tables) == 2
+    checked = 0
+    for rows, schema in zip(tables, (BuildConfig, FinetuneConfig), strict=True):
+        want = OmegaConf.structured(schema)
+        for cells in rows:
+            keys = re.findall(r"`([\w.]+)`", cells[0])
+            for key, stated in zip(keys, cells[1].split(", "), strict=False):
+                stated = _doc_value(stated)
+                if key == "logger":  # a group: none = conf/realdata/logger/none.yaml = {_target_: null}
+                    assert stated == "none" and want.logger == {"_target_": None}
+                    continue
+                try:
+                    have = OmegaConf.select(want, key, throw_on_missing=True)
+                except MissingMandatoryValue:
+                    have = "???"
+                if isinstance(have, float | int) and not isinstance(have, bool):
+                    stated = float(stated)
+                assert stated == have, f"docs/coloredcoco.md: {key} = {stated!r}, {schema.__name__}: {have!r}"
+                checked += 1
+    assert checked >= 35  # the tables were read
