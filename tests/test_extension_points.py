@@ -213,3 +213,11 @@ def test_docs_coloredcoco_defaults_are_the_dataclass_defaults():
                 assert stated == have, f"docs/coloredcoco.md: {key} = {stated!r}, {schema.__name__}: {have!r}"
                 checked += 1
     assert checked >= 35  # the tables were read
+
+
+def test_figure_titles_cover_the_one_tuple_of_each_choice():
+    """paper_figs titles every label space and prompt set realdata accepts, and no other."""
+    from paper_figs.reference import LABEL_SPACE_TITLES, PROMPT_TITLES
+    from realdata.config import LABEL_SPACES, PROMPT_SETS
+
+    assert list(LABEL_SPACE_TITLES) == list(LABEL_SPACES) and list(PROMPT_TITLES) == list(PROMPT_SETS)
