@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from synthetic.config import resolve, to_plain
+from synthetic.config import resolve, resolve_mnist, to_plain
 from synthetic.results import PACKAGES, device_info
 from theory.runrecord import (
     NOT_FINISHED,
@@ -45,9 +45,9 @@ def enable_compilation_cache() -> None:
 
 
 def recorded_config(cfg: DictConfig) -> dict:
-    """The config a finished run's results.json holds (a Gaussian run's: its components built, with every
-    field and its ``_target_``)."""
-    return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
+    """The config a finished run's results.json holds: its components built, with every field and its
+    ``_target_``."""
+    return to_plain(resolve(cfg) if cfg.task == "gaussian" else resolve_mnist(cfg))
 
 
 def jax_devices() -> dict:
