@@ -160,8 +160,12 @@ def test_idx_source_filters_digits_below_k(tmp_path):
         _write_idx(tmp_path / f"{lab_name}.gz", labels)
     out = run(_cfg(source="idx", root=str(tmp_path)))
     assert out["status"] == "ok" and out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
-    with pytest.raises(ValueError, match="mnist.n=5000 but MNIST train has only"):
+    with pytest.raises(
+        ValueError, match="mnist.n=5000: expected at most the .* digits < 3 of MNIST's train split"
+    ):
         run(_cfg(source="idx", root=str(tmp_path), n=5000))
+    with pytest.raises(ValueError, match="mnist.n_test=900: expected at most the .* of MNIST's test split"):
+        run(_cfg(source="idx", root=str(tmp_path), n_test=900))
 
 
 @pytest.mark.parametrize(

@@ -413,8 +413,10 @@ def load_split(source: str, root: str | None, k: int, n: int | None, split: str,
         keep = labels < k
         images, labels = images[keep], labels[keep]
         if n is not None:
-            if n > len(labels):
-                raise ValueError(f"mnist.n={n} but MNIST {split} has only {len(labels)} digits < {k}")
+            key = "mnist.n" if split == "train" else "mnist.n_test"
+            expect(
+                n <= len(labels), key, n, f"at most the {len(labels)} digits < {k} of MNIST's {split} split"
+            )
             images, labels = images[:n], labels[:n]
     else:
         count = n if n is not None else (digits.PAPER_N[k] if split == "train" else OFFLINE_N_TEST)
