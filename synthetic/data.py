@@ -198,8 +198,7 @@ class GaussianData(DataModel):
         codes_KxR = class_codes(self.k)
         if prompt == "class":
             return jnp.concatenate([codes_KxR, jnp.zeros_like(codes_KxR)], axis=1)
-        if prompt != "mean":
-            raise ValueError(f"prompt={prompt!r}: expected one of {list(theory.PROMPTS)}")
+        expect(prompt == "mean", "prompt", prompt, f"one of {list(theory.PROMPTS)}")
         p = hp["p_spu"]
         others_KxR = (codes_KxR.sum(0, keepdims=True) - codes_KxR) / (self.k - 1)  # mean code of the others
         spu_KxR = hp["caption_q"] * hp["mu_spu"] * (p * codes_KxR + (1 - p) * others_KxR)
@@ -274,8 +273,7 @@ def sample(
 def group_p_spu(group: str, hp: dict, k: int):
     """P(a = y) that defines a test group."""
     table = {"common": 1.0, "counter": 0.0, "balanced": 1.0 / k, "id": hp["p_spu"]}
-    if group not in table:
-        raise ValueError(f"group={group!r}: expected one of {list(GROUPS)}")
+    expect(group in table, "group", group, f"one of {list(GROUPS)}")
     return table[group]
 
 
