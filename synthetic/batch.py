@@ -144,11 +144,11 @@ def _peak_rss() -> int | None:
 
 
 #: Cache budget of an automatic chunk on CPU. A row's step works on B x B matrices (similarities,
-#: 256 KiB at batch 256) through a chain of kernels: once a chunk's matrices outgrow a core's L2 cache
-#: (2 MiB here) each kernel streams them from memory. Measured on the captions map's clip (30 rows, 400
-#: steps, one pinned core): 311 us a row-step in chunks of 5 rows, 354 in chunks of 8, 357 of 15, 366 of
-#: 30, ~480 of 150 (siglip 374 / 397 for 5 / 15; linear_clip and supervised within 3%).
-CPU_CACHE_BYTES = 5 << 18  # 1.25 MiB: 5 rows at batch 256
+#: 256 KiB at batch 256) through a chain of kernels: once a chunk's matrices outgrow the caches each
+#: kernel streams them from memory. A clip row-step of the captions map (one pinned core) cost about 1.4x
+#: more in chunks of 150 rows than in chunks of 10-30; 253 us in chunks of 5 and 262 in chunks of 15,
+#: while linear_clip's (no B x B matrix) 94 and 84 us.
+CPU_CACHE_BYTES = 4 << 20  # 4 MiB: 16 rows at batch 256
 
 
 def cpu_chunk_rows(batch: int) -> int:
