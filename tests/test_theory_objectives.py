@@ -480,6 +480,7 @@ def siglip_bias_start(p, q):
 TRAINED_CASES = [("clip", (0.75, 1.0), (0.5, 1.0)), ("siglip", (0.9,), (0.5,)), ("siglip", (0.9,), (1.0,))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,p_values,q_values", TRAINED_CASES)
 def test_trained_runs_land_on_the_prediction(objective, p_values, q_values):
     """Trained runs (TRAIN) over p_spu x caption_q: the seed mean is within 0.02 of the prediction on every
@@ -498,6 +499,7 @@ FIDELITY_GRID = {"data.p_spu": (0.7, 0.9), "data.caption_fidelity": (0.9, 0.5, 0
 FIDELITY_START = {"clip": {"objective.logit_scale_init": 1.0}, "siglip": {}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["clip", "siglip"])
 def test_trained_runs_land_on_the_caption_fidelity_prediction(objective):
     """Captions that never name the background and carry the image's invariant deviation at fidelity r
@@ -536,6 +538,7 @@ def test_caption_fidelity_grid_is_one_model():
     assert 1e-3 < abs(c_cls - c_r0) < 0.02, (c_cls, c_r0)
 
 
+@pytest.mark.slow
 def test_trained_runs_land_on_the_noisy_prediction():
     """sigma_xi > 0, fresh samples (docs/theory.md 9.9): InfoNCE trained (TRAIN) at sigma_xi^2 / d = 0.0625
     lands within 0.02 of the G = 0 reduction at caption_q = 0.5 and 1, where the noise-free prediction is off
