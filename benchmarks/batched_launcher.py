@@ -11,8 +11,9 @@
    compiled group its rows, chunks, compile and run time and memory (the row estimate, XLA's memory
    analysis of the compiled chunk, the process's peak RSS).
 
-The load average is printed beside every timing (the machine is shared: compare the ratio, measured in
-the same run). Saves benchmarks/out/batched_launcher_<experiment>.json.
+Wall time and the process's CPU time (user + system: what the sweep cost, whatever else the machine
+runs) and the load average are printed beside every timing (the machine is shared: compare the ratios,
+measured in the same run). Saves benchmarks/out/batched_launcher_<experiment>.json.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def sweep(experiment: str, launcher: str, overrides: list[str], out: Path) -> di
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed; see {out.parent / (out.name + '.log')}")
     row = {"launcher": launcher, "command": " ".join(["python", *cmd[1:]]), "wall_s": round(wall, 2)}
+    row["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)  # the process's user + system CPU time
     row.update(peak_rss_gib=round(usage.ru_maxrss / (1 << 20), 3), load_before=round(load, 2))
     row["load_after"] = round(os.getloadavg()[0], 2)
     row["jobs"] = len(list(out.glob("*/results.json")))
@@ -97,7 +99,7 @@ def _save(report: dict, out: Path) -> None:
 
 def _line(what: str, row: dict) -> str:
     load = f"load {row['load_before']}-{row['load_after']}"
-    return f"{what:<18}{row['jobs']} jobs in {row['wall_s']:.1f} s ({load})"
+    return f"{what:<18}{row['jobs']} jobs in {row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU ({load})"
 
 
 def captions_table_check(folder: Path) -> dict:
@@ -163,8 +165,13 @@ def main(argv=None) -> int:
         print(_line("reduced, batched:", batched))
         same = compare(work / "reduced-basic", work / "reduced-batched")
         ratio = basic["wall_s"] / batched["wall_s"]
-        print(f"  basic / batched: {ratio:.1f}x; largest per-seed difference {same['max_abs_diff']:.2e}")
+        cpu_ratio = basic["cpu_s"] / batched["cpu_s"]
+        print(
+            f"  basic / batched: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU; largest per-seed difference "
+            f"{same['max_abs_diff']:.2e}"
+        )
         report["reduced"] = {"basic": basic, "batched": batched, "ratio": round(ratio, 2), "agreement": same}
+        report["reduced"]["cpu_ratio"] = round(cpu_ratio, 2)
         report["reduced"]["groups"] = groups(work / "reduced-batched")
         if args.experiment == "captions":
             table = captions_table_check(work / "reduced-batched")

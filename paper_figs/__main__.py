@@ -25,7 +25,7 @@ from pathlib import Path
 
 import matplotlib
 
-from paper_figs import FIGURES
+import paper_figs
 from paper_figs.common import DEFAULT_OUT
 
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         from paper_figs import curves
 
         return curves.main(argv[1:])
+    figures = paper_figs.FIGURES  # read when called: the registry is paper_figs/__init__.py's tuple
     parser = argparse.ArgumentParser(
         prog="python -m paper_figs",
         description=__doc__.split("\n")[0],
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FIGURE=DIR",
-        help=f"one figure's results folder (repeatable; default: each figure's own); FIGURE in {FIGURES}",
+        help=f"one figure's results folder (repeatable; default: each figure's own); FIGURE in {figures}",
     )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
@@ -95,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Path] = {}
     for item in args.results:
         name, sep, folder = item.partition("=")
-        if not sep or name not in FIGURES or not folder:
-            parser.error(f"--results {item!r}: expected FIGURE=DIR with FIGURE one of {list(FIGURES)}")
+        if not sep or name not in figures or not folder:
+            parser.error(f"--results {item!r}: expected FIGURE=DIR with FIGURE one of {list(figures)}")
         results[name] = Path(folder)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.reference:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(notes))
         outcomes = [Outcome("counteranimal", "ok", f"reference mode, {len(files)} files", files)]
     else:
-        outcomes = [run_module(name, args.out, results.get(name)) for name in FIGURES]
+        outcomes = [run_module(name, args.out, results.get(name)) for name in figures]
     print(f"\nsummary (output in {args.out}):")
     for o in outcomes:
         print(f"  {o.part:<20} {o.status:<8} {o.detail}")

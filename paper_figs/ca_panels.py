@@ -15,10 +15,11 @@ from paper_figs.reference import (
     ModelPoint,
     paper_points,
 )
+from theory.runrecord import expect
 
 MODES = ("reference", "measured", "mixed")
 FAMILY_MARKERS = {"ResNet": "s", "ViT": "o", "ConvNeXt": "D", "VGG": "^", "AlexNet": "v", "other": "X"}
-SOURCE_COLORS = {  # pre-training set -> colour
+SOURCE_COLOURS = {  # pre-training set -> colour
     "OpenAI": "#1f77b4",
     "LAION400M": "#ff7f0e",
     "LAION2B": "#2ca02c",
@@ -33,10 +34,10 @@ SOURCE_COLORS = {  # pre-training set -> colour
 
 def select_points(mode: str, measured: Sequence[ModelPoint] = ()) -> list[ModelPoint]:
     """The points a mode draws: reported ones, measured ones, or both (reported first, measured on top)."""
-    if mode not in MODES:
-        raise ValueError(f"mode = {mode!r}, expected one of {list(MODES)}")
-    if mode != "reference" and not measured:
-        raise ValueError(f"mode {mode!r} needs measured results; none were given")
+    expect(mode in MODES, "mode", mode, f"one of {list(MODES)}")
+    expect(
+        mode == "reference" or bool(measured), "mode", mode, "reference when no measured results are given"
+    )
     papers = paper_points() if mode != "measured" else []
     return papers + (list(measured) if mode != "reference" else [])
 

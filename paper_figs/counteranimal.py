@@ -27,7 +27,7 @@ import matplotlib
 from paper_figs import aggregate, fig_common_vs_counter, fig_drop_by_data, fig_drop_vs_size, fig_per_class
 from paper_figs.ca_panels import MODES, select_points
 from paper_figs.common import DEFAULT_OUT, save_figure
-from theory.runrecord import RESULTS_FILE, ResultsError, has_results
+from theory.runrecord import RESULTS_FILE, ResultsError, expect, has_results
 
 # --figure name -> module (STEM and figure(mode, measured, model), the same for each)
 FIGURE_MODULES = {
@@ -50,8 +50,7 @@ def make_counteranimal(
     """Draw the chosen CounterAnimal figures (default: all) and the table in one mode; (files, notes)."""
     figures = FIGURES if figures is None else figures
     unknown = [f for f in figures if f not in FIGURE_MODULES]
-    if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}, expected some of {list(FIGURE_MODULES)}")
+    expect(not unknown, "figures", unknown, f"some of {list(FIGURE_MODULES)} (unknown figures)")
     out_dir = Path(out_dir)
     notes: list[str] = []
     measured: list[aggregate.Measured] = []

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from paper_figs.ca_panels import (
-    SOURCE_COLORS,
+    SOURCE_COLOURS,
     from_points,
     is_mixed,
     mode_note,
@@ -58,7 +58,7 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
             datas = groups[arch]
             for di, data in enumerate(datas):
                 x = gi + (di - (len(datas) - 1) / 2) * width
-                color = SOURCE_COLORS.get(data, "0.5")
+                colour = SOURCE_COLOURS.get(data, "0.5")
                 for p in (q for q in here if q.arch == arch and q.pretrain_data == data):
                     hq = bool(p.high_quality)
                     if p.source == bar_source:
@@ -66,7 +66,7 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
                             x,
                             p.drop,
                             width * 0.92,
-                            color=color,
+                            color=colour,
                             alpha=0.45 if mixed else 0.9,
                             hatch="//" if hq else None,
                             edgecolor="k",
@@ -75,7 +75,7 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
                         if hq:
                             ax.text(x, p.drop + 0.4, "HQ", ha="center", fontsize=6)
                     else:
-                        ax.scatter(x, p.drop, marker="D", s=36, color=color, edgecolors="k", zorder=3)
+                        ax.scatter(x, p.drop, marker="D", s=36, color=colour, edgecolors="k", zorder=3)
             backbone = next(p.backbone for p in here if p.arch == arch)
             xlabels.append(backbone if backbone != arch else clip_arch(arch))
         ax.set_xticks(range(len(arch_order)), xlabels)
@@ -94,7 +94,7 @@ def _legend(here: Sequence[ModelPoint], groups: dict[str, list[str]], mixed: boo
         {p.pretrain_data for p in here if p.arch in groups}, key=lambda d: DATA_SIZE.get(d, np.inf)
     )
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=SOURCE_COLORS.get(d, "0.5"), label=_data_label(d)) for d in datas
+        plt.Rectangle((0, 0), 1, 1, color=SOURCE_COLOURS.get(d, "0.5"), label=_data_label(d)) for d in datas
     ]
     if any(p.high_quality for p in here if p.arch in groups):
         handles.append(

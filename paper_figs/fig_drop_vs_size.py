@@ -16,7 +16,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from paper_figs.ca_panels import (
     FAMILY_MARKERS,
-    SOURCE_COLORS,
+    SOURCE_COLOURS,
     is_mixed,
     mode_note,
     panel_title,
@@ -62,15 +62,15 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
             lines.setdefault((p.source, p.pretrain_data, p.family), []).append(p)
         for (source, data, fam), group in sorted(lines.items()):
             faded = mixed and source == "paper"
-            color = SOURCE_COLORS.get(data, "k")
-            style = {"color": color, "alpha": 0.45 if faded else 1.0}
+            colour = SOURCE_COLOURS.get(data, "k")
+            style = {"color": colour, "alpha": 0.45 if faded else 1.0}
             ax.scatter(
                 [p.params_m for p in group],
                 [p.drop for p in group],
                 marker=FAMILY_MARKERS[fam],
                 s=36,
-                facecolors="none" if faded else color,
-                edgecolors=color,
+                facecolors="none" if faded else colour,
+                edgecolors=colour,
                 zorder=3,
                 **style,
             )
@@ -91,7 +91,7 @@ def draw(points: Sequence[ModelPoint]) -> Figure:
 def _legend(here: Sequence[ModelPoint]) -> list[Line2D]:
     datas = sorted({p.pretrain_data for p in here}, key=lambda d: DATA_SIZE.get(d, 0))
     handles = [
-        Line2D([], [], color=SOURCE_COLORS.get(d, "k"), lw=2, label=f"{d} ({format_size(DATA_SIZE[d])})")
+        Line2D([], [], color=SOURCE_COLOURS.get(d, "k"), lw=2, label=f"{d} ({format_size(DATA_SIZE[d])})")
         if d in DATA_SIZE
         else Line2D([], [], color="k", lw=2, label=d)
         for d in datas

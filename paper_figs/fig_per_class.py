@@ -42,8 +42,8 @@ def draw(classes: Sequence[ClassDrop], title: str, reference: Sequence[ClassDrop
     ref = {c.imagenet_index: c.drop for c in reference or ()}
     y = np.arange(len(ordered))
     fig, ax = plt.subplots(figsize=(7.5, 0.2 * len(ordered) + 1.6))
-    colors = ["#c0392b" if c.drop > 0 else "#2e86c1" for c in ordered]
-    ax.barh(y, [c.drop for c in ordered], color=colors, alpha=0.85, height=0.75)
+    colours = ["#c0392b" if c.drop > 0 else "#2e86c1" for c in ordered]
+    ax.barh(y, [c.drop for c in ordered], color=colours, alpha=0.85, height=0.75)
     if ref:
         rx = [ref.get(c.imagenet_index, np.nan) for c in ordered]
         ax.scatter(rx, y, marker="|", s=80, color="k", zorder=3, label="paper (same model)")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from theory.runrecord import expect
+
 HEAD = "zero_shot"
 #: In-memory models by the digest that names them in the config (model.options.digest).
 _MODELS: dict[str, tuple] = {}
@@ -40,8 +42,7 @@ def digest(model, preprocess, tokenizer) -> str:
 
 def identity(mcfg, seed: int) -> dict:
     key = mcfg.options["digest"]
-    if key not in _MODELS:
-        raise ValueError(f"model.options.digest={key!r}: no model of that digest in memory (evaluate_model)")
+    expect(key in _MODELS, "model.options.digest", key, "the digest of a model in memory (evaluate_model)")
     return {"name": mcfg.name, "weights": f"in-memory:{key}"}
 
 

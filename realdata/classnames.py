@@ -18,6 +18,7 @@ import sys
 from functools import cache
 
 from realdata.config import CLASSNAME_LISTS, PACKAGE_DIR
+from theory.runrecord import expect
 
 SYNSET_FILE = PACKAGE_DIR / "reference" / "imagenet_synset_names.csv"
 SOURCES = {
@@ -38,8 +39,7 @@ def _synset_rows() -> tuple[tuple[int, str, str], ...]:
 
 def imagenet_classnames(which: str = "synset") -> tuple[str, ...]:
     """The 1000 ImageNet class names of the chosen list, in ImageNet index order."""
-    if which not in CLASSNAME_LISTS:
-        raise ValueError(f"classnames={which!r} is not one of {', '.join(CLASSNAME_LISTS)}")
+    expect(which in CLASSNAME_LISTS, "classnames", which, f"one of {list(CLASSNAME_LISTS)}")
     if which == "openai":
         from open_clip import IMAGENET_CLASSNAMES
 

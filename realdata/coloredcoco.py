@@ -30,7 +30,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import MISSING, OmegaConf
 
+from theory.runrecord import expect
+
 # Ahmed et al.'s 9 classes and their biased colours, in this order (class i <-> colour i).
+CAPTION_SETS = ("obj", "objbkg")  # the paper's two caption sets (caption); finetune's `captions` key
 CLASSES = ("boat", "airplane", "truck", "dog", "zebra", "horse", "bird", "train", "bus")
 BIASED_RGB = (
     (0, 100, 0),
@@ -66,11 +69,8 @@ MIN_SQ_DISTANCE = 2500  # random colours: squared RGB distance to every biased c
 
 def caption(kind: str, class_name: str, colour_name: str) -> str:
     """The two caption sets of the paper: obj names the object only, objbkg also its background colour."""
-    if kind == "obj":
-        return f"a photo of {class_name}"
-    if kind == "objbkg":
-        return f"a photo of {class_name} in {colour_name} background"
-    raise ValueError(f"captions={kind!r} is not one of obj, objbkg")
+    expect(kind in CAPTION_SETS, "captions", kind, f"one of {list(CAPTION_SETS)}")
+    return f"a photo of {class_name}" + (f" in {colour_name} background" if kind == "objbkg" else "")
 
 
 @dataclass

@@ -16,6 +16,9 @@ LABEL_SPACES = ("1v1000", "1v20", "45way")
 PROMPT_SETS = ("single", "openai80")
 CLASSNAME_LISTS = ("synset", "openai")  # see realdata/classnames.py and docs/realdata.md section 4
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32")  # auto: fp16 (evaluation) / bf16 (fine-tuning) autocast on CUDA, fp32 on CPU
+# The defaults below are the one source: conf/realdata/realdata.yaml names only the defaults list and Hydra's
+# output folders (tests/test_extension_points.py checks it sets no key of the schema).
 PACKAGE_DIR = Path(__file__).parent
 # zoo metadata from the paper's tables: recorded only when the run is that zoo entry (see evaluate.zoo_fields)
 ZOO_FIELDS = ("backbone", "pretrain_data", "high_quality_data", "paper_common", "paper_counter", "paper_drop")
@@ -23,7 +26,9 @@ ZOO_FIELDS = ("backbone", "pretrain_data", "high_quality_data", "paper_common", 
 
 @dataclass
 class DataConfig:
-    root: str = MISSING  # the folder holding the class folders, or the one above it (LAION-final/)
+    root: str = (
+        MISSING  # required: the folder holding '<index> <class>/' folders, or the one above (LAION-final/)
+    )
 
 
 @dataclass
@@ -60,26 +65,29 @@ class OneVs20Config:
     # true: the k candidates are the true class and its k-1 most confusable labels (the paper's "top 20");
     # false: the true class plus k confusable labels (k+1 candidates). docs/realdata.md section 4.
     true_class_in_k: bool = True
+    # ranks the confusable labels once; its saved sets are reused by every model
     reference: ModelConfig = field(
         default_factory=lambda: ModelConfig(
             family="open_clip", name="ViT-B-32-quickgelu", pretrained="laion400m_e31"
         )
     )
-    file: str | None = None  # where the candidate sets are saved; None: under cache_dir
+    # where the candidate sets are saved; None: <cache_dir>/one_vs_20/<reference>-<classnames>-k20in-<hash>
+    file: str | None = None
 
 
 @dataclass
 class RealdataConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    label_space: str = "1v1000"
-    prompts: str = "single"
+    label_space: str = "1v1000"  # LABEL_SPACES: 1v1000 | 1v20 | 45way
+    prompts: str = "single"  # PROMPT_SETS: single ("A photo of {}.") | openai80
+    # CLASSNAME_LISTS: synset (WordNet lemmas, "water ouzel, dipper": the paper's) | openai (open_clip's)
     classnames: str = "synset"
     one_vs_20: OneVs20Config = field(default_factory=OneVs20Config)
     batch_size: int = 64
     num_workers: int | None = None  # image-loading processes; None: min(4, the cores this process may use)
-    device: str = "auto"
-    precision: str = "auto"  # auto: fp16 autocast on cuda, fp32 on cpu; or fp32
+    device: str = "auto"  # DEVICES: auto (CUDA if present) | cpu | cuda
+    precision: str = "auto"  # PRECISIONS: auto (fp16 autocast on CUDA, fp32 on CPU) | fp32
     cache_dir: str = "results/realdata/cache"
     seed: int = 0  # seeds random-weight models (tests, benchmarks)
     progress: bool = True
@@ -121,26 +129,24 @@ def register() -> None:
         OmegaConf.register_new_resolver("realdata_run_name", run_name)
 
 
-def _choice(value, allowed, key):
-    expect(value in allowed, key, value, f"one of {', '.join(allowed)}")
-
-
 def validate(cfg) -> None:
     """Checks the structured schema cannot express: enumerations and ranges."""
-    _choice(cfg.label_space, LABEL_SPACES, "label_space")
-    _choice(cfg.prompts, PROMPT_SETS, "prompts")
-    _choice(cfg.classnames, CLASSNAME_LISTS, "classnames")
-    _choice(cfg.device, DEVICES, "device")
-    _choice(cfg.precision, ("auto", "fp32"), "precision")
+    for key, allowed in (
+        ("label_space", LABEL_SPACES),
+        ("prompts", PROMPT_SETS),
+        ("classnames", CLASSNAME_LISTS),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+    ):
+        value = OmegaConf.select(cfg, key)
+        expect(value in allowed, key, value, f"one of {list(allowed)}")
     from realdata.families import family_name
 
     family_name(cfg.model)  # family and the kind alias agree
     for key in ("batch_size", "one_vs_20.k"):
         expect(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "at least 1")
-    if cfg.num_workers is not None and cfg.num_workers < 0:
-        raise ValueError(
-            f"num_workers={cfg.num_workers} must be >= 0 (or null: as many as the cores, up to 4)"
-        )
+    workers = cfg.num_workers
+    expect(workers is None or workers >= 0, "num_workers", workers, ">= 0, or null (the cores, up to 4)")
     if cfg.label_space == "1v20":
         from realdata.labels import check_one_vs_k
 

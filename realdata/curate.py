@@ -37,10 +37,10 @@ from pathlib import Path
 import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
 from realdata.classnames import imagenet_classnames
-from realdata.config import CLASSNAME_LISTS, DEVICES, PROMPT_SETS, ModelConfig, register, run_name
+from realdata.config import CLASSNAME_LISTS, DEVICES, PRECISIONS, PROMPT_SETS, ModelConfig, register, run_name
 from realdata.dataset import (
     CLASS_DIR_RE,
     IMAGE_EXTENSIONS,
@@ -54,32 +54,40 @@ from realdata.evaluate import PACKAGES, model_predictions
 from realdata.labels import candidate_mask
 from realdata.metrics import group_metrics
 from realdata.models import describe, resolve_device
-from theory.runrecord import json_safe, provenance, recorded_run
+from theory.runrecord import expect, json_safe, provenance, recorded_run
 from theory.runrecord.configs import config_path
 
 log = logging.getLogger("realdata.curate")
 CURATE_LABEL_SPACES = ("1v1000", "input")  # all ImageNet classes, or only the classes of the input
+FILE_MODES = ("copy", "hardlink")  # how the split's photos are written
 POOL = "pool"  # the group of every input photo before the split
 ACCURACY_COLUMNS = ("model", "imagenet_index", "class_name", "background", "n", "acc")
 
 
 @dataclass
 class CurateConfig:
-    images: str | None = None  # <index> <class name>/<background>/*.jpg
-    csv: str | None = None  # or a CSV of path, class, background
-    out: str = MISSING
+    """Every key of `python -m realdata.curate` and its default (the one source: conf/realdata/curate.yaml
+    names only the defaults list and Hydra's run folder)."""
+
+    images: str | None = None  # <imagenet index> <class name>/<background>/*.jpg
+    csv: str | None = None  # or a CSV with columns path, class, background
+    # split/, accuracies.csv, results.json (not under results/realdata/)
+    out: str = "results/curate/${now:%Y-%m-%d_%H-%M-%S}"
     reference: ModelConfig = field(
         default_factory=lambda: ModelConfig(
             family="open_clip", name="ViT-B-32-quickgelu", pretrained="laion400m_e31"
         )
     )
-    compare: list[ModelConfig] = field(default_factory=list)  # other models for the report
-    threshold: float = 0.05  # keep a class whose accuracy varies by more than this across backgrounds
-    min_images: int = 1  # a background with fewer images is not a candidate for common or counter
-    label_space: str = "1v1000"  # 1v1000 | input (only the classes of the input compete)
+    # other models (model configs) for the report: their splits, overlap, drops
+    compare: list[ModelConfig] = field(default_factory=list)
+    threshold: float = (
+        0.05  # keep a class whose accuracy varies by more than this (5 points) across backgrounds
+    )
+    min_images: int = 1  # a background with fewer photos is not a candidate for common or counter
+    label_space: str = "1v1000"  # CURATE_LABEL_SPACES: 1v1000 | input (only the classes of the input compete)
     prompts: str = "single"
     classnames: str = "synset"
-    files: str = "copy"  # copy | hardlink
+    files: str = "copy"  # copy | hardlink (FILE_MODES)
     batch_size: int = 64
     num_workers: int = 4
     device: str = "auto"
@@ -91,25 +99,24 @@ class CurateConfig:
 
 
 def check(cfg) -> None:
-    if (cfg.images is None) == (cfg.csv is None):
-        raise ValueError(
-            f"give exactly one of images= (a folder) or csv= (a file); got images={cfg.images!r}, "
-            f"csv={cfg.csv!r}"
-        )
-    for key, value, allowed in (
-        ("label_space", cfg.label_space, CURATE_LABEL_SPACES),
-        ("prompts", cfg.prompts, PROMPT_SETS),
-        ("classnames", cfg.classnames, CLASSNAME_LISTS),
-        ("files", cfg.files, ("copy", "hardlink")),
-        ("device", cfg.device, DEVICES),
-        ("precision", cfg.precision, ("auto", "fp32")),
+    expect(
+        (cfg.images is None) != (cfg.csv is None),
+        "images, csv",
+        (cfg.images, cfg.csv),
+        "exactly one of images= (a folder) or csv= (a file)",
+    )
+    for key, allowed in (
+        ("label_space", CURATE_LABEL_SPACES),
+        ("prompts", PROMPT_SETS),
+        ("classnames", CLASSNAME_LISTS),
+        ("files", FILE_MODES),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
     ):
-        if value not in allowed:
-            raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    if not 0 <= cfg.threshold < 1:
-        raise ValueError(f"threshold={cfg.threshold} must be a fraction in [0, 1) (0.05 = 5 points)")
-    if cfg.min_images < 1:
-        raise ValueError(f"min_images={cfg.min_images} must be at least 1")
+        value = OmegaConf.select(cfg, key)
+        expect(value in allowed, key, value, f"one of {list(allowed)}")
+    expect(0 <= cfg.threshold < 1, "threshold", cfg.threshold, "a fraction in [0, 1) (0.05 = 5 points)")
+    expect(cfg.min_images >= 1, "min_images", cfg.min_images, "at least 1")
 
 
 # ---------------------------------------------------------------- input

@@ -32,12 +32,21 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
-from realdata.config import PACKAGE_DIR, ModelConfig, run_name
-from theory.runrecord import RESULTS_FILE, RUN_KEYS, ConfigError, keep_earlier, provenance, recorded_run
+from realdata.coloredcoco import CAPTION_SETS
+from realdata.config import DEVICES, PACKAGE_DIR, PRECISIONS, ModelConfig, run_name
+from theory.runrecord import (
+    RESULTS_FILE,
+    RUN_KEYS,
+    ConfigError,
+    expect,
+    keep_earlier,
+    provenance,
+    recorded_run,
+)
 
 log = logging.getLogger("realdata.finetune")
 OBJECTIVES = ("clip", "siglip", "supervised")
-CAPTION_SETS = ("obj", "objbkg")
+BACKENDS = ("auto", "nccl", "gloo")  # dist.backend; auto: nccl on CUDA, gloo on CPU
 PACKAGES = ("numpy", "torch", "torchvision", "open_clip_torch", "pillow", "hydra-core")
 CHECKPOINT = "checkpoint.pt"
 # captions identical to the positive count as negatives (open_clip's and OpenAI CLIP's convention), or not
@@ -74,7 +83,7 @@ class FTHead:
 class FTDist:
     local_loss: bool = False  # open_clip ClipLoss options under torchrun (ignored with one process)
     gather_with_grad: bool = False
-    backend: str = "auto"  # auto: nccl on CUDA, gloo on CPU
+    backend: str = "auto"  # BACKENDS: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
 
 
 @dataclass
@@ -84,10 +93,17 @@ class FTSiglip:
 
 @dataclass
 class FinetuneConfig:
+    """Every key of `python -m realdata.finetune` and its default (the one source: conf/realdata/finetune.yaml
+    names only the defaults list and Hydra's output folders)."""
+
     data: FTData = field(default_factory=FTData)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: str = "clip"  # clip | siglip | supervised
-    captions: str = "obj"  # obj | objbkg (the training captions; ignored by supervised)
+    # as the evaluator's keys: an open_clip name (or local-dir:FOLDER, hf-hub:ORG/REPO), a tag or weights file
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(family="open_clip", name="RN50-quickgelu", pretrained="openai")
+    )
+    objective: str = "clip"  # OBJECTIVES: clip | siglip | supervised
+    # CAPTION_SETS: obj ("a photo of dog") | objbkg ("a photo of dog in gold background"); not supervised
+    captions: str = "obj"
     same_caption_negatives: bool = True  # true: open_clip's convention; false: mask identical captions
     eval_template: str = "a photo of {}"  # zero-shot classifier prompt (before and after fine-tuning)
     zero_shot: bool = True  # evaluate the model before fine-tuning
@@ -95,8 +111,8 @@ class FinetuneConfig:
     head: FTHead = field(default_factory=FTHead)
     dist: FTDist = field(default_factory=FTDist)
     siglip: FTSiglip = field(default_factory=FTSiglip)
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32
+    device: str = "auto"  # DEVICES: auto | cpu | cuda
+    precision: str = "auto"  # PRECISIONS: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32
     eval_batch_size: int = 256
     seed: int = 0
     verbose: bool = False
@@ -127,19 +143,19 @@ def register() -> None:
 
 
 def validate(cfg) -> None:
-    def choice(value, allowed, key):
-        if value not in allowed:
-            raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-
-    choice(cfg.objective, OBJECTIVES, "objective")
-    choice(cfg.captions, CAPTION_SETS, "captions")
-    choice(cfg.device, ("auto", "cpu", "cuda"), "device")
-    choice(cfg.precision, ("auto", "fp32"), "precision")
-    choice(cfg.dist.backend, ("auto", "nccl", "gloo"), "dist.backend")
+    for key, allowed in (
+        ("objective", OBJECTIVES),
+        ("captions", CAPTION_SETS),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+        ("dist.backend", BACKENDS),
+    ):
+        value = OmegaConf.select(cfg, key)
+        expect(value in allowed, key, value, f"one of {list(allowed)}")
     from realdata.families import family_name
 
-    if family_name(cfg.model) != "open_clip":
-        raise ValueError(f"model.family={family_name(cfg.model)!r}: fine-tuning needs an open_clip model")
+    family = family_name(cfg.model)
+    expect(family == "open_clip", "model.family", family, "open_clip (fine-tuning needs an open_clip model)")
     for key in (
         "train.steps",
         "train.batch_size",
@@ -147,12 +163,11 @@ def validate(cfg) -> None:
         "head.hidden",
         "eval_batch_size",
     ):
-        if OmegaConf.select(cfg, key) < 1:
-            raise ValueError(f"{key}={OmegaConf.select(cfg, key)} must be at least 1")
-    if not 0 <= cfg.train.warmup < cfg.train.steps:
-        raise ValueError(f"train.warmup={cfg.train.warmup} must be in [0, train.steps={cfg.train.steps})")
-    if cfg.train.lr <= 0 or cfg.train.wd < 0:
-        raise ValueError(f"train.lr={cfg.train.lr} must be > 0 and train.wd={cfg.train.wd} >= 0")
+        expect(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "at least 1")
+    t = cfg.train
+    expect(0 <= t.warmup < t.steps, "train.warmup", t.warmup, f"a step count in [0, train.steps={t.steps})")
+    expect(t.lr > 0, "train.lr", t.lr, "a learning rate > 0")
+    expect(t.wd >= 0, "train.wd", t.wd, "a weight decay >= 0")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -477,11 +492,13 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
                 f"data.manifest={cfg.data.manifest!r} does not exist (build it with "
                 "`python -m realdata.coloredcoco build coco.root=DIR out=DIR`)"
             )
-        if world > 1 and not cfg.same_caption_negatives and cfg.objective == "siglip":
-            raise ValueError(
-                "same_caption_negatives=false with objective=siglip needs one process: SigLipLoss exchanges "
-                "text features between neighbours without their caption ids"
-            )
+        expect(
+            world == 1 or cfg.same_caption_negatives or cfg.objective != "siglip",
+            "same_caption_negatives",
+            cfg.same_caption_negatives,
+            f"true with objective=siglip under {world} processes, or one process: SigLipLoss exchanges text "
+            "features between neighbours without their caption ids",
+        )
         device = _device(cfg, local)
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
@@ -574,11 +591,9 @@ def run(cfg, out_dir: str | Path, on_checkpoint=None) -> dict:
             )
         n = len(data["train"].labels)
         bs = cfg.train.batch_size
-        if bs % world:
-            raise ValueError(f"train.batch_size={bs} is not divisible by the {world} processes")
+        expect(bs % world == 0, "train.batch_size", bs, f"a multiple of the {world} processes")
+        expect(bs <= n, "train.batch_size", bs, f"at most the {n} training images")
         per_epoch = n // bs
-        if per_epoch < 1:
-            raise ValueError(f"train.batch_size={bs} is larger than the {n} training images")
         start, curve = 0, []
         ckpt_path = out_dir / CHECKPOINT
         if state == "resume":

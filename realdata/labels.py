@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from realdata.config import LABEL_SPACES
+from theory.runrecord import expect
 
 N_IMAGENET = 1000
 
@@ -25,11 +26,13 @@ def check_one_vs_k(k, true_class_in_k: bool, n_labels: int = N_IMAGENET) -> None
     """1 vs k means something only with at least one wrong candidate and fewer candidates than labels:
     one_vs_20.k=1 with the true class in k leaves the true class alone, and every model scores 100%."""
     n = k if true_class_in_k else k + 1
-    if isinstance(k, bool) or not isinstance(k, int) or n < 2 or n > n_labels:
-        raise ValueError(
-            f"one_vs_20.k={k!r} with one_vs_20.true_class_in_k={true_class_in_k}: {n} candidates per image; "
-            f"expected 2..{n_labels} (one candidate is the true class alone, so every prediction is right)"
-        )
+    expect(
+        not isinstance(k, bool) and isinstance(k, int) and 2 <= n <= n_labels,
+        "one_vs_20.k",
+        k,
+        f"2..{n_labels} candidates per image with one_vs_20.true_class_in_k={true_class_in_k} (it gives {n}; "
+        "one candidate is the true class alone, so every prediction is right)",
+    )
 
 
 def confusable_labels(
@@ -44,8 +47,7 @@ def confusable_labels(
     mean_sim_CxK = np.asarray(mean_sim_CxK, dtype=np.float64)
     if mean_sim_CxK.shape[0] != len(class_indices):
         raise ValueError(f"{mean_sim_CxK.shape[0]} rows of similarities for {len(class_indices)} classes")
-    if k >= mean_sim_CxK.shape[1]:
-        raise ValueError(f"k={k} must be smaller than the number of labels {mean_sim_CxK.shape[1]}")
+    expect(k < mean_sim_CxK.shape[1], "k", k, f"fewer than the number of labels {mean_sim_CxK.shape[1]}")
     check_one_vs_k(k, true_class_in_k, mean_sim_CxK.shape[1])
     n_others = k - 1 if true_class_in_k else k
     out = {}
@@ -84,6 +86,7 @@ def candidate_mask(
     one_vs_20: dict[int, list[int]] | None = None,
 ) -> np.ndarray:
     """Boolean (N, 1000): True where label j is a candidate for image n."""
+    expect(label_space in LABEL_SPACES, "label_space", label_space, f"one of {list(LABEL_SPACES)}")
     labels_N = np.asarray(labels_N)
     mask = np.zeros((labels_N.size, N_IMAGENET), dtype=bool)
     if label_space == "1v1000":
@@ -94,7 +97,7 @@ def candidate_mask(
         if outside:
             raise ValueError(f"label_space=45way: classes {outside} are not among the paper's 45 classes")
         mask[:, sorted(allowed)] = True
-    elif label_space == "1v20":
+    else:  # 1v20
         missing = sorted(set(labels_N.tolist()) - set(one_vs_20 or {}))
         if missing:
             raise ValueError(f"label_space=1v20: no candidate set saved for classes {missing}")
@@ -106,8 +109,6 @@ def candidate_mask(
             )
         for c in np.unique(labels_N):
             mask[np.ix_(labels_N == c, one_vs_20[int(c)])] = True
-    else:
-        raise ValueError(f"label_space={label_space!r} is not one of {', '.join(LABEL_SPACES)}")
     return mask
 
 

@@ -27,6 +27,7 @@ from realdata.classnames import imagenet_classnames
 from realdata.config import PROMPT_SETS, ZOO_FIELDS
 from realdata.families import Built, family_name, is_zero_shot, load_family
 from realdata.families.open_clip import register_config_file  # noqa: F401  (its home before issue 20)
+from theory.runrecord import expect
 
 if TYPE_CHECKING:
     import torch
@@ -38,8 +39,7 @@ N_IMAGENET = 1000
 
 def templates(prompts: str):
     """The prompt set's templates: the paper's single one, or open_clip's 80 OpenAI ImageNet templates."""
-    if prompts not in PROMPT_SETS:
-        raise ValueError(f"prompts={prompts!r} is not one of {', '.join(PROMPT_SETS)}")
+    expect(prompts in PROMPT_SETS, "prompts", prompts, f"one of {list(PROMPT_SETS)}")
     if prompts == "openai80":
         from open_clip import OPENAI_IMAGENET_TEMPLATES
 
@@ -57,10 +57,11 @@ def file_fingerprint(path: str | Path, block: int = 8 << 20) -> str:
     return h.hexdigest()[:16]
 
 
-def unknown_name(kind: str, name: str, known: list[str]) -> ValueError:
-    close = difflib.get_close_matches(name, known, n=5)
+def check_name(family: str, name: str, known: list[str], key: str = "model") -> None:
+    """``{key}.name`` is one of the family's ``known`` model names; the error suggests the closest."""
+    close = difflib.get_close_matches(name, known, n=5) if name not in known else []
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known[:20])}, ..."
-    return ValueError(f"unknown {kind} model name {name!r}{hint}")
+    expect(name in known, f"{key}.name", name, f"a model name of {family}{hint}")
 
 
 def looks_like_path(s: str) -> bool:
@@ -107,8 +108,9 @@ def open_clip_logs(verbose: bool):
 
 
 @dataclass
-class Encoder:
-    """A built model: `transform` for PIL images, `encode` for batches of them."""
+class LoadedModel:
+    """A built model on its device: `transform` for PIL images, `encode` for batches of them (named apart from
+    synthetic.encoders.Encoder, the Gaussian runs' encoder component)."""
 
     head: str  # zero_shot | logits | scorer (realdata.families.HEADS)
     built: Built
@@ -222,7 +224,7 @@ def not_a_checkpoint(key: str, path: str, err: Exception) -> ValueError:
 
 @dataclass
 class ModelSpec:
-    """A checked model config: its family, identity (cache keys) and, built on first use, its Encoder."""
+    """A checked model config: its family, identity (cache keys) and, built on first use, its LoadedModel."""
 
     family: str
     head: str
@@ -235,7 +237,7 @@ class ModelSpec:
     key: str = "model"  # the config key it came from, for error messages
     candidates: np.ndarray | None = None  # scorer: (N, K) candidate labels of each image of the list
     candidate_names: list[list[str]] | None = None
-    _encoder: Encoder | None = field(default=None, repr=False)
+    _encoder: LoadedModel | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -261,7 +263,7 @@ class ModelSpec:
             self, identity=identity, candidates=candidates_NxK, candidate_names=names, _encoder=None
         )
 
-    def encoder(self) -> Encoder:
+    def encoder(self) -> LoadedModel:
         if self._encoder is None:
             module = load_family(self.family, self.key)
             with open_clip_logs(self.verbose):
@@ -273,7 +275,7 @@ class ModelSpec:
                 raise RuntimeError(
                     f"{self.key}: a scorer family needs its candidate labels (with_candidates)"
                 )
-            self._encoder = Encoder(self.head, built, device, self.autocast, self.candidate_names)
+            self._encoder = LoadedModel(self.head, built, device, self.autocast, self.candidate_names)
         return self._encoder
 
 
@@ -354,6 +356,6 @@ def describe(
     return ModelSpec(family, module.HEAD, mcfg, identity, device, seed, autocast, verbose, key)
 
 
-def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> Encoder:
+def load_encoder(mcfg, device: torch.device, seed: int = 0, precision: str = "auto") -> LoadedModel:
     """Check and build a model in one step (tests, benchmarks)."""
     return describe(mcfg, device, seed, precision).encoder()

@@ -16,11 +16,12 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from synthetic.config import resolve, to_plain
+from synthetic.config import resolve, resolve_mnist, to_plain
 from synthetic.results import PACKAGES, device_info
 from theory.runrecord import (
     NOT_FINISHED,
     ConfigError,
+    expect,
     finished_result,
     provenance,
     recorded_run,
@@ -44,9 +45,9 @@ def enable_compilation_cache() -> None:
 
 
 def recorded_config(cfg: DictConfig) -> dict:
-    """The config a finished run's results.json holds (a Gaussian run's: its components built, with every
-    field and its ``_target_``)."""
-    return to_plain(resolve(cfg)) if cfg.task == "gaussian" else to_plain(cfg)
+    """The config a finished run's results.json holds: its components built, with every field and its
+    ``_target_``."""
+    return to_plain(resolve(cfg) if cfg.task == "gaussian" else resolve_mnist(cfg))
 
 
 def jax_devices() -> dict:
@@ -86,8 +87,7 @@ def write_pending(cfg: DictConfig, out_dir: Path, error: str = NOT_FINISHED) -> 
 def run_task(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the configured task, write ``out_dir/results.json`` and log it to ``cfg.logger``; returns the
     results document. ``resume=true``: a finished run of the same config in out_dir is returned as it is."""
-    if cfg.task not in KINDS:
-        raise ValueError(f"task={cfg.task!r}: expected one of {list(KINDS)}")
+    expect(cfg.task in KINDS, "task", cfg.task, f"one of {list(KINDS)}")
     if cfg.get("resume"):
         try:
             done, why = finished_result(out_dir, recorded_config(cfg))

@@ -8,9 +8,10 @@ computes what the job's own run computes (threefry draws do not depend on the ba
 loss went non-finite spoils no other row (no op reduces across rows). Rows are run in equal chunks, so
 a group compiles once; the chunk is the most rows that fit in ``memory_fraction`` of the available
 memory (:func:`row_bytes`: a liveness estimate of one row's buffers from the traced program, before
-anything compiles), or the ``chunk`` the user gave, which is refused before compiling when it does not
-fit. The launcher (hydra_plugins/sober_clip_launcher) hands each job its rows through
-:data:`synthetic.run.PRECOMPUTED`, and the job's ordinary task writes its results.json.
+anything compiles) and on CPU at most :data:`CPU_CHUNK_ROWS`, or the ``chunk`` the user gave, which is
+refused before compiling when it does not fit. The launcher (hydra_plugins/sober_clip_launcher) hands
+each job its rows through :data:`synthetic.run.PRECOMPUTED`, and the job's ordinary task writes its
+results.json. A hyperparameter every job of the group shares stays one scalar (:func:`stack_hp`).
 """
 
 from __future__ import annotations
@@ -142,9 +143,19 @@ def _peak_rss() -> int | None:
         return None
 
 
-def plan_chunk(n_rows: int, per_row: int, available: int, chunk: int, n_devices: int = 1) -> int:
+#: Rows per chunk when the chunk is chosen automatically on CPU. A row's step works on B x B matrices
+#: (256 KB at batch 256): with many rows each op streams them through memory instead of the cache, and a
+#: row-step of the captions map's clip / siglip costs about 1.5x more in chunks of 150 rows than in
+#: chunks of 10-30 (python benchmarks/batched_launcher.py; docs/synthetic.md "Sweeps as one program").
+CPU_CHUNK_ROWS = 16
+
+
+def plan_chunk(
+    n_rows: int, per_row: int, available: int, chunk: int, n_devices: int = 1, most: int = 0
+) -> int:
     """Rows per compiled chunk: ``chunk`` when given (refused when it does not fit), else the most that
-    fit in ``available``; a multiple of the device count, and equal chunks (one compilation)."""
+    fit in ``available`` and, when ``most`` > 0, at most ``most``; a multiple of the device count, and
+    equal chunks (one compilation)."""
     fit = available // max(per_row, 1)
     gib = 1 << 30
     if chunk:
@@ -161,7 +172,7 @@ def plan_chunk(n_rows: int, per_row: int, available: int, chunk: int, n_devices:
                 f"{n_devices} device(s) need {n_devices * per_row / gib:.2f} GiB, "
                 f"{available / gib:.2f} GiB available: the grid point is too large to run here"
             )
-    cap = chunk or fit  # most rows in a chunk
+    cap = chunk or (min(fit, most) if most > 0 else fit)  # most rows in a chunk
     cap = max(n_devices, cap - cap % n_devices)
     n_chunks = -(-n_rows // cap)
     even = -(-n_rows // n_chunks)  # the same count of chunks, as equal as possible
@@ -170,7 +181,22 @@ def plan_chunk(n_rows: int, per_row: int, available: int, chunk: int, n_devices:
 
 @functools.partial(jax.jit, static_argnames="spec")
 def _run_rows(keys: jax.Array, hp: dict, spec: T.Spec) -> dict[str, jax.Array]:
-    return jax.vmap(T.run_one, in_axes=(0, 0, None))(keys, hp, spec)
+    """Rows of (key, hp): an hp leaf with a row axis is per row, a scalar leaf is every row's (a value the
+    group's jobs share stays unbatched, so a branch on it -- data.embed's noise-free case -- stays one)."""
+    hp_axes = jax.tree.map(lambda x: 0 if jnp.ndim(x) else None, hp)
+    return jax.vmap(T.run_one, in_axes=(0, hp_axes, None))(keys, hp, spec)
+
+
+def stack_hp(hps: list[dict], per_row_of: np.ndarray) -> dict:
+    """The rows' hyperparameters: a leaf the runs share as one scalar, any other one value per row."""
+
+    def leaf(*values):
+        first = np.asarray(values[0])
+        if all(np.array_equal(np.asarray(v), first) for v in values):
+            return jnp.asarray(values[0])
+        return jnp.stack(values)[per_row_of]
+
+    return jax.tree.map(leaf, *hps)
 
 
 def run_group(
@@ -189,23 +215,26 @@ def run_group(
     counts = [r.seeds for r in runs]
     keys = jnp.concatenate([T.seed_keys(r.seed, 0, r.seeds) for r in runs])
     per_row_of = np.repeat(np.arange(len(runs)), counts)  # row -> its run
-    hp = jax.tree.map(lambda *leaves: jnp.stack(leaves)[per_row_of], *[h for _, h in specs_hps])
+    hp = stack_hp([h for _, h in specs_hps], per_row_of)
     n_rows = int(sum(counts))
     devices = jax.local_devices()
     per_row = row_bytes(spec, specs_hps[0][1])
     available = int(available_bytes() * memory_fraction)
-    size = plan_chunk(n_rows, per_row, available, chunk, len(devices))
+    most = CPU_CHUNK_ROWS if devices[0].platform == "cpu" else 0
+    size = plan_chunk(n_rows, per_row, available, chunk, len(devices), most)
     n_chunks = -(-n_rows // size)
     # pad the rows to n_chunks equal chunks with copies of row 0 (dropped afterwards): one compilation
     idx = np.arange(n_chunks * size) % n_rows
-    sharding = None
-    if len(devices) > 1:
-        sharding = NamedSharding(Mesh(np.array(devices), ("row",)), PartitionSpec("row"))
+    mesh = Mesh(np.array(devices), ("row",)) if len(devices) > 1 else None
+
+    def place(x):  # per-row arrays sharded over the devices, shared scalars replicated
+        spec = PartitionSpec("row") if x.ndim else PartitionSpec()
+        return x if mesh is None else jax.device_put(x, NamedSharding(mesh, spec))
 
     def rows(c: int):
         take = idx[c * size : (c + 1) * size]
-        k, h = keys[take], jax.tree.map(lambda x: x[take], hp)
-        return (k, h) if sharding is None else jax.device_put((k, h), sharding)
+        k, h = keys[take], jax.tree.map(lambda x: x[take] if x.ndim else x, hp)
+        return place(k), jax.tree.map(place, h)
 
     start = time.time()
     print(f"[synthetic] {label}compiling {size} rows ...", file=sys.stderr, flush=True)

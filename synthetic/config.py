@@ -8,7 +8,9 @@ at start-up with the key's name.
 * :class:`GaussianRunConfig` (``task=gaussian``): ``data``, ``encoder`` and ``objective`` are component
   nodes (``_target_`` + fields; see :mod:`synthetic.components`), so a user's own component plugs in;
   :func:`resolve` builds them, which checks their fields.
-* :class:`MNISTRunConfig` (``task=multicolored_mnist``): the ``mnist`` keys of :class:`MNISTConfig`.
+* :class:`MNISTRunConfig` (``task=multicolored_mnist``): ``mnist`` (the dataset), ``mnist_encoder`` and
+  ``mnist_objective`` are component nodes the same way (config groups ``conf/synthetic/mnist_encoder/``,
+  ``conf/synthetic/mnist_objective/``); :func:`resolve_mnist` builds them.
 
 Both share :class:`TrainConfig` and the run keys (``name``, ``seeds``, ``seed``). The dataclass defaults are
 the defaults (the YAML files repeat them only where a file exists to set them; a test checks they agree).
@@ -25,7 +27,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from synthetic.components import build, expect
-from synthetic.mnist.config import MNISTConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -93,9 +94,37 @@ class MNISTRunConfig:
     seeds: int = 5
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
-    mnist: MNISTConfig = field(default_factory=MNISTConfig)
+    mnist: Any = _node("synthetic.mnist.data.MultiColoredMNIST")
+    mnist_encoder: Any = _node("synthetic.mnist.models.MLP")
+    mnist_objective: Any = _node("synthetic.mnist.models.Contrastive")
     logger: Any = _node(None)
     resume: bool = False
+
+    # what synthetic.train.split reads of a run (a Gaussian run's own fields)
+    @property
+    def data(self) -> Any:
+        return self.mnist
+
+    @property
+    def encoder(self) -> Any:
+        return self.mnist_encoder
+
+    @property
+    def objective(self) -> Any:
+        return self.mnist_objective
+
+    @property
+    def eval(self) -> EvalConfig:
+        return EvalConfig()  # unused: the dataset evaluates itself (synthetic.mnist.data)
+
+
+#: MultiColoredMNIST keys that moved when its objectives and encoders became config groups: old -> new.
+MNIST_RENAMED = {
+    "objective": "mnist_objective={}",
+    "encoder": "mnist_encoder={}",
+    "width": "mnist_encoder.width={}",
+    "embed_dim": "mnist_objective.embed_dim={} (with mnist_objective=two_tower)",
+}
 
 
 SCHEMAS = {"gaussian": GaussianRunConfig, "multicolored_mnist": MNISTRunConfig}
@@ -152,6 +181,44 @@ def resolve(cfg) -> GaussianRunConfig:
     expect(run.eval.n_test >= 1, "eval.n_test", run.eval.n_test, "a test-set size >= 1")
     o.check(run.encoder)
     check_dims(d)
+    return run
+
+
+def resolve_mnist(cfg) -> MNISTRunConfig:
+    """A MultiColoredMNIST run config with its components built and every value checked (no JAX work)."""
+    from synthetic.mnist.data import MultiColoredMNIST
+    from synthetic.mnist.models import ImageEncoder, MNISTObjective
+
+    if isinstance(cfg, DictConfig):
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        unknown = set(plain) - {f.name for f in dataclasses.fields(MNISTRunConfig)}
+        expect(not unknown, "config", sorted(unknown), "only the keys of a MultiColoredMNIST run")
+        cfg = MNISTRunConfig(
+            **{k: v for k, v in plain.items() if k != "train"}, train=TrainConfig(**plain["train"])
+        )
+    mnist = cfg.mnist
+    if not isinstance(mnist, MultiColoredMNIST):
+        for old, new in MNIST_RENAMED.items():
+            if old in (mnist or {}):  # renamed (CHANGELOG): say to what
+                expect(False, f"mnist.{old}", mnist[old], f"{new.format(mnist[old])} (the key was renamed)")
+    run = dataclasses.replace(
+        cfg,
+        mnist=build(mnist, "mnist", MultiColoredMNIST),
+        mnist_encoder=build(cfg.mnist_encoder, "mnist_encoder", ImageEncoder),
+        mnist_objective=build(cfg.mnist_objective, "mnist_objective", MNISTObjective),
+    )
+    t = run.train
+    expect(run.seeds >= 1, "seeds", run.seeds, "at least 1 seed")
+    t.check()
+    expect(
+        t.batch_size >= 1, "train.batch_size", t.batch_size, ">= 1 (MultiColoredMNIST trains on minibatches)"
+    )
+    expect(
+        not t.save,
+        "train.save",
+        t.save,
+        "false: it saves Gaussian runs' models (synthetic.load), MNIST has none",
+    )
     return run
 
 

@@ -106,6 +106,11 @@ def class_codes(k: int) -> jax.Array:
     return jnp.array([[1.0], [-1.0]]) if k == 2 else jnp.eye(k)
 
 
+def _codes(y_N: jax.Array, k: int) -> jax.Array:
+    """class_codes(k)[y] without a gather (the same values: +-1, one-hot)."""
+    return (1.0 - 2.0 * y_N.astype(jnp.float32))[:, None] if k == 2 else jax.nn.one_hot(y_N, k)
+
+
 @dataclasses.dataclass(frozen=True)
 class GaussianData(DataModel):
     """Definition 6.1 (k = 2) and its k-class generalisation; fields as theory.GaussianSpuriousModel.
@@ -168,18 +173,22 @@ class GaussianData(DataModel):
         y = jnp.minimum(jnp.floor(u_Nx4[:, 0] * self.k), self.k - 1).astype(jnp.int32)
         shift = 1 + jnp.minimum(jnp.floor(u_Nx4[:, 2] * (self.k - 1)), self.k - 2).astype(jnp.int32)
         a = jnp.where(u_Nx4[:, 1] < p_spu, y, (y + shift) % self.k)
-        z_inv_NxR = hp["mu_inv"] * codes_KxR[y] + hp["sigma_inv"] * eps_Nx2R[:, :r]
-        z_spu_NxR = hp["mu_spu"] * codes_KxR[a] + hp["sigma_spu"] * eps_Nx2R[:, r:]
+        z_inv_NxR = hp["mu_inv"] * _codes(y, self.k) + hp["sigma_inv"] * eps_Nx2R[:, :r]
+        z_spu_NxR = hp["mu_spu"] * _codes(a, self.k) + hp["sigma_spu"] * eps_Nx2R[:, r:]
         named_Nx1 = (u_Nx4[:, 3:] < hp["caption_q"]).astype(jnp.float32)
         z_image = jnp.concatenate([z_inv_NxR, z_spu_NxR], axis=1)
         if self.caption_kind == "class":
-            t_inv_NxR = hp["mu_inv"] * codes_KxR[y]
+            t_inv_NxR = hp["mu_inv"] * _codes(y, self.k)
         else:  # written as z_inv + (...) so that r = 1 gives z_inv bit for bit (the paper's captions)
             r_fid = hp["caption_fidelity"]
-            other_NxR = jax.random.normal(
-                jax.random.fold_in(key, 1), (n, r)
-            )  # eps' (own draw: eps unchanged)
-            dev_NxR = (r_fid - 1) * eps_Nx2R[:, :r] + jnp.sqrt(jnp.maximum(1 - r_fid**2, 0.0)) * other_NxR
+
+            def deviation():
+                other_NxR = jax.random.normal(jax.random.fold_in(key, 1), (n, r))  # eps' (own draw)
+                return (r_fid - 1) * eps_Nx2R[:, :r] + jnp.sqrt(jnp.maximum(1 - r_fid**2, 0.0)) * other_NxR
+
+            # r = 1 needs no eps' (its weight is 0): a real branch where caption_fidelity is one value for
+            # the whole program, as data.embed's noise
+            dev_NxR = jax.lax.cond(r_fid == 1, lambda: jnp.zeros((n, r)), deviation)
             t_inv_NxR = z_inv_NxR + hp["sigma_inv"] * dev_NxR
         z_text = jnp.concatenate([t_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
         return Latent(z_image, z_text, y, a)
@@ -189,8 +198,7 @@ class GaussianData(DataModel):
         codes_KxR = class_codes(self.k)
         if prompt == "class":
             return jnp.concatenate([codes_KxR, jnp.zeros_like(codes_KxR)], axis=1)
-        if prompt != "mean":
-            raise ValueError(f"prompt={prompt!r}: expected one of {list(theory.PROMPTS)}")
+        expect(prompt == "mean", "prompt", prompt, f"one of {list(theory.PROMPTS)}")
         p = hp["p_spu"]
         others_KxR = (codes_KxR.sum(0, keepdims=True) - codes_KxR) / (self.k - 1)  # mean code of the others
         spu_KxR = hp["caption_q"] * hp["mu_spu"] * (p * codes_KxR + (1 - p) * others_KxR)
@@ -240,7 +248,12 @@ def render(x_NxD: jax.Array, render_LxDxD: jax.Array, slope: float) -> jax.Array
 def embed(key: jax.Array, lat: Latent, world: World, hp: dict, data: DataModel, text: bool = True) -> Batch:
     """Latents -> observations (noise, then the image rendering); ``text=False``: images only."""
     d_text = data.d_text if text else 0
-    eps = jax.random.normal(key, (lat.y.shape[0], data.d_image + d_text))
+    shape = (lat.y.shape[0], data.d_image + d_text)
+    # Noise-free data (sigma_xi = 0, the captions map) skips the draw, most of a step's random numbers;
+    # the same observations bit for bit (x + 0 * eps = x). A real branch when sigma_xi is one value for
+    # the whole program (a run's seeds, a batched group whose jobs share it); under a batched sigma_xi
+    # both sides run.
+    eps = jax.lax.cond(hp["sigma_xi"] == 0, lambda: jnp.zeros(shape), lambda: jax.random.normal(key, shape))
     xi_image = hp["sigma_xi"] / jnp.sqrt(data.d_image) * eps[:, : data.d_image]
     x_image = render(lat.z_image @ world.D_image.T + xi_image, world.render, data.render_slope)
     if not text:
@@ -260,8 +273,7 @@ def sample(
 def group_p_spu(group: str, hp: dict, k: int):
     """P(a = y) that defines a test group."""
     table = {"common": 1.0, "counter": 0.0, "balanced": 1.0 / k, "id": hp["p_spu"]}
-    if group not in table:
-        raise ValueError(f"group={group!r}: expected one of {list(GROUPS)}")
+    expect(group in table, "group", group, f"one of {list(GROUPS)}")
     return table[group]
 
 

@@ -4,8 +4,10 @@
 and the seed axis is sharded over the local devices when there are several. A :class:`Spec` holds the
 static part of a run (shapes, component classes: one compilation each); the components' traced
 hyperparameters and the learning rate travel as ``hp`` (:func:`split`), so a sweep over p_spu, rho or lr
-reuses one compiled program. Progress (compile, then steps) is printed from a host callback every 1% of the
-steps, so the whole run stays one program.
+reuses one compiled program. The Gaussian data models are sampled here; a data model that holds its own
+data (MultiColoredMNIST's digits, synthetic.mnist.data) brings the per-seed part of the loop instead: its
+``new_model``, ``setup``, ``get_batch`` and ``evaluate`` replace this module's. Progress (compile, then
+steps) is printed from a host callback every 1% of the steps, so the whole run stays one program.
 """
 
 from __future__ import annotations
@@ -25,17 +27,18 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from synthetic import data as D
-from synthetic.config import OPTIMIZERS, SCHEDULES, EvalConfig, GaussianRunConfig, TrainConfig
+from synthetic.config import OPTIMIZERS, SCHEDULES, EvalConfig, GaussianRunConfig, MNISTRunConfig, TrainConfig
 from synthetic.data import DataModel
 from synthetic.encoders import Encoder
 from synthetic.objectives import DualEncoder, Objective
+from synthetic.prng import THREEFRY_UNROLLED
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """The static part of a run (traced fields blanked): it keys the compilation."""
 
-    data: DataModel
+    data: DataModel  # or a data model that holds its own data (module docstring)
     encoder: Encoder
     objective: Objective
     train: TrainConfig
@@ -52,8 +55,8 @@ class Spec:
         return self.data.n // self.batch if self.data.n else 0
 
 
-def split(run: GaussianRunConfig, progress: bool = True) -> tuple[Spec, dict]:
-    """(static Spec, traced hyperparameters) of a resolved run (see synthetic.config.resolve)."""
+def split(run: GaussianRunConfig | MNISTRunConfig, progress: bool = True) -> tuple[Spec, dict]:
+    """(static Spec, traced hyperparameters) of a resolved run (synthetic.config.resolve, resolve_mnist)."""
     hp = {"data": run.data.traced(), "objective": run.objective.traced(), "lr": jnp.float32(run.train.lr)}
     spec = Spec(
         data=run.data.static(),
@@ -75,6 +78,8 @@ def split(run: GaussianRunConfig, progress: bool = True) -> tuple[Spec, dict]:
 
 def _new_model(key: jax.Array, spec: Spec) -> DualEncoder:
     d = spec.data
+    if not isinstance(d, DataModel):  # holds its own data (module docstring)
+        return d.new_model(key, spec)
     return DualEncoder(d.d_image, d.d_text, d.k, spec.encoder, spec.objective, nnx.Rngs(key))
 
 
@@ -127,15 +132,20 @@ class Fixed(NamedTuple):
     shuffle: jax.Array  # uint32 words keying the per-epoch permutations of the training set (epoch_index)
 
 
+def init_carry(key: jax.Array, hp: dict, spec: Spec) -> Carry:
+    params = init_params(key, spec)
+    return Carry(params, optimizer(spec, hp["lr"]).init(params), jnp.int32(-1))
+
+
 def setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Fixed]:
+    if not isinstance(spec.data, DataModel):  # holds its own data (module docstring)
+        return spec.data.setup(key, hp, spec)
     k_world, k_train, k_init, k_steps, k_eval = jax.random.split(key, 5)
     d, hp_d = spec.data, hp["data"]
     world = D.make_world(k_world, d)
     train_set = D.sample(k_train, world, d.n, hp_d["p_spu"], hp_d, d) if d.n else None
-    params = init_params(k_init, spec)
-    opt_state = optimizer(spec, hp["lr"]).init(params)
     shuffle = jax.random.bits(k_steps, (SHUFFLE_ROUNDS,), jnp.uint32) if spec.epoch_steps else None
-    return Carry(params, opt_state, jnp.int32(-1)), Fixed(world, train_set, k_steps, k_eval, shuffle)
+    return init_carry(k_init, hp, spec), Fixed(world, train_set, k_steps, k_eval, shuffle)
 
 
 #: Feistel rounds of the per-epoch permutation (4 already give a pseudo-random permutation, Luby-Rackoff).
@@ -184,6 +194,8 @@ def get_batch(t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> D.Batch:
     Each step costs O(batch): no permutation of all n pairs is formed.
     """
     d = spec.data
+    if not isinstance(d, DataModel):  # holds its own data (module docstring)
+        return d.get_batch(t, fixed, hp, spec)
     if fixed.train_set is None:
         key = jax.random.fold_in(fixed.k_steps, t)
         return D.sample(key, fixed.world, spec.batch, hp["data"]["p_spu"], hp["data"], d)
@@ -279,7 +291,10 @@ def curve_index(spec: Spec) -> np.ndarray:
 
 
 def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
-    out = evaluate(carry.params, fixed, hp, spec)
+    if isinstance(spec.data, DataModel):
+        out = evaluate(carry.params, fixed, hp, spec)
+    else:  # holds its own data (module docstring); its metrics may read the per-step losses
+        out = spec.data.evaluate(nnx.merge(graphdef(spec), carry.params), fixed, losses, hp, spec)
     if spec.train.save:  # the trained parameters leave the program too (synthetic.saved)
         out["params"] = nnx.to_pure_dict(carry.params)
     out["final_loss"] = losses[-1]
@@ -345,10 +360,11 @@ def _run_many(keys: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     return jax.vmap(run_one, in_axes=(0, None, None))(keys, hp, spec)
 
 
-#: PRNG implementation. threefry (JAX's default) draws the same numbers for a key inside or outside vmap;
-#: "rbg" does not (under vmap a seed's draws depend on the other keys in the batch, so a seed's result
-#: would change with the number of seeds or the chunking).
-PRNG_IMPL = "threefry2x32"
+#: PRNG implementation: JAX's threefry2x32 (its numbers, bit for bit) with the hash unrolled, which XLA's
+#: CPU backend runs about 5x faster than JAX's rolled loop (synthetic.prng). threefry draws the same
+#: numbers for a key inside or outside vmap; "rbg" does not (under vmap a seed's draws depend on the other
+#: keys in the batch, so a seed's result would change with the number of seeds or the chunking).
+PRNG_IMPL = THREEFRY_UNROLLED
 
 
 def seed_keys(base_seed: int, start: int, count: int) -> jax.Array:

@@ -181,3 +181,17 @@ def test_resume_skips_finished_jobs_before_grouping(both):
     assert p.returncode == 0, out
     assert "Launching 4 jobs: 0 in 0 compiled group(s)" in out and "compiling" not in out, out
     assert _jobs(base / "batched") == before
+
+
+def test_chunk_plan_caps_the_rows_when_asked():
+    """On CPU the launcher caps an automatic chunk (synthetic.batch.CPU_CHUNK_ROWS): equal chunks under
+    the cap; a chunk the user gives is theirs."""
+    from synthetic.batch import CPU_CHUNK_ROWS, plan_chunk
+
+    mib = 1 << 20
+    assert plan_chunk(150, mib, 1000 * mib, 0, most=16) == 15  # 10 equal chunks of 15
+    assert plan_chunk(150, mib, 10 * mib, 0, most=16) == 10  # memory below the cap decides
+    assert plan_chunk(150, mib, 1000 * mib, 40, most=16) == 38  # the user's: 4 equal chunks of <= 40
+    assert plan_chunk(7, mib, 1000 * mib, 0, most=16) == 7
+    assert plan_chunk(150, mib, 1000 * mib, 0, most=0) == 150  # no cap (an accelerator)
+    assert CPU_CHUNK_ROWS >= 1

@@ -251,15 +251,16 @@ def test_bayes_reference_all_coupled_hand_values_and_monte_carlo():
 
 
 def test_construction_validation():
-    from synthetic.mnist.config import MNISTConfig
-
-    with pytest.raises(ValueError, match="mnist.construction='swapped'.*expected one of"):
-        data.validate(MNISTConfig(construction="swapped"))
-    with pytest.raises(ValueError, match="mnist.coupled=3 with mnist.construction=all_coupled"):
-        data.validate(MNISTConfig(k=5, coupled=3, construction="all_coupled"))
-    data.validate(MNISTConfig(k=5, coupled=5, construction="all_coupled"))
-    data.validate(MNISTConfig(k=5, construction="all_coupled"))
-    assert MNISTConfig().construction == "paper"
+    mnist = data.MultiColoredMNIST
+    with pytest.raises(ValueError, match="mnist.construction='swapped': expected one of"):
+        mnist(construction="swapped")
+    with pytest.raises(
+        ValueError, match="mnist.coupled=3: expected the default 2 or k=5 with mnist.construction"
+    ):
+        mnist(k=5, coupled=3, construction="all_coupled")
+    assert mnist(k=5, coupled=5, construction="all_coupled").n_coupled == 5
+    assert mnist(k=5, construction="all_coupled").n_coupled == 5
+    assert mnist(k=5).construction == "paper" and mnist(k=5).n_coupled == 2
     with pytest.raises(ValueError, match="mnist.construction='x'"):
         data.colour_law("rev", 3, 0.9, 0.1, "x")
 

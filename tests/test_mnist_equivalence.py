@@ -17,12 +17,17 @@ import pytest
 from flax import nnx
 
 from synthetic.mnist import data, models
+from synthetic.mnist.data import ColouredBatch
+
+ENCODERS = {"mlp": models.MLP(width=32), "cnn": models.CNN(width=32)}
 
 
 def _batch(k, b=32, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, (b, 14, 14, 3)).astype(np.float32)
-    return jnp.asarray(x), jnp.asarray(rng.integers(0, k, b)), jnp.asarray(rng.integers(0, k, b))
+    return ColouredBatch(
+        jnp.asarray(x), jnp.asarray(rng.integers(0, k, b)), jnp.asarray(rng.integers(0, k, b))
+    )
 
 
 def _ce_plus_background_head(out_BxE, y, c, k):
@@ -47,20 +52,20 @@ def _naive_contrastive(out, y, c, k):
 
 @pytest.mark.parametrize(("k", "encoder"), [(3, "mlp"), (5, "cnn")])
 def test_contrastive_equals_ce_with_background_head_values_and_gradients(k, encoder):
-    model = models.Contrastive(encoder, 14, 32, k, nnx.Rngs(0))
-    x, y, c = _batch(k)
-    graphdef, params = nnx.split(model)
+    objective = models.Contrastive()
+    batch = x, y, c = _batch(k)
+    graphdef, params = nnx.split(objective.model(ENCODERS[encoder], 14, k, nnx.Rngs(0)))
 
     def contrastive(p):
-        return nnx.merge(graphdef, p).loss(x, y, c)
+        return objective.loss(nnx.merge(graphdef, p), batch, {})
 
     def supervised_two_heads(p):
-        return _ce_plus_background_head(nnx.merge(graphdef, p).image(x), y, c, k)
+        return _ce_plus_background_head(nnx.merge(graphdef, p)(x), y, c, k)
 
     la, ga = jax.jit(jax.value_and_grad(contrastive))(params)
     lb, gb = jax.jit(jax.value_and_grad(supervised_two_heads))(params)
     np.testing.assert_allclose(la, lb, rtol=1e-5)
-    out = jax.jit(lambda p: nnx.merge(graphdef, p).image(x))(params)
+    out = jax.jit(lambda p: nnx.merge(graphdef, p)(x))(params)
     np.testing.assert_allclose(la, _naive_contrastive(out, y, c, k), rtol=1e-5)
     flat_a, flat_b = jax.tree.leaves(ga), jax.tree.leaves(gb)
     assert len(flat_a) == len(flat_b) > 0
@@ -70,9 +75,10 @@ def test_contrastive_equals_ce_with_background_head_values_and_gradients(k, enco
 
 def test_contrastive_zero_shot_is_the_object_head():
     k = 3
-    model = models.Contrastive("mlp", 14, 32, k, nnx.Rngs(1))
+    objective = models.Contrastive()
+    model = objective.model(ENCODERS["mlp"], 14, k, nnx.Rngs(1))
     x, _, _ = _batch(k, b=32, seed=1)
-    scores, out = nnx.jit(lambda m: (m.scores(x), m.image(x)))(model)
+    scores, out = nnx.jit(lambda m: (objective.scores(m, x), m(x)))(model)
     np.testing.assert_array_equal(scores.argmax(1), out[:, :k].argmax(1))
 
 
@@ -80,9 +86,9 @@ def test_in_batch_captions_break_the_equivalence():
     # Same images, but the candidates are the batch's own captions (duplicates, not every pair):
     # CLIP's usual in-batch loss. It is not CE + background head.
     k = 3
-    model = models.Contrastive("mlp", 14, 32, k, nnx.Rngs(2))
+    model = models.Contrastive().model(ENCODERS["mlp"], 14, k, nnx.Rngs(2))
     x, y, c = _batch(k, b=32, seed=2)
-    out = nnx.jit(lambda m: m.image(x))(model)
+    out = nnx.jit(lambda m: m(x))(model)
     text_BxE = jnp.concatenate([jax.nn.one_hot(y, k), jax.nn.one_hot(c, k)], axis=1)
     in_batch = optax.softmax_cross_entropy_with_integer_labels(out @ text_BxE.T, jnp.arange(32)).mean()
     assert abs(float(in_batch) - float(_ce_plus_background_head(out, y, c, k))) > 1e-2
@@ -101,22 +107,27 @@ def test_clip_loss_matches_naive_loop():
     np.testing.assert_allclose(got, 0.5 * (i2t + t2i), rtol=1e-5)
 
 
-def test_two_tower_and_supervised_losses_run_and_score_k_classes():
+@pytest.mark.parametrize(
+    "objective", [models.Contrastive(), models.TwoTower(embed_dim=8), models.Supervised()]
+)
+def test_each_objective_trains_on_the_colour_or_not_and_scores_k_classes(objective):
     k = 3
-    x, y, c = _batch(k, b=32)
-    for objective in models.OBJECTIVES:
+    batch = _batch(k, b=32)
+    other_colour = batch._replace(c=(batch.c + 1) % k)
 
-        @nnx.jit
-        def check(rngs, objective=objective):
-            model = models.make_model(objective, "mlp", 14, 16, k, 8, rngs)
-            return model.loss(x, y, c), model.scores(x), model.loss(x, y, (c + 1) % k)
+    @jax.jit
+    def check(key):
+        model = objective.model(models.MLP(width=16), 14, k, nnx.Rngs(key))
+        return (
+            objective.loss(model, batch, {}),
+            objective.scores(model, batch.x),
+            objective.loss(model, other_colour, {}),
+        )
 
-        loss, scores, loss_other_colour = check(nnx.Rngs(4))
-        assert np.isfinite(float(loss)) and scores.shape == (32, k)
-        if objective == "supervised":  # the supervised loss ignores the colour
-            assert float(loss) == float(loss_other_colour)
-        else:  # the contrastive ones do not
-            assert float(loss) != float(loss_other_colour)
-    with pytest.raises(ValueError, match="mnist.objective='clip'"):
-        models.make_model("clip", "mlp", 14, 16, k, 8, nnx.Rngs(0))
+    loss, scores, loss_other_colour = check(jax.random.key(4))
+    assert np.isfinite(float(loss)) and scores.shape == (32, k)
+    if isinstance(objective, models.Supervised):  # the supervised loss ignores the colour
+        assert float(loss) == float(loss_other_colour)
+    else:  # the contrastive ones do not
+        assert float(loss) != float(loss_other_colour)
     assert data.PALETTE.shape == (10, 3)

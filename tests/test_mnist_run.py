@@ -1,4 +1,5 @@
-"""MultiColoredMNIST end to end: run(cfg) on a tiny grid, divergence, validation, the IDX path, the table."""
+"""MultiColoredMNIST end to end: run(cfg) on a tiny grid (with a user's objective from its own module and
+--config-dir), divergence, validation, the IDX path, the table."""
 
 import csv
 import gzip
@@ -15,12 +16,15 @@ from omegaconf import OmegaConf
 
 from synthetic.config import MNISTRunConfig
 from synthetic.mnist import data, digits, table
-from synthetic.mnist.run import first_nonfinite_step, run
+from synthetic.mnist.run import run
+from tests.test_mnist_extension import user_conf
 
-TINY = {"n": 300, "n_test": 200, "image_size": 14, "width": 32, "embed_dim": 16, "k": 3}
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = {"n": 300, "n_test": 200, "image_size": 14, "k": 3}
+OBJECTIVES = {"contrastive": "Contrastive", "two_tower": "TwoTower", "supervised": "Supervised"}
 
 
-def _cfg(seeds=2, lr=3e-3, optimizer="adam", **mnist):
+def _cfg(seeds=2, lr=3e-3, optimizer="adam", objective="supervised", **mnist):
     """A config shaped like the app's (its structured schema), tiny sizes."""
     return OmegaConf.merge(
         OmegaConf.structured(MNISTRunConfig),
@@ -35,6 +39,8 @@ def _cfg(seeds=2, lr=3e-3, optimizer="adam", **mnist):
                 "schedule": "constant",
             },
             "mnist": {**TINY, **mnist},
+            "mnist_encoder": {"_target_": "synthetic.mnist.models.MLP", "width": 32},
+            "mnist_objective": {"_target_": f"synthetic.mnist.models.{OBJECTIVES[objective]}"},
         },
     )
 
@@ -43,6 +49,8 @@ SWEEP_OVERRIDES = [
     "mnist.k=3",
     "mnist.p_inv=0.9,0.75",
     "mnist.p_spu=0.9",
+    "mnist_objective=contrastive,two_tower,supervised,smoothed",  # smoothed: the user's (--config-dir)
+    "mnist_encoder.width=32",
     "seeds=2",
     "train.steps=40",
     "train.batch_size=32",
@@ -54,39 +62,55 @@ SWEEP_OVERRIDES = [
 def _tiny_grid(tmp):
     sweep = tmp / "sweep"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax_cache")}
-    cmd = [sys.executable, "-m", "synthetic", "-m", "experiment=multicolored_mnist", *SWEEP_OVERRIDES]
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"  # the user's module: tests/
+    cmd = [sys.executable, "-m", "synthetic", "--config-dir", str(user_conf(tmp / "conf"))]
+    cmd += ["-m", "experiment=multicolored_mnist", *SWEEP_OVERRIDES]
     proc = subprocess.run(
-        [*cmd, f"hydra.sweep.dir={sweep}"], env=env, capture_output=True, text=True, timeout=600
+        [*cmd, f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     return sweep, proc
 
 
 @pytest.mark.slow
 def test_tiny_grid_through_the_app_and_table(tmp_path):
-    """`python -m synthetic -m experiment=multicolored_mnist` on 2 cells x 3 objectives, then the table."""
+    """`python -m synthetic -m experiment=multicolored_mnist` on 2 cells x 4 objectives (the paper's three
+    and a user's, from its own module and a YAML in --config-dir), then the table."""
     sweep, proc = _tiny_grid(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     rows = table.collect(sweep)
-    # one row per cell and objective, ordered by k, p_inv (descending), p_spu, objective
-    assert [(r["p_inv"], r["objective"]) for r in rows] == [
-        (p, o) for p in (0.9, 0.75) for o in ("contrastive", "two_tower", "supervised")
-    ]
+    # one row per cell and objective, ordered by k, p_inv (descending), p_spu, objective (the paper's
+    # three first, then the user's, named after its class SmoothedSupervised)
+    objectives = ("contrastive", "two_tower", "supervised", "smoothed_supervised")
+    assert [(r["p_inv"], r["objective"]) for r in rows] == [(p, o) for p in (0.9, 0.75) for o in objectives]
     for r in rows:
         assert r["status"] == "ok" and r["seeds"] == 2 and r["n"] == 300
         assert r["id_mean"] > 50  # 40 steps beat chance (1/3) in distribution
         assert r["bayes_rev"] == pytest.approx(100 * data.bayes_accuracy(3, r["p_inv"], 0.9, 0.1))
         assert r["paper_rand_mean"] is None  # the paper quotes k = 2 and k = 10 only
         res = json.loads(pathlib.Path(r["_path"]).read_text())
-        assert res["config"]["mnist"]["objective"] == r["objective"]
+        target = res["config"]["mnist_objective"]["_target_"]
+        assert (
+            target.rsplit(".", 1)[-1]
+            == {**OBJECTIVES, "smoothed_supervised": "SmoothedSupervised"}[r["objective"]]
+        )
+        assert res["config"]["mnist_encoder"] == {
+            "_target_": "synthetic.mnist.models.MLP",
+            "width": 32,
+            "depth": 2,
+        }
         per_seed = res["metrics"]["acc_rand"]["per_seed"]
         assert len(per_seed) == 2 and r["rand_mean"] == pytest.approx(100 * np.mean(per_seed))
+        assert res["extra"]["compile_s"] >= 0 and res["extra"]["run_s"] > 0  # run_seeds' timings
+    user = json.loads(pathlib.Path(rows[3]["_path"]).read_text())["config"]["mnist_objective"]
+    assert user == {"_target_": "tests.test_mnist_extension.SmoothedSupervised", "smoothing": 0.1}
 
     assert table.main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     with (tmp_path / "out" / "mnist_table.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 6
+        assert len(list(csv.DictReader(f))) == 8
     md = (tmp_path / "out" / "mnist_table.md").read_text().splitlines()
-    assert len(md) == 2 + 6 and "| 3 | 300 | 0.9 | 0.9 | contrastive | 2 |" in md[2]
+    assert len(md) == 2 + 8 and "| 3 | 300 | 0.9 | 0.9 | contrastive | 2 |" in md[2]
+    assert "| 3 | 300 | 0.9 | 0.9 | smoothed_supervised | 2 |" in md[5]
     # a second copy of a run under the same folder would make two rows for one cell: refused
     shutil.copytree(sweep / "0", sweep / "copy")
     with pytest.raises(ValueError, match="two runs of cell"):
@@ -113,15 +137,9 @@ def test_divergence_is_reported_with_its_step():
     out = run(_cfg(lr=1e12, objective="supervised"))
     assert out["status"] == "diverged"
     assert 0 <= out["diverged_step"] < 40
-    assert None in out["metrics"]["loss_final"]["per_seed"]  # a non-finite loss is null, never NaN
-
-
-def test_first_nonfinite_step():
-    losses = np.ones((3, 10))
-    assert first_nonfinite_step(losses) is None
-    losses[1, 7] = np.inf
-    losses[2, 4] = np.nan
-    assert first_nonfinite_step(losses) == 4
+    assert out["diverged_step"] == min(s for s in out["extra"]["first_bad_step_per_seed"] if s is not None)
+    for m in out["metrics"].values():  # a diverged seed has no metrics (null, never NaN nor an accuracy)
+        assert None in m["per_seed"]
 
 
 def _write_idx(path, array):
@@ -140,26 +158,43 @@ def test_idx_source_filters_digits_below_k(tmp_path):
         images, labels = digits.render_digits(n, 10, seed=(5, n))
         _write_idx(tmp_path / f"{img_name}.gz", images)
         _write_idx(tmp_path / f"{lab_name}.gz", labels)
-    out = run(_cfg(objective="supervised", source="idx", root=str(tmp_path)))
+    out = run(_cfg(source="idx", root=str(tmp_path)))
     assert out["status"] == "ok" and out["extra"]["n_train"] == 300 and out["extra"]["n_test"] == 200
-    with pytest.raises(ValueError, match="mnist.n=5000 but MNIST train has only"):
+    with pytest.raises(
+        ValueError, match="mnist.n=5000: expected at most the .* digits < 3 of MNIST's train split"
+    ):
         run(_cfg(source="idx", root=str(tmp_path), n=5000))
+    with pytest.raises(ValueError, match="mnist.n_test=900: expected at most the .* of MNIST's test split"):
+        run(_cfg(source="idx", root=str(tmp_path), n_test=900))
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"k": 11}, "mnist.k=11"),
-        ({"objective": "clip"}, "mnist.objective='clip'"),
-        ({"encoder": "vit"}, "mnist.encoder='vit'"),
-        ({"p_spu": 1.5}, "mnist.p_spu=1.5"),
-        ({"image_size": 20}, "mnist.image_size=20"),
-        ({"source": "idx"}, "needs mnist.root"),
+        ({"mnist": {"k": 11}}, "mnist.k=11"),
+        ({"mnist": {"p_spu": 1.5}}, "mnist.p_spu=1.5"),
+        ({"mnist": {"image_size": 20}}, "mnist.image_size=20"),
+        ({"mnist": {"source": "idx"}}, "needs mnist.root"),
+        ({"mnist": {"k": 7, "n": None}}, "mnist.k=7: expected one of the paper's grid"),  # no count for 7
+        ({"mnist": {"kk": 3}}, "mnist.kk: not a field of synthetic.mnist.data.MultiColoredMNIST"),
+        ({"mnist_encoder": {"width": 0}}, "mnist_encoder.width=0"),
+        ({"mnist_objective": {"embed_dim": 8}}, "mnist_objective.embed_dim: not a field of .*Supervised"),
+        ({"mnist_objective": {"_target_": "synthetic.objectives.Clip"}}, "builds Clip, not a MNISTObjective"),
+        ({"train": {"batch_size": 0}}, "train.batch_size=0"),
+        ({"train": {"batch_size": 301}}, "train.batch_size=301: expected <= the 300 training digits"),
+        # the keys that became config groups name their new spelling
+        (
+            {"mnist": {"objective": "two_tower"}},
+            "mnist.objective='two_tower': expected mnist_objective=two_tower",
+        ),
+        ({"mnist": {"encoder": "cnn"}}, "mnist.encoder='cnn': expected mnist_encoder=cnn"),
+        ({"mnist": {"width": 64}}, "mnist.width=64: expected mnist_encoder.width=64"),
     ],
 )
 def test_bad_config_is_named(override, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        run(_cfg(**override))
+    cfg = OmegaConf.merge(_cfg(), override)
+    with pytest.raises(ValueError, match=message):
+        run(cfg)
 
 
 def test_missing_idx_files_name_the_path(tmp_path):
@@ -171,10 +206,14 @@ def test_missing_idx_files_name_the_path(tmp_path):
 def test_construction_and_sklearn_source_reach_the_run():
     """mnist.construction and mnist.source=sklearn are passed through run(): the exact reference is the
     variant's (not the paper's), and the real handwritten digits load."""
-    out = run(_cfg(objective="supervised", construction="all_coupled", source="sklearn"))
+    out = run(_cfg(construction="all_coupled", source="sklearn"))
     assert out["status"] == "ok"
     expected = data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "all_coupled")
     assert out["extra"]["bayes"] == pytest.approx(expected)
     assert out["extra"]["bayes"] != pytest.approx(data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "paper"))
     with pytest.raises(ValueError, match="mnist.construction='bogus'"):
         run(_cfg(construction="bogus"))
+    with pytest.raises(
+        ValueError, match="mnist.coupled=1: expected the default 2 or k=3 with mnist.construction"
+    ):
+        run(_cfg(construction="all_coupled", coupled=1))

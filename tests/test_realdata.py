@@ -205,13 +205,17 @@ def test_unknown_model_names_fail_clearly(tmp_path, tiny_ckpt):
     bad = OmegaConf.merge(
         OmegaConf.structured(RealdataConfig().model), {"name": "ViT-B-33", "family": "open_clip"}
     )
-    with pytest.raises(ValueError, match="unknown open_clip model name 'ViT-B-33'.*ViT-B-32"):
+    with pytest.raises(
+        ValueError, match="model.name='ViT-B-33': expected a model name of open_clip.*ViT-B-32"
+    ):
         load_encoder(bad, cpu)
     bad_tv = OmegaConf.merge(bad, {"name": "resnet51", "family": "torchvision"})
-    with pytest.raises(ValueError, match="unknown torchvision model name 'resnet51'"):
+    with pytest.raises(ValueError, match="model.name='resnet51': expected a model name of torchvision"):
         load_encoder(bad_tv, cpu)
     bad_tag = OmegaConf.merge(bad, {"name": "ViT-B-32", "pretrained": "laion400m_e99"})
-    with pytest.raises(ValueError, match="laion400m_e99.*tags"):
+    with pytest.raises(
+        ValueError, match="model.pretrained='laion400m_e99': expected .*open_clip tag of 'ViT-B-32'"
+    ):
         load_encoder(bad_tag, cpu)
     no_file = OmegaConf.merge(bad, {"name": "ViT-B-32", "pretrained": str(tmp_path / "w.pt")})
     with pytest.raises(FileNotFoundError, match="w.pt"):
@@ -664,12 +668,12 @@ def test_zoo_metadata_only_when_the_run_is_the_zoo_entry(fixture_root, tiny_ckpt
 
 
 def test_ctrl_c_leaves_status_interrupted(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
-    from realdata.models import Encoder
+    from realdata.models import LoadedModel
 
     def stop(self, images, positions):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Encoder, "encode", stop)
+    monkeypatch.setattr(LoadedModel, "encode", stop)
     cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)})
     with pytest.raises(KeyboardInterrupt):
         evaluate(cfg, tmp_path / "out")

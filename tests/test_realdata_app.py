@@ -257,7 +257,7 @@ def test_sigint_leaves_status_interrupted(tmp_path):
     run = tmp_path / "run"
     hold = (
         "import sys, time, runpy; import realdata.models as m; "
-        "m.Encoder.encode = lambda self, images, positions: time.sleep(600); "
+        "m.LoadedModel.encode = lambda self, images, positions: time.sleep(600); "
         "sys.argv[0] = 'realdata'; runpy.run_module('realdata', run_name='__main__')"
     )
     args = [f"data.root={tmp_path / 'try' / 'data'}", "model=tiny", "device=cpu", "num_workers=0"]

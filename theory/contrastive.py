@@ -35,6 +35,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logsumexp, ndtr, owens_t
 
 from theory.model import GaussianSpuriousModel
+from theory.runrecord import expect
 
 try:  # the matrices here are tiny: BLAS threads only contend (5-20x slower on a shared machine)
     from threadpoolctl import threadpool_limits
@@ -523,6 +524,20 @@ def prediction_applies(
     return None
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def check_rank(rank) -> None:
+    """``rank`` (the encoder width h) is None (unconstrained) or an integer >= 1."""
+    expect(
+        rank is None or (_is_int(rank) and rank >= 1),
+        "rank",
+        rank,
+        "None or an integer >= 1 (the encoder width h)",
+    )
+
+
 def rank_one_tie(model: GaussianSpuriousModel) -> np.ndarray:
     """Where the rank-1 truncation of K = E[z z_T^T] is not unique: its two singular values are equal
     (e.g. p_spu = 1/2, mu_spu = mu_inv = 1, sigma_spu = sigma_inv = 1, caption_q = 1: K = 2 I)."""
@@ -590,26 +605,36 @@ def contrastive_optimum(
     ``logit_scale_max``: the clamp on the logit scale (open_clip's 100; a run's objective.logit_scale_max).
     Points where :func:`prediction_applies` gives a reason are NaN.
     """
-    if objective not in CONTRASTIVE:
-        raise ValueError(
-            f"objective={objective!r}: expected one of {list(CONTRASTIVE)} (linear_clip: clip_optimum)"
-        )
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1):
-        raise ValueError(f"rank={rank!r}: expected None or an integer >= 1 (the encoder width h)")
+    expect(
+        objective in CONTRASTIVE,
+        "objective",
+        objective,
+        f"one of {list(CONTRASTIVE)} (linear_clip: clip_optimum)",
+    )
+    check_rank(rank)
     if batch_size is None:
         batch_size = DEFAULT_BATCH[objective]
-    if objective == "siglip" and batch_size is None:
-        raise ValueError("objective='siglip' needs a finite batch_size (its loss depends on B)")
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 2
-    ):
-        raise ValueError(f"batch_size={batch_size!r}: expected None or an integer >= 2")
-    if isinstance(logit_scale_max, bool) or not (
-        isinstance(logit_scale_max, int | float | np.floating | np.integer)
-        and np.isfinite(logit_scale_max)
-        and logit_scale_max >= 1
-    ):
-        raise ValueError(f"logit_scale_max={logit_scale_max!r}: expected a finite number >= 1")
+    expect(
+        objective != "siglip" or batch_size is not None,
+        "batch_size",
+        batch_size,
+        "a finite batch size with objective='siglip' (its loss depends on B)",
+    )
+    expect(
+        batch_size is None or (_is_int(batch_size) and batch_size >= 2),
+        "batch_size",
+        batch_size,
+        "None or an integer >= 2",
+    )
+    finite_number = isinstance(logit_scale_max, int | float | np.floating | np.integer) and not isinstance(
+        logit_scale_max, bool
+    )
+    expect(
+        finite_number and bool(np.isfinite(logit_scale_max)) and logit_scale_max >= 1,
+        "logit_scale_max",
+        logit_scale_max,
+        "a finite number >= 1",
+    )
     kk = 4 if rank is None else min(int(rank), 4)
     shape = model.shape
     out = {
@@ -663,8 +688,7 @@ def contrastive_loss(
     (SigLIP: exact; InfoNCE: the large-batch form, minus log(B - 1) when ``batch_size`` is None)."""
     if model.shape != ():
         raise ValueError("contrastive_loss takes a single parameter point (model.shape == ())")
-    if objective not in CONTRASTIVE:
-        raise ValueError(f"objective={objective!r}: expected one of {list(CONTRASTIVE)}")
+    expect(objective in CONTRASTIVE, "objective", objective, f"one of {list(CONTRASTIVE)}")
     batch_size = DEFAULT_BATCH[objective] if batch_size is None else batch_size
     ((_, point, q, cap),) = _points(model)
     A_image, A_text = np.asarray(A_image, float), np.asarray(A_text, float)

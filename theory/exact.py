@@ -9,16 +9,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr  # standard normal CDF, vectorised
 
-from theory.contrastive import LOGIT_SCALE_MAX, OBJECTIVES, contrastive_rule, rank_one_tie
+from theory.contrastive import LOGIT_SCALE_MAX, OBJECTIVES, check_rank, contrastive_rule, rank_one_tie
 from theory.model import GaussianSpuriousModel
+from theory.runrecord import expect
 
 GROUPS = ("common", "counter", "balanced", "id")
 PROMPTS = ("class", "mean")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}: expected one of {list(allowed)}")
 
 
 def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.ndarray:
@@ -35,8 +31,7 @@ def clip_optimum(model: GaussianSpuriousModel, rank: int | None = None) -> np.nd
     K = model.cross_moment()
     if rank is None:
         return K
-    if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
-        raise ValueError(f"rank={rank!r}: expected None or an integer >= 1 (the encoder width h)")
+    check_rank(rank)
     if rank >= 2:
         return K
     U, S, Vt = np.linalg.svd(K)
@@ -51,7 +46,7 @@ def linear_rule_accuracy(model: GaussianSpuriousModel, w: np.ndarray, group: str
     and variance w_1^2 (sigma_inv^2 + s) + w_2^2 (sigma_spu^2 + s), s = sigma_xi^2 / d_image, so the
     accuracy is Phi(mean / sd). ``w`` has shape (..., 2). A zero rule (sd = 0) guesses: 1/2 or 0/1.
     """
-    _check_choice("group", group, GROUPS)
+    expect(group in GROUPS, "group", group, f"one of {list(GROUPS)}")
     if group == "balanced":
         return 0.5 * (linear_rule_accuracy(model, w, "common") + linear_rule_accuracy(model, w, "counter"))
     if group == "id":
@@ -59,8 +54,7 @@ def linear_rule_accuracy(model: GaussianSpuriousModel, w: np.ndarray, group: str
         common = linear_rule_accuracy(model, w, "common")
         return p * common + (1 - p) * linear_rule_accuracy(model, w, "counter")
     w = np.asarray(w, float)
-    if w.ndim == 0 or w.shape[-1] != 2:
-        raise ValueError(f"w has shape {w.shape}: expected (..., 2), a rule in latent coordinates")
+    expect(w.ndim > 0 and w.shape[-1] == 2, "w.shape", w.shape, "(..., 2), a rule in latent coordinates")
     s = model.noise_var_image
     var = w[..., 0] ** 2 * (np.asarray(model.sigma_inv, float) ** 2 + s) + w[..., 1] ** 2 * (
         np.asarray(model.sigma_spu, float) ** 2 + s
@@ -78,7 +72,7 @@ def prompt_latent(model: GaussianSpuriousModel, prompt: str) -> np.ndarray:
     "class": [1, 0], the prompt the paper's proof uses. "mean": E[z_T | y = +1] under the training
     distribution, the prompt the paper's text names.
     """
-    _check_choice("prompt", prompt, PROMPTS)
+    expect(prompt in PROMPTS, "prompt", prompt, f"one of {list(PROMPTS)}")
     if prompt == "mean":
         return model.text_class_mean()
     return np.broadcast_to(np.array([1.0, 0.0]), model.shape + (2,))
@@ -108,9 +102,9 @@ def zero_shot_accuracy(
     (InfoNCE default: the large-batch limit; SigLIP default 256). NaN where
     :func:`theory.prediction_applies` gives a reason (e.g. sigma_xi > 0).
     """
-    _check_choice("group", group, GROUPS)
-    _check_choice("prompt", prompt, PROMPTS)
-    _check_choice("objective", objective, OBJECTIVES)
+    expect(group in GROUPS, "group", group, f"one of {list(GROUPS)}")
+    expect(prompt in PROMPTS, "prompt", prompt, f"one of {list(PROMPTS)}")
+    expect(objective in OBJECTIVES, "objective", objective, f"one of {list(OBJECTIVES)}")
     if objective != "linear_clip":
         w = contrastive_rule(
             model, prompt_latent(model, prompt), objective, rank, batch_size, logit_scale_max

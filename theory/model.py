@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theory.runrecord import expect
+
 #: Named caption models -> probability that the caption names the background.
 CAPTIONS = {"both": 1.0, "invariant": 0.0}
 #: What a caption's invariant part is: the image's own z_inv up to fidelity r ("latent"), or the class code.
@@ -37,14 +39,12 @@ CAPTION_KINDS = ("latent", "class")
 def caption_q(captions: str | float) -> float:
     """Map a caption model ("both", "invariant", or a probability q in [0, 1]) to q."""
     if isinstance(captions, str):
-        if captions not in CAPTIONS:
-            raise ValueError(
-                f"captions={captions!r}: expected one of {sorted(CAPTIONS)} or a float q in [0, 1]"
-            )
+        expect(
+            captions in CAPTIONS, "captions", captions, f"one of {sorted(CAPTIONS)} or a float q in [0, 1]"
+        )
         return CAPTIONS[captions]
     q = float(captions)
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"captions={captions!r}: a probability q must lie in [0, 1]")
+    expect(0.0 <= q <= 1.0, "captions", captions, "a probability q in [0, 1]")
     return q
 
 
@@ -152,8 +152,13 @@ class GaussianSpuriousModel:
             _check(name, getattr(self, name), lambda v: (v >= 2) & (v == np.round(v)), "an integer >= 2")
         _check("rho", self.rho, lambda v: v > 0, "a regularisation weight > 0")
         _check("caption_q", self.caption_q, lambda v: (v >= 0) & (v <= 1), "a probability in [0, 1]")
-        if not isinstance(self.caption_kind, str) or self.caption_kind not in CAPTION_KINDS:
-            raise ValueError(f"caption_kind={self.caption_kind!r}: expected one of {list(CAPTION_KINDS)}")
+        kind = self.caption_kind
+        expect(
+            isinstance(kind, str) and kind in CAPTION_KINDS,
+            "caption_kind",
+            kind,
+            f"one of {list(CAPTION_KINDS)}",
+        )
         _check(
             "caption_fidelity",
             self.caption_fidelity,
@@ -229,8 +234,7 @@ class GaussianSpuriousModel:
     def group_mean(self, group: str):
         """E[z | y = +1] within a test group: common a = y, counter a = -y, shape (..., 2)."""
         signs = {"common": 1.0, "counter": -1.0}
-        if group not in signs:
-            raise ValueError(f"group={group!r}: expected one of {list(signs)}")
+        expect(group in signs, "group", group, f"one of {list(signs)}")
         sign = signs[group]
         mi, ms = np.broadcast_arrays(np.asarray(self.mu_inv, float), sign * np.asarray(self.mu_spu, float))
         return _stack(mi, ms)

@@ -206,9 +206,15 @@ class BatchedLauncher(Launcher):
         from synthetic.config import resolve
 
         assert self.task_function is not None
-        runs = [resolve(_task_cfg(configs[i])) for i in g]
         for i in g:
             _log_job(initial_job_idx + i, configs[i])
+        try:
+            runs = []
+            for i in g:  # each job's own hydra node, for interpolations that read it (as _groups does)
+                HydraConfig.instance().set_config(configs[i])
+                runs.append(resolve(_task_cfg(configs[i])))
+        except Exception:  # a config error: each job's own run prints its one line and exits 2
+            return self._run_one_by_one(g, configs, done)
         try:
             per_run, info = run_group(runs, self.chunk, self.memory_fraction, label)
             handed = [(run, raw, info) for run, raw in zip(runs, per_run, strict=True)]
@@ -231,6 +237,14 @@ class BatchedLauncher(Launcher):
         out = {}
         for i, h in zip(g, handed, strict=True):
             out[i] = self._run_job(configs[i], self._handing(h))
+            done.add(i)
+        return out
+
+    def _run_one_by_one(self, g, configs, done) -> dict[int, JobReturn]:
+        assert self.task_function is not None
+        out = {}
+        for i in g:
+            out[i] = self._run_job(configs[i], self.task_function)
             done.add(i)
         return out
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+from theory.runrecord import expect
+
 FAMILIES = {
     "open_clip": "realdata.families.open_clip",
     "torchvision": "realdata.families.torchvision",
@@ -58,11 +60,13 @@ def family_name(mcfg, key: str = "model") -> str:
     """The family a model config selects: ``family``, else the ``kind`` alias, else open_clip."""
     family = mcfg.get("family") or None
     kind = mcfg.get("kind") or None
-    if kind is not None and kind not in KIND_ALIASES:
-        raise ValueError(
-            f"{key}.kind={kind!r} is not one of {', '.join(KIND_ALIASES)} (kept as an alias of {key}.family: "
-            f"{', '.join(f'{k} = {v}' for k, v in KIND_ALIASES.items())}); use {key}.family"
-        )
+    aliases = ", ".join(f"{k} = {v}" for k, v in KIND_ALIASES.items())
+    expect(
+        kind is None or kind in KIND_ALIASES,
+        f"{key}.kind",
+        kind,
+        f"one of {list(KIND_ALIASES)} (kept as an alias of {key}.family: {aliases}); use {key}.family",
+    )
     if family and kind and KIND_ALIASES[kind] != family:
         raise ValueError(
             f"{key}.family={family!r} and {key}.kind={kind!r} (= family {KIND_ALIASES[kind]!r}) disagree; "
@@ -77,18 +81,21 @@ def load_family(name: str, key: str = "model") -> ModuleType:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(
-            f"{key}.family={name!r} is not one of {', '.join(FAMILIES)}, and no module of that name can be "
-            f"imported ({e})"
-        ) from e
+        expect(False, f"{key}.family", name, f"one of {list(FAMILIES)} or the dotted name of a module ({e})")
     missing = [a for a in ("HEAD", "identity", "build") if not hasattr(module, a)]
-    if missing:
-        raise ValueError(
-            f"{key}.family={name!r}: module {module_name!r} lacks {', '.join(missing)} (a family module "
-            "defines HEAD, identity(mcfg, seed) and build(mcfg, identity, device, seed, key))"
-        )
-    if module.HEAD not in HEADS:
-        raise ValueError(f"{key}.family={name!r}: HEAD={module.HEAD!r} is not one of {', '.join(HEADS)}")
+    expect(
+        not missing,
+        f"{key}.family",
+        name,
+        f"a family module: HEAD, identity(mcfg, seed) and build(mcfg, identity, device, seed, key) "
+        f"({module_name!r} lacks {', '.join(missing)})",
+    )
+    expect(
+        module.HEAD in HEADS,
+        f"{key}.family",
+        name,
+        f"a module whose HEAD is one of {list(HEADS)}, not {module.HEAD!r}",
+    )
     return module
 
 

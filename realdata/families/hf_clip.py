@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from realdata.families import Built
+from theory.runrecord import expect
 
 HEAD = "zero_shot"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
@@ -51,11 +52,12 @@ def folder_identity(mcfg, key: str = "model") -> dict:
 
     from realdata.models import file_fingerprint
 
-    if mcfg.pretrained:
-        raise ValueError(
-            f"{key}.pretrained={mcfg.pretrained!r}: a transformers folder brings its own weights; leave it "
-            "empty"
-        )
+    expect(
+        not mcfg.pretrained,
+        f"{key}.pretrained",
+        mcfg.pretrained,
+        "'': a transformers folder brings its own weights",
+    )
     folder = hf_folder(mcfg.name, key)
     files = {p.name: file_fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file()}
     return {"name": mcfg.name, "weights": files, "transformers": transformers.__version__}

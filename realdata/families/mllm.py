@@ -23,6 +23,7 @@ import torch
 
 from realdata.families import Built
 from realdata.families.hf_clip import folder_identity, hf_folder, image_transform, memo_paths  # noqa: F401
+from theory.runrecord import expect
 
 HEAD = "scorer"
 DEFAULTS = {
@@ -35,16 +36,27 @@ DEFAULTS = {
 def options(mcfg, key: str = "model") -> dict:
     given = dict(mcfg.get("options") or {})
     unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"{key}.options: unknown keys {unknown} for family mllm (known: {sorted(DEFAULTS)})")
+    expect(
+        not unknown,
+        f"{key}.options",
+        unknown,
+        f"only the keys {sorted(DEFAULTS)} of family mllm (unknown keys)",
+    )
     opts = {**DEFAULTS, **given}
-    if "{}" not in opts["answer"] + opts["question"]:
-        raise ValueError(
-            f"{key}.options: neither answer={opts['answer']!r} nor question={opts['question']!r} holds "
-            "'{}' where the class name goes, so every candidate would score the same"
-        )
-    if "{question}" not in opts["prompt"] or "<image>" not in opts["prompt"]:
-        raise ValueError(f"{key}.options.prompt={opts['prompt']!r} needs '{{question}}' and '<image>'")
+    expect(
+        "{}" in opts["answer"] + opts["question"],
+        f"{key}.options.answer",
+        opts["answer"],
+        f"'{{}}' where the class name goes, in it or in question={opts['question']!r} (else every candidate "
+        "scores the same)",
+    )
+    prompt = opts["prompt"]
+    expect(
+        "{question}" in prompt and "<image>" in prompt,
+        f"{key}.options.prompt",
+        prompt,
+        "'{question}' and '<image>' in it",
+    )
     return opts
 
 

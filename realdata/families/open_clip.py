@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realdata.families import Built
+from theory.runrecord import expect
 
 if TYPE_CHECKING:  # torch is imported where a model is built: a cached re-run imports none
     import torch
@@ -32,11 +33,13 @@ def register_config_file(config_file: str | Path, name: str) -> None:
     path = Path(config_file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"model.config_file {str(path)!r} does not exist")
-    if path.stem != name:
-        raise ValueError(
-            f"model.config_file {str(path)!r} registers the model {path.stem!r}, but model.name is {name!r}; "
-            f"open_clip names a config by its file stem"
-        )
+    expect(
+        path.stem == name,
+        "model.name",
+        name,
+        f"{path.stem!r}, the model model.config_file={str(path)!r} registers (open_clip names a config by "
+        "its file stem)",
+    )
     if path.resolve() not in _REGISTERED:  # add_model_config appends to open_clip's search path each call
         open_clip.add_model_config(path)
         _REGISTERED.add(path.resolve())
@@ -45,11 +48,12 @@ def register_config_file(config_file: str | Path, name: str) -> None:
 def _local_dir(name: str, pretrained: str | None) -> Path:
     """The folder of a 'local-dir:FOLDER' model, checked to hold open_clip_config.json and weights."""
     folder = Path(name[len(LOCAL_DIR) :]).expanduser()
-    if pretrained:
-        raise ValueError(
-            f"model.pretrained={pretrained!r} with model.name={name!r}: a local-dir: folder brings its own "
-            "weights; leave model.pretrained empty"
-        )
+    expect(
+        not pretrained,
+        "model.pretrained",
+        pretrained,
+        f"'' with model.name={name!r}: a local-dir: folder brings its own weights",
+    )
     if not folder.is_dir():
         raise FileNotFoundError(f"model.name {name!r}: folder {str(folder)!r} does not exist")
     if not (folder / "open_clip_config.json").is_file():
@@ -70,11 +74,12 @@ def hub_files(name: str, pretrained: str | None = None) -> tuple[Path, Path]:
     from open_clip.pretrained import download_pretrained_from_hf
 
     repo = name[len(HF_HUB) :]
-    if pretrained:
-        raise ValueError(
-            f"model.pretrained={pretrained!r} with model.name={name!r}: an hf-hub: repository brings its own "
-            "weights; leave model.pretrained empty"
-        )
+    expect(
+        not pretrained,
+        "model.pretrained",
+        pretrained,
+        f"'' with model.name={name!r}: an hf-hub: repository brings its own weights",
+    )
     offline = " (HF_HUB_OFFLINE is set: only the local Hugging Face cache is read)" * bool(
         os.environ.get("HF_HUB_OFFLINE")
     )
@@ -109,7 +114,7 @@ def identity(mcfg, seed: int) -> dict:
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
-    from realdata.models import file_fingerprint, file_weights_id, unknown_name
+    from realdata.models import check_name, file_fingerprint, file_weights_id
 
     name, pretrained = mcfg.name, mcfg.pretrained or None
     if mcfg.config_file:
@@ -117,6 +122,8 @@ def identity(mcfg, seed: int) -> dict:
     quick_gelu = mcfg.force_quick_gelu
     tag_cfg: dict = {}
     model_cfg: dict = {}
+    if not name.startswith((LOCAL_DIR, HF_HUB)):
+        check_name("open_clip", name, open_clip.list_models())
     if name.startswith(LOCAL_DIR):
         folder = _local_dir(name, pretrained)
         weights_id = {p.name: file_fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file()}
@@ -124,19 +131,19 @@ def identity(mcfg, seed: int) -> dict:
         config, weights = hub_files(name, pretrained)
         model_cfg = json.loads(config.read_text())
         weights_id = f"hf-hub:{weights.name}:{file_fingerprint(weights)}"
-    elif name not in open_clip.list_models():
-        raise unknown_name("open_clip", name, open_clip.list_models())
     elif pretrained is None:
         weights_id = f"random:seed{seed}"
     elif file_id := file_weights_id(pretrained):
         weights_id = file_id
     else:
         tag_cfg = get_pretrained_cfg(name, pretrained)
-        if not tag_cfg:
-            tags = list_pretrained_tags_by_model(name)
-            raise ValueError(
-                f"model.pretrained {pretrained!r} is not an open_clip tag of {name!r}; tags: {tags}"
-            )
+        tags = list_pretrained_tags_by_model(name)
+        expect(
+            bool(tag_cfg),
+            "model.pretrained",
+            pretrained,
+            f"a weights file or an open_clip tag of {name!r}: {tags}",
+        )
         if quick_gelu is None:  # OpenAI and LAION-400M weights were trained with QuickGELU
             quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         weights_id = f"tag:{pretrained}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from realdata.families import Built
+from theory.runrecord import expect
 
 HEAD = "logits"
 N_CLASSES = 1000
@@ -20,20 +21,21 @@ def _source(mcfg) -> tuple[str, str | None, str]:
     """(timm model name to create, checkpoint file or None, weights id)."""
     import timm
 
-    from realdata.models import file_weights_id, unknown_name
+    from realdata.models import check_name, file_weights_id
 
     name, pretrained = mcfg.name, mcfg.pretrained
-    if name not in timm.list_models():
-        raise unknown_name("timm", name, timm.list_models())
+    check_name("timm", name, timm.list_models())
     if not pretrained:
         return name, None, "random"
     if file_id := file_weights_id(pretrained):
         return name, pretrained, file_id
     tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{name}.*")]
-    if pretrained not in tags:
-        raise ValueError(
-            f"model.pretrained {pretrained!r} is not a timm pretrained tag of {name!r}; tags: {tags}"
-        )
+    expect(
+        pretrained in tags,
+        "model.pretrained",
+        pretrained,
+        f"'', a weights file or a timm tag of {name!r}: {tags}",
+    )
     return f"{name}.{pretrained}", None, f"tag:{pretrained}"
 
 

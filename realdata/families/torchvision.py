@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 from realdata.families import Built
+from theory.runrecord import expect
 
 if TYPE_CHECKING:  # torch is imported where a model is built: a cached re-run imports none
     import torch
@@ -21,25 +22,25 @@ def _weights(mcfg):
     """(weights enum entry giving the transform, weights to load or None, weights id)."""
     import torchvision
 
-    from realdata.models import file_weights_id, unknown_name
+    from realdata.models import check_name, file_weights_id
 
     name, pretrained = mcfg.name, mcfg.pretrained
     known = torchvision.models.list_models(module=torchvision.models)
-    if name not in known:
-        raise unknown_name("torchvision", name, known)
+    check_name("torchvision", name, known)
     weights_enum = torchvision.models.get_model_weights(name)
     base = next(iter(weights_enum))  # supplies the eval transform when weights come from a file
     if not pretrained:
         return base, None, "random"
     if file_id := file_weights_id(pretrained):
         return base, None, file_id
-    try:
-        weights = weights_enum[pretrained] if pretrained != "DEFAULT" else weights_enum.DEFAULT
-    except KeyError:
-        names = [w.name for w in weights_enum]
-        raise ValueError(
-            f"model.pretrained {pretrained!r} is not a weights name of {name!r}: {names}"
-        ) from None
+    names = [w.name for w in weights_enum]
+    expect(
+        pretrained in [*names, "DEFAULT"],
+        "model.pretrained",
+        pretrained,
+        f"'', a weights file, DEFAULT or a weights name of {name!r}: {names}",
+    )
+    weights = weights_enum[pretrained] if pretrained != "DEFAULT" else weights_enum.DEFAULT
     return weights, weights, f"tag:{weights.name}"
 
 

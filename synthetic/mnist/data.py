@@ -16,13 +16,27 @@ only in (q, shift), given by :func:`colour_law` for ``mnist.construction``:
 the two constructions are the same law (``(p_rev, 0)`` and ``(1 - p_rev, 1)`` coincide).
 """
 
+from __future__ import annotations
+
+import dataclasses
+import functools
 import itertools
+import math
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from synthetic.mnist.config import CONSTRUCTIONS  # the one list of them
+from synthetic import train as T
+from synthetic.components import Component, expect
+from synthetic.mnist import digits
+
+SOURCES = ("offline", "sklearn", "idx")  # the digit images: font glyphs | load_digits | MNIST IDX files
+CONSTRUCTIONS = ("paper", "all_coupled")  # the colour laws of the test sets (module docstring)
+IMAGE_SIZES = (28, 14)
+OFFLINE_N_TEST = 5000  # test digits per set of the offline and sklearn sources (mnist.n_test: null)
 
 # Colour i is the designated colour of coupled class i; a k-class dataset uses the first k entries.
 PALETTE = np.array(
@@ -48,19 +62,7 @@ REV_SHIFT = 1  # all_coupled: Rev paints class y in the colour of class (y + REV
 
 
 def _check_construction(construction: str) -> None:
-    if construction not in CONSTRUCTIONS:
-        raise ValueError(f"mnist.construction={construction!r}; expected one of {CONSTRUCTIONS}")
-
-
-def validate(mc) -> None:
-    """Stop on a bad ``mnist.construction`` (or a ``mnist.coupled`` it would ignore), naming the key."""
-    construction = getattr(mc, "construction", "paper")
-    _check_construction(construction)
-    if construction == "all_coupled" and mc.coupled not in (2, mc.k):
-        raise ValueError(
-            f"mnist.coupled={mc.coupled} with mnist.construction=all_coupled, which couples every class; "
-            f"expected the default 2 or k={mc.k} (or use mnist.construction=paper)"
-        )
+    expect(construction in CONSTRUCTIONS, "mnist.construction", construction, f"one of {list(CONSTRUCTIONS)}")
 
 
 def coupled_classes(k: int, coupled: int = 2, construction: str = "paper") -> int:
@@ -209,3 +211,218 @@ def worst_accuracy(
     if res.status != 0:
         raise RuntimeError(f"linear programme failed: {res.message}")
     return float(res.fun), res.x.reshape(k, k, k)
+
+
+# ---------------------------------------------------------------- the data component and its training hooks
+
+
+class ColouredBatch(NamedTuple):
+    """A batch of coloured digits: what an objective's ``loss`` receives (synthetic.mnist.models)."""
+
+    x: jax.Array  # (B, H, W, 3) float32 images in [0, 1]
+    y: jax.Array  # (B,) int32 labels (noisy: the digit shape with probability p_inv)
+    c: jax.Array  # (B,) int32 colours (indices into PALETTE[:k])
+
+
+class Fixed(NamedTuple):
+    """Per-seed constants of a run: the training set's labels and colours, the batch and test keys."""
+
+    y_N: jax.Array
+    c_N: jax.Array
+    shuffle: jax.Array  # uint32 words keying the per-epoch permutations (synthetic.train.epoch_index)
+    k_eval: jax.Array
+
+
+#: The digit arrays a run holds (host-loaded once, shared by its seeds): they travel in hp["data"].
+ARRAYS = ("train_grey", "train_digit", "test_grey", "test_digit")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiColoredMNIST(Component):
+    """The dataset of the module docstring, as the ``mnist`` node of a MultiColoredMNIST run.
+
+    Its digits are loaded on the host (:meth:`load`) and travel into the compiled program with the traced
+    probabilities in ``hp["data"]``; each seed then draws its own label noise and colours. It brings its own
+    per-seed part of synthetic.train's loop (:meth:`setup`, :meth:`get_batch`, :meth:`evaluate`,
+    :meth:`new_model`), which the Gaussian data models leave to synthetic.train.
+    """
+
+    TRACED: ClassVar[tuple[str, ...]] = ("p_inv", "p_spu", "p_rev")
+    KEY: ClassVar[str] = "mnist"
+    #: Where the digits come from: read on the host by :meth:`load` alone, blanked in the compiled run's
+    #: Spec (:meth:`for_program`), so runs on other digit sources of the same shapes share one program.
+    HOST: ClassVar[tuple[str, ...]] = ("n_test", "source", "root", "data_seed")
+
+    k: int = 2  # number of classes (digits 0..k-1), 2..10
+    n: int | None = None  # training samples; None: the paper's count for k (digits.PAPER_N) or all (idx)
+    n_test: int | None = None  # per test set; None: every MNIST test digit < k (idx) or 5000 (offline)
+    p_inv: float = 0.9  # P(digit shape agrees with the label); the rest is label noise
+    p_spu: float = 0.9  # P(a coupled class carries its own colour) in training
+    p_rev: float = 0.1  # the same probability in the Rev test set (Rand uses 1/k)
+    coupled: int = 2  # classes 0..coupled-1 have a designated colour (the paper: 0 red, 1 green)
+    source: str = "offline"  # offline: font glyphs | sklearn: load_digits | idx: MNIST IDX files
+    root: str | None = None  # folder with the four MNIST IDX files (source=idx)
+    data_seed: int = 0  # seed of the offline digit images (the colours and label noise use the run's seeds)
+    image_size: int = 28  # 28, or 14 (2x2 mean pooling, 4x cheaper)
+    eval_batch: int = 1000  # images per evaluation chunk
+    # "paper": classes 0..coupled-1 coupled, Rev = own colour w.p. p_rev; "all_coupled": every class
+    # coupled, Rev = colour of class (y+1) mod k w.p. 1 - p_rev (colour_law; docs/mnist.md)
+    construction: str = "paper"
+
+    def __post_init__(self):
+        def integer(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        expect(integer(self.k) and 2 <= self.k <= 10, "mnist.k", self.k, "2..10 classes")
+        for name in ("p_inv", "p_spu", "p_rev"):
+            v = getattr(self, name)
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+            expect(ok, f"mnist.{name}", v, "a probability in [0, 1]")
+        expect(
+            integer(self.coupled) and 0 <= self.coupled <= self.k,
+            "mnist.coupled",
+            self.coupled,
+            f"0..k={self.k}",
+        )
+        for name, allowed in (("image_size", IMAGE_SIZES), ("source", SOURCES)):
+            expect(
+                getattr(self, name) in allowed,
+                f"mnist.{name}",
+                getattr(self, name),
+                f"one of {list(allowed)}",
+            )
+        _check_construction(self.construction)
+        if self.construction == "all_coupled":
+            expect(
+                self.coupled in (2, self.k),
+                "mnist.coupled",
+                self.coupled,
+                f"the default 2 or k={self.k} with mnist.construction=all_coupled, which couples every "
+                "class (or use mnist.construction=paper)",
+            )
+        for name in ("n", "n_test"):
+            v = getattr(self, name)
+            expect(v is None or (integer(v) and v >= 1), f"mnist.{name}", v, "a positive count or null")
+        expect(integer(self.eval_batch) and self.eval_batch >= 1, "mnist.eval_batch", self.eval_batch, ">= 1")
+        expect(integer(self.data_seed), "mnist.data_seed", self.data_seed, "an integer seed")
+        expect(
+            self.source != "idx" or isinstance(self.root, str),
+            "mnist.root",
+            self.root,
+            "the folder holding the MNIST IDX files (mnist.source=idx needs mnist.root)",
+        )
+        if self.n is None and self.source != "idx":
+            expect(
+                self.k in digits.PAPER_N,
+                "mnist.k",
+                self.k,
+                f"one of the paper's grid {sorted(digits.PAPER_N)} when mnist.n=null (or set mnist.n)",
+            )
+
+    @property
+    def n_coupled(self) -> int:
+        return coupled_classes(self.k, self.coupled, self.construction)
+
+    def load(self) -> dict[str, np.ndarray]:
+        """The run's digits (host side): grey images (uint8 N x size x size) and shapes (int32 N) of the
+        training and the test split, by :data:`ARRAYS` name."""
+        train = load_split(self.source, self.root, self.k, self.n, "train", self.data_seed, self.image_size)
+        test = load_split(
+            self.source, self.root, self.k, self.n_test, "test", self.data_seed, self.image_size
+        )
+        return dict(zip(ARRAYS, (*train, *test), strict=True))
+
+    def for_program(self, n: int) -> MultiColoredMNIST:
+        """The copy that keys the compiled run: ``n`` the loaded training-set size, the HOST fields at
+        their defaults (the program sees the digits only as arrays in hp["data"])."""
+        defaults: dict[str, Any] = {
+            f.name: f.default for f in dataclasses.fields(self) if f.name in self.HOST
+        }
+        return dataclasses.replace(self, n=n, **defaults)
+
+    # ---- synthetic.train's loop: the per-seed part (``spec.data`` is :meth:`for_program`'s copy)
+
+    def new_model(self, key: jax.Array, spec) -> nnx.Module:
+        return spec.objective.model(spec.encoder, self.image_size, self.k, nnx.Rngs(key))
+
+    def setup(self, key: jax.Array, hp: dict, spec):
+        k_data, k_init, k_steps, k_eval = jax.random.split(key, 4)
+        h = hp["data"]
+        y_N, c_N = sample_labels_colours(
+            k_data, h["train_digit"], self.k, h["p_inv"], h["p_spu"], self.n_coupled
+        )
+        shuffle = jax.random.bits(k_steps, (T.SHUFFLE_ROUNDS,), jnp.uint32)
+        return T.init_carry(k_init, hp, spec), Fixed(y_N, c_N, shuffle, k_eval)
+
+    def get_batch(self, t: jax.Array, fixed: Fixed, hp: dict, spec) -> ColouredBatch:
+        """Minibatches without replacement within an epoch, as the Gaussian model's finite training set
+        (synthetic.train.get_batch), coloured on the fly."""
+        epoch, pos = t // spec.epoch_steps, t % spec.epoch_steps
+        idx_B = T.epoch_index(fixed.shuffle, epoch, pos * spec.batch + jnp.arange(spec.batch), spec.data.n)
+        x = colourise(hp["data"]["train_grey"][idx_B], fixed.c_N[idx_B], jnp.asarray(PALETTE[: self.k]))
+        return ColouredBatch(x, fixed.y_N[idx_B], fixed.c_N[idx_B])
+
+    def evaluate(self, model, fixed: Fixed, losses: jax.Array, hp: dict, spec) -> dict[str, jax.Array]:
+        """Accuracy on the ID, Rand and Rev test sets (the shared test digits, each set with its own labels
+        and colours), ``loss_final`` (mean loss of the last 10% of steps) and ``loss_windows`` (the mean
+        loss of 100 consecutive windows of steps: the per-step minibatch losses are noisy)."""
+        h, k = hp["data"], self.k
+        palette_Kx3 = jnp.asarray(PALETTE[:k])
+        laws = [colour_law(t, k, h["p_spu"], h["p_rev"], self.construction) for t in TEST_SETS]
+        test_p = jnp.stack([jnp.asarray(q, jnp.float32) for q, _ in laws])
+        shifts = jnp.asarray([shift for _, shift in laws])
+        y_t, c_t = jax.vmap(
+            lambda kk, p, s: sample_labels_colours(kk, h["test_digit"], k, h["p_inv"], p, self.n_coupled, s)
+        )(jax.random.split(fixed.k_eval, len(TEST_SETS)), test_p, shifts)
+
+        def predict(grey_c):
+            grey, c = grey_c
+            return jnp.argmax(spec.objective.scores(model, colourise(grey[None], c[None], palette_Kx3))[0])
+
+        # the three test sets share the digits and differ in labels/colours: one pass over all of them
+        grey_all = jnp.tile(h["test_grey"], (len(TEST_SETS), 1, 1))
+        pred = jax.lax.map(predict, (grey_all, c_t.reshape(-1)), batch_size=self.eval_batch)
+        correct = (pred == y_t.reshape(-1)).reshape(len(TEST_SETS), -1).mean(axis=1)
+        steps = losses.shape[0]
+        windows = np.concatenate(
+            [np.full(len(w), i) for i, w in enumerate(np.array_split(np.arange(steps), min(100, steps)))]
+        )
+        sums = jax.ops.segment_sum(losses, jnp.asarray(windows), num_segments=int(windows[-1]) + 1)
+        return {
+            **{f"acc_{t}": correct[i] for i, t in enumerate(TEST_SETS)},
+            "loss_final": losses[-max(1, math.ceil(0.1 * steps)) :].mean(),
+            "loss_windows": sums / jnp.asarray(np.bincount(windows), jnp.float32),
+        }
+
+
+def _pool(images_NxHxW: np.ndarray, size: int) -> np.ndarray:
+    if size == images_NxHxW.shape[1]:
+        return images_NxHxW
+    f = images_NxHxW.shape[1] // size
+    pooled = images_NxHxW.reshape(len(images_NxHxW), size, f, size, f).mean(axis=(2, 4))
+    return np.round(pooled).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def load_split(source: str, root: str | None, k: int, n: int | None, split: str, data_seed: int, size: int):
+    """Grey digits (uint8 N x size x size) and digit shapes (int32 N) of digits < k for one split."""
+    if source == "idx":
+        images, labels = digits.load_idx(root, split)
+        if split == "train":
+            images, labels = images[: digits.MNIST_TRAIN_PREFIX], labels[: digits.MNIST_TRAIN_PREFIX]
+        keep = labels < k
+        images, labels = images[keep], labels[keep]
+        if n is not None:
+            key = "mnist.n" if split == "train" else "mnist.n_test"
+            expect(
+                n <= len(labels), key, n, f"at most the {len(labels)} digits < {k} of MNIST's {split} split"
+            )
+            images, labels = images[:n], labels[:n]
+    else:
+        count = n if n is not None else (digits.PAPER_N[k] if split == "train" else OFFLINE_N_TEST)
+        split_id = {"train": 0, "test": 1}[split]
+        if source == "sklearn":
+            images, labels = digits.sklearn_digits(count, k, seed=(data_seed, split_id), split=split)
+        else:
+            images, labels = digits.render_digits(count, k, seed=(data_seed, split_id))
+    return _pool(images, size), labels

@@ -4,7 +4,8 @@
     python -m synthetic.mnist.table --bound K P_INV P_SPU [--construction paper|all_coupled] [--p-rev 0.1]
 
 DIR is searched recursively for the ``results.json`` files of ``python -m synthetic -m
-experiment=multicolored_mnist``; one row per (construction, source, k, p_inv, p_spu, objective). Writes
+experiment=multicolored_mnist``; one row per (construction, source, k, p_inv, p_spu, objective), for every
+objective the runs have (named after its class: ``TwoTower`` -> ``two_tower``, :func:`objective_name`). Writes
 ``mnist_table.csv`` and ``mnist_table.md`` into OUT_DIR (default DIR). Accuracies are in percent; the
 Bayes columns are the exact accuracy of the rule that is optimal for the training law
 (:func:`synthetic.mnist.data.bayes_reference`, for the run's ``mnist.construction``).
@@ -17,13 +18,13 @@ the numbers of docs/mnist.md's argument about the paper's k = 10 cell.
 import argparse
 import csv
 import pathlib
+import re
 import sys
 
 import numpy as np
 
 import theory.runrecord
 from synthetic.mnist import data
-from synthetic.mnist.config import OBJECTIVES
 from theory.runrecord import RESULTS_FILE, has_results, iter_results
 
 DEFAULT_ROOT = pathlib.Path("results/synthetic/multicolored_mnist")
@@ -36,7 +37,8 @@ PAPER = {
     (10, 0.75, 0.9, "contrastive"): ((48.03, 1.56), (5.53, 1.25)),
     (10, 0.75, 0.9, "supervised"): ((46.83, 1.33), (5.72, 1.35)),
 }
-OBJECTIVE_ORDER = OBJECTIVES  # the table's row order; an objective not listed comes after, by name
+#: The paper's objectives (a), (b), (c) lead the rows in this order; any other follows, by name.
+PAPER_ORDER = ("contrastive", "two_tower", "supervised")
 COLUMNS = (
     "k",
     "n",
@@ -67,18 +69,28 @@ def latest_sweep(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
     return theory.runrecord.latest_sweep(root, f"run `{SWEEP_COMMAND}`")
 
 
+def objective_name(config: dict) -> str:
+    """The objective of a run's recorded config, named after its class in snake case (``Contrastive`` ->
+    ``contrastive``, ``TwoTower`` -> ``two_tower``, ``InfoNCE`` -> ``info_nce``)."""
+    node = config.get("mnist_objective")
+    if node is None:  # results written before the objectives were a config group: the name itself
+        return config["mnist"]["objective"]
+    cls = node["_target_"].rsplit(".", 1)[-1]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls).lower()
+
+
 def _row(path: pathlib.Path, res: dict) -> dict:
     if "metrics" not in res:
         raise ValueError(f"{path}: no 'metrics' key; expected a finished run of `{SWEEP_COMMAND}`")
     cfg = res["config"]
     if cfg.get("task") != "multicolored_mnist":
         raise ValueError(f"{path}: task={cfg.get('task')!r}; expected 'multicolored_mnist'")
-    mc, metrics = cfg["mnist"], res["metrics"]
+    mc, metrics, objective = cfg["mnist"], res["metrics"], objective_name(cfg)
     k, p_inv, p_spu, p_rev, coupled = mc["k"], mc["p_inv"], mc["p_spu"], mc["p_rev"], mc["coupled"]
     construction = mc.get("construction", "paper")  # results from before the key existed: the paper's
     # the paper's numbers sit beside a row only when the construction is the paper's
     is_paper = construction == "paper" and coupled == 2 and p_rev == 0.1
-    paper = PAPER.get((k, p_inv, p_spu, mc["objective"])) if is_paper else None
+    paper = PAPER.get((k, p_inv, p_spu, objective)) if is_paper else None
     bayes = data.bayes_reference(k, p_inv, p_spu, p_rev, coupled, construction)
 
     def pct(name, stat):  # the app writes non-finite values (a diverged seed) as null
@@ -90,7 +102,7 @@ def _row(path: pathlib.Path, res: dict) -> dict:
         "n": res.get("extra", {}).get("n_train", mc["n"]),
         "p_inv": p_inv,
         "p_spu": p_spu,
-        "objective": mc["objective"],
+        "objective": objective,
         "seeds": len(metrics["acc_rand"]["per_seed"]),
         "status": res.get("status", "ok"),
         "id_mean": pct("acc_id", "mean"),
@@ -126,7 +138,7 @@ def collect(root: pathlib.Path) -> list[dict]:
                 f"two runs of cell {key}: {rows[key]['_path']} and {path}; point the table at a single sweep"
             )
         rows[key] = row
-    order = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
+    order = {o: i for i, o in enumerate(PAPER_ORDER)}
     constructions = {c: i for i, c in enumerate(data.CONSTRUCTIONS)}
     return sorted(
         rows.values(),
@@ -227,7 +239,7 @@ def bound_report(
             lines.append(
                 f"Every classifier with ID accuracy above {100 * a:.2f} has Rev >= {100 * target:.0f}."
             )
-    for objective in OBJECTIVE_ORDER:
+    for objective in PAPER_ORDER:
         cell = PAPER.get((k, p_inv, p_spu, objective))
         if cell is None:
             continue

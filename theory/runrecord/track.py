@@ -102,13 +102,13 @@ def last_step(doc: dict) -> int:
     return int(steps[-1])
 
 
-def draw_curves(ax, doc: dict, label: str = "", color=None) -> bool:
+def draw_curves(ax, doc: dict, label: str = "", colour=None) -> bool:
     """Draw a run's loss curves on ``ax``: thin lines per seed, the mean bold; False when it has none."""
     got = curves(doc)
     for name, (s, v) in got.items():
         mean = name == "loss/mean"
         style = {"lw": 1.8, "label": label or "mean over seeds"} if mean else {"lw": 0.6, "alpha": 0.35}
-        ax.plot(s, v, color=color, **style)
+        ax.plot(s, v, color=colour, **style)
     return bool(got)
 
 
