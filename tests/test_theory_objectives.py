@@ -490,8 +490,9 @@ def trained_cases(objective: str) -> dict[str, list[dict]]:
 def trained(objective: str) -> dict[str, list[dict]]:
     """Every case's results bodies, as jobs of ``python -m synthetic -m ... hydra/launcher=batched`` record
     them: points that compile to one program (synthetic.batch.static_key, the launcher's grouping) run as
-    the rows of that program (synthetic.batch.run_group: points x seeds, one compilation), then each point's
-    own run (synthetic.run.run) records its rows. In process: the command line has its own tests."""
+    the rows of that program (synthetic.batch.run_group: points x seeds in equal chunks, one compilation),
+    then each point's own run (synthetic.run.run) records its rows. In process: the command line has its
+    own tests."""
     from synthetic import batch
     from synthetic import run as R
     from synthetic.api import compose
@@ -511,7 +512,6 @@ def trained(objective: str) -> dict[str, list[dict]]:
         assert key is not None, group_jobs
         runs = [resolve(cfgs[job]) for job in group_jobs]
         per_run, group = batch.run_group(runs)
-        assert group.chunks == 1  # one program
         for job, run, raw in zip(group_jobs, runs, per_run, strict=True):
             token = R.PRECOMPUTED.set((run, raw, group))
             try:
