@@ -34,7 +34,7 @@ test: $(ALL_STAMP)  ## the whole check CI runs: ruff, mypy (theory/, synthetic/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 --dist load
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: $(ALL_STAMP)  ## fix what ruff can fix and format
 	$(VENV)/bin/ruff check --fix .

@@ -137,4 +137,7 @@ class MLP(Encoder):
 
 
 def l2_normalize(x_NxH: jax.Array, eps: float = 1e-12) -> jax.Array:
-    return x_NxH / jnp.maximum(jnp.linalg.norm(x_NxH, axis=-1, keepdims=True), eps)
+    # max(|x|, eps) taken on |x|^2: the same values, and a finite gradient at x = 0 (that of norm is 0/0 =
+    # NaN there). A caption whose latent cancels to exactly 0.0 in float32 happens about once in 10^6-10^7
+    # fresh samples and made a whole InfoNCE run NaN.
+    return x_NxH / jnp.sqrt(jnp.maximum(jnp.sum(x_NxH * x_NxH, axis=-1, keepdims=True), eps * eps))

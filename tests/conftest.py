@@ -3,14 +3,17 @@
 * Markers that need real weights or data are skipped unless env vars point at them.
 * A test that starts a Python process (a command line: ``python -m synthetic ...``) must be marked ``slow``,
   so that ``-m "not slow"`` runs no command line: an unmarked one fails naming the marker.
-* ``make test`` runs the suite on two workers (pytest-xdist, ``-n 2 --dist load``: tests go to whichever
-  worker is free, so one module's long runs do not queue on one worker; a module- or session-scoped
-  fixture is built once per worker that needs it).
+* ``make test`` runs the suite on two workers (pytest-xdist, ``-n 2 --dist loadfile``): each test module goes
+  whole to whichever worker is free, so a module's (and a session's) expensive fixture, such as the
+  trained runs shared by tests/test_theory_objectives.py, is built once. Modules with more ``slow`` tests
+  are collected first (a module's tests stay together, in their order), so the long modules start first
+  and the short ones fill in after them instead of a long one starting last.
 """
 
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -21,7 +24,13 @@ _NEEDS = {
 }
 
 
+def _module(item) -> str:
+    return item.nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config, items):
+    slow = Counter(_module(item) for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[_module(item)])  # stable: within a module, the written order
     for marker, (var, what) in _NEEDS.items():
         if os.environ.get(var):
             continue

@@ -4,16 +4,12 @@ Checked three ways: (1) the population loss it minimises against the loss of sam
 independent numpy sampler and the losses written from their definitions, in the ambient dimension with
 random orthonormal D_M); (2) the solver's point against perturbations of it, and the Gaussian and q = 0
 limits derived in the docs; (3) the zero-shot accuracy of the predicted encoders measured on sampled test
-sets, and trained runs of ``python -m synthetic`` (the package's JAX engine, through its command line).
+sets, and trained runs of the package's JAX engine (the batched launcher's path, in process: grid points x
+seeds in one compiled program, each point's results body from the app's own run).
 """
 
 import itertools
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +17,6 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
 import theory as T
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- independent sampler and losses
 
@@ -414,105 +408,6 @@ def test_prediction_applies_contract():
         T.zero_shot_accuracy(clean, "counter", objective="supervised")
 
 
-# ---------------------------------------------------------------- trained runs (the JAX engine's CLI)
-
-TRAIN = [
-    "encoder.h=16",
-    "data.d_image=16",
-    "data.d_text=16",
-    "data.n=0",
-    "train.batch_size=256",
-    "train.optimizer=adam",
-    "train.lr=0.01",
-    "train.steps=2000",
-    "seeds=3",
-    "eval.n_test=4000",
-]
-
-
-def trained(tmp_path, objective, p_values, q_values, extra=()):
-    """One multirun (one compilation) over p_spu x caption_q; returns {(p, q): metrics}."""
-    out = tmp_path / objective
-    cmd = [sys.executable, "-m", "synthetic", "-m", f"objective={objective}"]
-    cmd += [f"data.p_spu={','.join(map(str, p_values))}", f"data.caption_q={','.join(map(str, q_values))}"]
-    cmd += TRAIN + list(extra) + [f"hydra.sweep.dir={out}"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
-    runs = {}
-    for f in out.glob("*/results.json"):
-        doc = json.loads(f.read_text())
-        data = doc["config"]["data"]
-        runs[(data["p_spu"], data["caption_q"])] = doc["metrics"]
-    assert len(runs) == len(p_values) * len(q_values)
-    return runs
-
-
-def siglip_bias_start(p, q):
-    """SigLIP's bias must travel to the optimum's b; Adam at lr 0.01 moves it by at most ~0.01 per step, so
-    from open_clip's b = -10 it cannot reach b = -102 (q = 1) in 2000 steps: start it there (and the scale
-    at the clamp). The accuracies are not an input; only where b starts."""
-    opt = T.contrastive_optimum(T.GaussianSpuriousModel(p_spu=p, caption_q=q), "siglip", 16, 256)
-    return [f"objective.siglip_b_init={float(opt.bias):.2f}", "objective.siglip_t_init=4.6"]
-
-
-TRAINED_CASES = [("clip", (0.75, 1.0), (0.5, 1.0)), ("siglip", (0.9,), (0.5,)), ("siglip", (0.9,), (1.0,))]
-
-
-def _trained_case(tmp_path, objective, p_values, q_values):
-    extra = siglip_bias_start(p_values[0], 1.0) if objective == "siglip" and q_values == (1.0,) else ()
-    return trained(tmp_path, objective, p_values, q_values, extra)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("objective,p_values,q_values", TRAINED_CASES)
-def test_trained_runs_land_on_the_prediction(tmp_path, objective, p_values, q_values):
-    """Fresh samples, B = 256, Adam 0.01 for 2000 steps, width 16: the seed mean is within 0.02 of the
-    prediction on every group for both prompts (the test-set standard error is about 0.006)."""
-    runs = _trained_case(tmp_path, objective, p_values, q_values)
-    for (p, q), metrics in runs.items():
-        m = T.GaussianSpuriousModel(p_spu=p, caption_q=q)
-        assert T.prediction_applies(m, objective, rank=16) is None
-        for prompt, suffix in (("class", ""), ("mean", "_prompt_mean")):
-            for group in ("common", "counter", "balanced"):
-                B = 256 if objective == "siglip" else None  # InfoNCE: the large-batch limit
-                pred = float(T.zero_shot_accuracy(m, group, prompt, 16, objective, B))
-                got = metrics[f"acc_{group}{suffix}"]["mean"]
-                assert abs(got - pred) < 0.02, (p, q, prompt, group, got, pred)
-
-
-FIDELITY_GRID = {"data.p_spu": "0.7,0.9", "data.caption_fidelity": "0.9,0.5,0.0"}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("objective", ["clip", "siglip"])
-def test_trained_runs_land_on_the_caption_fidelity_prediction(tmp_path, objective):
-    """Captions that never name the background and carry the image's invariant deviation at fidelity r
-    (and class-only captions): trained runs within 0.02 of the prediction on every group, both prompts, over
-    p_spu x r. Smaller than experiment=caption_fidelity (the same training, 4000 test pairs per group)."""
-    runs = {}
-    for kind, grid in (("latent", FIDELITY_GRID), ("class", {"data.p_spu": "0.7,0.9"})):
-        out = tmp_path / kind
-        cmd = [sys.executable, "-m", "synthetic", "-m", f"objective={objective}", "data.caption_q=0"]
-        cmd += [f"data.caption_kind={kind}", *(f"{k}={v}" for k, v in grid.items())]
-        cmd += [t for t in TRAIN if not t.startswith(("seeds", "train.steps"))]
-        cmd += ["seeds=3", "train.steps=4000", f"hydra.sweep.dir={out}"]  # 2000 steps: r = 0 off by 0.026
-        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
-        for f in out.glob("*/results.json"):
-            doc = json.loads(f.read_text())
-            d = doc["config"]["data"]
-            runs[(d["p_spu"], d["caption_kind"], d["caption_fidelity"])] = doc["metrics"]
-    assert len(runs) == 8
-    for (p, kind, r), metrics in runs.items():
-        m = T.GaussianSpuriousModel(p_spu=p, caption_q=0.0, caption_kind=kind, caption_fidelity=r)
-        for prompt, suffix in (("class", ""), ("mean", "_prompt_mean")):
-            for group in ("common", "counter", "balanced"):
-                B = 256 if objective == "siglip" else None
-                pred = float(T.zero_shot_accuracy(m, group, prompt, 16, objective, B))
-                got = metrics[f"acc_{group}{suffix}"]["mean"]
-                assert abs(got - pred) < 0.02, (p, kind, r, prompt, group, got, pred)
-
-
 def test_caption_fidelity_grid_is_one_model():
     """caption_fidelity broadcasts like every numeric field: a grid gives the per-point values, rising with r.
     The linearised loss sees captions only through E[z z_T^T], which is the same for class-only captions and
@@ -534,34 +429,171 @@ def test_caption_fidelity_grid_is_one_model():
     assert 1e-3 < abs(c_cls - c_r0) < 0.02, (c_cls, c_r0)
 
 
+# ---------------------------------------------------------------- trained runs (the JAX engine, in process)
+
+#: Fresh samples, B = 256, Adam 0.01 (cosine) for 2000 steps, d = width = 8 (the prediction is the same
+#: for every width >= 4), 2 seeds. n_test = 50000 pairs per group: a seed mean's test-set standard error is
+#: at most sqrt(0.25 / (2 * 50000)) = 0.0016, so over a test's ~100 checks test noise alone reaches about
+#: 3.3 SE = 0.005 and the 0.02 tolerance measures where training landed (one seed's accuracy deviates from
+#: the prediction by 0.001-0.015 at these points, the seed mean by at most 0.009 over three base seeds).
+WIDTH = 8
+TRAIN = {
+    "encoder.h": WIDTH,
+    "data.d_image": WIDTH,
+    "data.d_text": WIDTH,
+    "data.n": 0,
+    "train.batch_size": 256,
+    "train.optimizer": "adam",
+    "train.lr": 0.01,
+    "train.steps": 2000,
+    "seeds": 2,
+    "eval.n_test": 50000,
+    "train.progress": "false",
+}
+
+#: Where each objective's temperature starts. InfoNCE: scale e (log-scale 1) instead of open_clip's 14.3:
+#: at caption_q = 0 the optimum's scale is 1.5-11, and coming down from 14.3 took more than 4000 steps
+#: (r = 0, p_spu = 0.9: off by 0.026 after 2000); from 1 it also climbs to the clamp (100) where
+#: caption_q = 1 puts it. Where training starts, not where it ends: the accuracies are not an input.
+START = {"clip": {"objective.logit_scale_init": 1.0}, "siglip": {}}
+
+
+def siglip_bias_start(p, q):
+    """SigLIP's bias must travel to the optimum's b; Adam at lr 0.01 moves it by at most ~0.01 per step, so
+    from open_clip's b = -10 it cannot reach b = -102 (q = 1) in 2000 steps: start it there (and the scale
+    at the clamp). The accuracies are not an input; only where b starts."""
+    opt = T.contrastive_optimum(T.GaussianSpuriousModel(p_spu=p, caption_q=q), "siglip", WIDTH, 256)
+    return {"objective.siglip_b_init": f"{float(opt.bias):.2f}", "objective.siglip_t_init": 4.6}
+
+
+def trained_cases(objective: str) -> dict[str, list[dict]]:
+    """The points (overrides on TRAIN and START) each trained-run test below checks, by case."""
+    cases = {
+        "fidelity": [
+            {"data.caption_q": 0, "data.caption_kind": "latent", "data.p_spu": p, "data.caption_fidelity": r}
+            for p in (0.7, 0.9)
+            for r in (0.9, 0.5, 0.0)
+        ]
+        + [{"data.caption_q": 0, "data.caption_kind": "class", "data.p_spu": p} for p in (0.7, 0.9)],
+    }
+    if objective == "clip":
+        cases["prediction"] = [
+            {"data.p_spu": p, "data.caption_q": q} for p in (0.75, 1.0) for q in (0.5, 1.0)
+        ]
+        cases["noisy"] = [{"data.p_spu": 0.9, "data.caption_q": q, "data.sigma_xi": 0.7} for q in (0.5, 1.0)]
+    else:
+        q1 = {"data.p_spu": 0.9, "data.caption_q": 1.0, **siglip_bias_start(0.9, 1.0)}
+        cases["prediction"] = [{"data.p_spu": 0.9, "data.caption_q": 0.5}, q1]
+    return cases
+
+
+def trained(objective: str) -> dict[str, list[dict]]:
+    """Every case's results bodies, as jobs of ``python -m synthetic -m ... hydra/launcher=batched`` record
+    them: points that compile to one program (synthetic.batch.static_key, the launcher's grouping) run as
+    the rows of that program (synthetic.batch.run_group: points x seeds in equal chunks, one compilation),
+    then each point's own run (synthetic.run.run) records its rows. In process: the command line has its
+    own tests."""
+    from synthetic import batch
+    from synthetic import run as R
+    from synthetic.api import compose
+    from synthetic.config import resolve
+
+    cases = trained_cases(objective)
+    jobs = [(case, i) for case, points in cases.items() for i in range(len(points))]
+    cfgs = {}
+    for case, i in jobs:
+        values = {**TRAIN, **START[objective], "objective": objective, **cases[case][i]}
+        cfgs[case, i] = compose([f"{k}={v}" for k, v in values.items()])
+    programs: dict = {}
+    for job in jobs:
+        programs.setdefault(batch.static_key(cfgs[job]), []).append(job)
+    docs: dict = {}
+    for key, group_jobs in programs.items():
+        assert key is not None, group_jobs
+        runs = [resolve(cfgs[job]) for job in group_jobs]
+        per_run, group = batch.run_group(runs)
+        for job, run, raw in zip(group_jobs, runs, per_run, strict=True):
+            token = R.PRECOMPUTED.set((run, raw, group))
+            try:
+                docs[job] = R.run(cfgs[job])
+            finally:
+                R.PRECOMPUTED.reset(token)
+            assert docs[job]["status"] == "ok", (job, docs[job]["status"])
+    return {case: [docs[case, i] for i in range(len(points))] for case, points in cases.items()}
+
+
+#: The trained runs of one objective are shared by its tests (a session fixture, built once: make test
+#: sends each test module to one worker, --dist loadfile).
+@pytest.fixture(scope="session")
+def clip_runs():
+    return trained("clip")
+
+
+@pytest.fixture(scope="session")
+def siglip_runs():
+    return trained("siglip")
+
+
+def assert_lands_on_prediction(doc, m, objective, groups=("common", "counter", "balanced")):
+    """The seed mean within 0.02 of the exact prediction on every group, both prompts."""
+    assert T.prediction_applies(m, objective, rank=WIDTH) is None
+    B = 256 if objective == "siglip" else None  # InfoNCE: the large-batch limit
+    for prompt, suffix in (("class", ""), ("mean", "_prompt_mean")):
+        for group in groups:
+            pred = float(T.zero_shot_accuracy(m, group, prompt, WIDTH, objective, B))
+            got = doc["metrics"][f"acc_{group}{suffix}"]["mean"]
+            assert abs(got - pred) < 0.02, (m, prompt, group, got, pred)
+
+
+TRAINED_CASES = [("clip", (0.75, 1.0), (0.5, 1.0)), ("siglip", (0.9,), (0.5,)), ("siglip", (0.9,), (1.0,))]
+
+
 @pytest.mark.slow
-def test_trained_runs_land_on_the_noisy_prediction(tmp_path):
-    """sigma_xi > 0, fresh samples (docs/theory.md 9.9): InfoNCE trained at sigma_xi^2 / d = 0.0625 lands
-    within 0.02 of the G = 0 reduction at caption_q = 0.5 and 1, where the noise-free prediction is off by
-    up to 0.7 (q = 1, mean prompt)."""
-    out = tmp_path / "noisy"
-    cmd = [
-        sys.executable,
-        "-m",
-        "synthetic",
-        "-m",
-        "objective=clip",
-        "data.caption_q=0.5,1",
-        "data.p_spu=0.9",
+@pytest.mark.parametrize("objective,p_values,q_values", TRAINED_CASES)
+def test_trained_runs_land_on_the_prediction(request, objective, p_values, q_values):
+    """Trained runs (TRAIN) over p_spu x caption_q: the seed mean is within 0.02 of the prediction on every
+    group for both prompts."""
+    docs = [
+        doc
+        for doc in request.getfixturevalue(f"{objective}_runs")["prediction"]
+        if doc["config"]["data"]["p_spu"] in p_values and doc["config"]["data"]["caption_q"] in q_values
     ]
-    cmd += ["data.sigma_xi=1.0", "train.steps=3000", f"hydra.sweep.dir={out}"]
-    cmd += [t for t in TRAIN if not t.startswith(("seeds", "train.steps"))] + ["seeds=2"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
-    docs = [json.loads(f.read_text()) for f in out.glob("*/results.json")]
-    assert len(docs) == 2
+    assert len(docs) == len(p_values) * len(q_values)
     for doc in docs:
         d = doc["config"]["data"]
-        m = T.GaussianSpuriousModel(p_spu=0.9, caption_q=d["caption_q"], sigma_xi=1.0, d_image=16, d_text=16)
+        m = T.GaussianSpuriousModel(p_spu=d["p_spu"], caption_q=d["caption_q"])
+        assert_lands_on_prediction(doc, m, objective)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["clip", "siglip"])
+def test_trained_runs_land_on_the_caption_fidelity_prediction(request, objective):
+    """Captions that never name the background and carry the image's invariant deviation at fidelity r
+    (and class-only captions): trained runs (TRAIN) within 0.02 of the prediction on every group, both
+    prompts, over p_spu x r. Smaller than experiment=caption_fidelity (the same training)."""
+    runs = {}
+    for doc in request.getfixturevalue(f"{objective}_runs")["fidelity"]:
+        d = doc["config"]["data"]
+        runs[(d["p_spu"], d["caption_kind"], d["caption_fidelity"])] = doc
+    assert len(runs) == 8
+    for (p, kind, r), doc in runs.items():
+        m = T.GaussianSpuriousModel(p_spu=p, caption_q=0.0, caption_kind=kind, caption_fidelity=r)
+        assert_lands_on_prediction(doc, m, objective)
+
+
+@pytest.mark.slow
+def test_trained_runs_land_on_the_noisy_prediction(clip_runs):
+    """sigma_xi > 0, fresh samples (docs/theory.md 9.9): InfoNCE trained (TRAIN) at sigma_xi^2 / d = 0.061
+    lands within 0.02 of the G = 0 reduction at caption_q = 0.5 and 1, where the noise-free prediction is off
+    by up to 0.7 (q = 1, mean prompt); the run records that prediction under the reduction's name."""
+    docs = clip_runs["noisy"]
+    assert sorted(doc["config"]["data"]["caption_q"] for doc in docs) == [0.5, 1.0]
+    for doc in docs:
+        q = doc["config"]["data"]["caption_q"]
+        m = T.GaussianSpuriousModel(p_spu=0.9, caption_q=q, sigma_xi=0.7, d_image=WIDTH, d_text=WIDTH)
         assert "G = 0 reduction" in doc["theory"]["reduction"]
         for prompt, suffix in (("class", ""), ("mean", "_prompt_mean")):
             for group in ("common", "counter"):
-                pred = float(T.zero_shot_accuracy(m, group, prompt, 16, "clip"))
+                pred = float(T.zero_shot_accuracy(m, group, prompt, WIDTH, "clip"))
                 assert doc["theory"][f"acc_{group}{suffix}"] == pytest.approx(pred, abs=1e-9)
-                got = doc["metrics"][f"acc_{group}{suffix}"]["mean"]
-                assert abs(got - pred) < 0.02, (d["caption_q"], prompt, group, got, pred)
+        assert_lands_on_prediction(doc, m, "clip", groups=("common", "counter"))
