@@ -8,7 +8,7 @@ computes what the job's own run computes (threefry draws do not depend on the ba
 loss went non-finite spoils no other row (no op reduces across rows). Rows are run in equal chunks, so
 a group compiles once; the chunk is the most rows that fit in ``memory_fraction`` of the available
 memory (:func:`row_bytes`: a liveness estimate of one row's buffers from the traced program, before
-anything compiles) and on CPU at most :data:`CPU_CHUNK_ROWS`, or the ``chunk`` the user gave, which is
+anything compiles) and on CPU at most :func:`cpu_chunk_rows`, or the ``chunk`` the user gave, which is
 refused before compiling when it does not fit. The launcher (hydra_plugins/sober_clip_launcher) hands
 each job its rows through :data:`synthetic.run.PRECOMPUTED`, and the job's ordinary task writes its
 results.json. A hyperparameter every job of the group shares stays one scalar (:func:`stack_hp`).
@@ -143,11 +143,17 @@ def _peak_rss() -> int | None:
         return None
 
 
-#: Rows per chunk when the chunk is chosen automatically on CPU. A row's step works on B x B matrices
-#: (256 KB at batch 256): with many rows each op streams them through memory instead of the cache, and a
-#: row-step of the captions map's clip / siglip costs about 1.5x more in chunks of 150 rows than in
-#: chunks of 10-30 (python benchmarks/batched_launcher.py; docs/synthetic.md "Sweeps as one program").
-CPU_CHUNK_ROWS = 16
+#: Cache budget of an automatic chunk on CPU. A row's step works on B x B matrices (similarities,
+#: 256 KiB at batch 256) through a chain of kernels: once a chunk's matrices outgrow the caches each
+#: kernel streams them from memory. A clip row-step of the captions map (one pinned core) cost about 1.4x
+#: more in chunks of 150 rows than in chunks of 10-30; 253 us in chunks of 5 and 262 in chunks of 15,
+#: while linear_clip's (no B x B matrix) 94 and 84 us.
+CPU_CACHE_BYTES = 4 << 20  # 4 MiB: 16 rows at batch 256
+
+
+def cpu_chunk_rows(batch: int) -> int:
+    """Rows of an automatic chunk on CPU: as many as keep one B x B float32 matrix a row in the budget."""
+    return max(1, CPU_CACHE_BYTES // (4 * batch * batch))
 
 
 def plan_chunk(
@@ -220,7 +226,7 @@ def run_group(
     devices = jax.local_devices()
     per_row = row_bytes(spec, specs_hps[0][1])
     available = int(available_bytes() * memory_fraction)
-    most = CPU_CHUNK_ROWS if devices[0].platform == "cpu" else 0
+    most = cpu_chunk_rows(spec.batch) if devices[0].platform == "cpu" else 0
     size = plan_chunk(n_rows, per_row, available, chunk, len(devices), most)
     n_chunks = -(-n_rows // size)
     # pad the rows to n_chunks equal chunks with copies of row 0 (dropped afterwards): one compilation

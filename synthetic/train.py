@@ -31,7 +31,6 @@ from synthetic.config import OPTIMIZERS, SCHEDULES, EvalConfig, GaussianRunConfi
 from synthetic.data import DataModel
 from synthetic.encoders import Encoder
 from synthetic.objectives import DualEncoder, Objective
-from synthetic.prng import THREEFRY_UNROLLED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,11 +359,13 @@ def _run_many(keys: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
     return jax.vmap(run_one, in_axes=(0, None, None))(keys, hp, spec)
 
 
-#: PRNG implementation: JAX's threefry2x32 (its numbers, bit for bit) with the hash unrolled, which XLA's
-#: CPU backend runs about 5x faster than JAX's rolled loop (synthetic.prng). threefry draws the same
-#: numbers for a key inside or outside vmap; "rbg" does not (under vmap a seed's draws depend on the other
-#: keys in the batch, so a seed's result would change with the number of seeds or the chunking).
-PRNG_IMPL = THREEFRY_UNROLLED
+#: PRNG implementation. threefry (JAX's default) draws the same numbers for a key inside or outside vmap;
+#: "rbg" does not (under vmap a seed's draws depend on the other keys in the batch, so a seed's result
+#: would change with the number of seeds or the chunking). JAX runs threefry on CPU as a rolled loop of
+#: kernels; the same hash unrolled in jax.numpy (bit-identical) is ~5x faster alone but slower in the
+#: whole step (clip 311 against 253 us a row-step): XLA then fuses the hash into each of its consumers and
+#: computes it again in every one.
+PRNG_IMPL = "threefry2x32"
 
 
 def seed_keys(base_seed: int, start: int, count: int) -> jax.Array:

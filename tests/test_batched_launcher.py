@@ -184,9 +184,9 @@ def test_resume_skips_finished_jobs_before_grouping(both):
 
 
 def test_chunk_plan_caps_the_rows_when_asked():
-    """On CPU the launcher caps an automatic chunk (synthetic.batch.CPU_CHUNK_ROWS): equal chunks under
-    the cap; a chunk the user gives is theirs."""
-    from synthetic.batch import CPU_CHUNK_ROWS, plan_chunk
+    """On CPU the launcher caps an automatic chunk (synthetic.batch.cpu_chunk_rows: B x B matrices within
+    a cache budget): equal chunks under the cap; a chunk the user gives is theirs."""
+    from synthetic.batch import CPU_CACHE_BYTES, cpu_chunk_rows, plan_chunk
 
     mib = 1 << 20
     assert plan_chunk(150, mib, 1000 * mib, 0, most=16) == 15  # 10 equal chunks of 15
@@ -194,4 +194,6 @@ def test_chunk_plan_caps_the_rows_when_asked():
     assert plan_chunk(150, mib, 1000 * mib, 40, most=16) == 38  # the user's: 4 equal chunks of <= 40
     assert plan_chunk(7, mib, 1000 * mib, 0, most=16) == 7
     assert plan_chunk(150, mib, 1000 * mib, 0, most=0) == 150  # no cap (an accelerator)
-    assert CPU_CHUNK_ROWS >= 1
+    assert cpu_chunk_rows(256) == CPU_CACHE_BYTES // (256 * 256 * 4) >= 1
+    assert cpu_chunk_rows(64) == 16 * cpu_chunk_rows(256) == 256
+    assert cpu_chunk_rows(100_000) == 1
