@@ -129,17 +129,25 @@ def register() -> None:
         OmegaConf.register_new_resolver("realdata_run_name", run_name)
 
 
-def validate(cfg) -> None:
-    """Checks the structured schema cannot express: enumerations and ranges."""
-    for key, allowed in (
-        ("label_space", LABEL_SPACES),
-        ("prompts", PROMPT_SETS),
-        ("classnames", CLASSNAME_LISTS),
-        ("device", DEVICES),
-        ("precision", PRECISIONS),
-    ):
+def expect_choices(cfg, choices: dict[str, tuple]) -> None:
+    """Stop on the first key (dotted) of ``cfg`` whose value is not one of its allowed tuple."""
+    for key, allowed in choices.items():
         value = OmegaConf.select(cfg, key)
         expect(value in allowed, key, value, f"one of {list(allowed)}")
+
+
+def validate(cfg) -> None:
+    """Checks the structured schema cannot express: enumerations and ranges."""
+    expect_choices(
+        cfg,
+        {
+            "label_space": LABEL_SPACES,
+            "prompts": PROMPT_SETS,
+            "classnames": CLASSNAME_LISTS,
+            "device": DEVICES,
+            "precision": PRECISIONS,
+        },
+    )
     from realdata.families import family_name
 
     family_name(cfg.model)  # family and the kind alias agree

@@ -40,7 +40,16 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from realdata.classnames import imagenet_classnames
-from realdata.config import CLASSNAME_LISTS, DEVICES, PRECISIONS, PROMPT_SETS, ModelConfig, register, run_name
+from realdata.config import (
+    CLASSNAME_LISTS,
+    DEVICES,
+    PRECISIONS,
+    PROMPT_SETS,
+    ModelConfig,
+    expect_choices,
+    register,
+    run_name,
+)
 from realdata.dataset import (
     CLASS_DIR_RE,
     IMAGE_EXTENSIONS,
@@ -105,16 +114,17 @@ def check(cfg) -> None:
         (cfg.images, cfg.csv),
         "exactly one of images= (a folder) or csv= (a file)",
     )
-    for key, allowed in (
-        ("label_space", CURATE_LABEL_SPACES),
-        ("prompts", PROMPT_SETS),
-        ("classnames", CLASSNAME_LISTS),
-        ("files", FILE_MODES),
-        ("device", DEVICES),
-        ("precision", PRECISIONS),
-    ):
-        value = OmegaConf.select(cfg, key)
-        expect(value in allowed, key, value, f"one of {list(allowed)}")
+    expect_choices(
+        cfg,
+        {
+            "label_space": CURATE_LABEL_SPACES,
+            "prompts": PROMPT_SETS,
+            "classnames": CLASSNAME_LISTS,
+            "files": FILE_MODES,
+            "device": DEVICES,
+            "precision": PRECISIONS,
+        },
+    )
     expect(0 <= cfg.threshold < 1, "threshold", cfg.threshold, "a fraction in [0, 1) (0.05 = 5 points)")
     expect(cfg.min_images >= 1, "min_images", cfg.min_images, "at least 1")
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
 
 from realdata.coloredcoco import CAPTION_SETS
-from realdata.config import DEVICES, PACKAGE_DIR, PRECISIONS, ModelConfig, run_name
+from realdata.config import DEVICES, PACKAGE_DIR, PRECISIONS, ModelConfig, expect_choices, run_name
 from theory.runrecord import (
     RESULTS_FILE,
     RUN_KEYS,
@@ -143,15 +143,16 @@ def register() -> None:
 
 
 def validate(cfg) -> None:
-    for key, allowed in (
-        ("objective", OBJECTIVES),
-        ("captions", CAPTION_SETS),
-        ("device", DEVICES),
-        ("precision", PRECISIONS),
-        ("dist.backend", BACKENDS),
-    ):
-        value = OmegaConf.select(cfg, key)
-        expect(value in allowed, key, value, f"one of {list(allowed)}")
+    expect_choices(
+        cfg,
+        {
+            "objective": OBJECTIVES,
+            "captions": CAPTION_SETS,
+            "device": DEVICES,
+            "precision": PRECISIONS,
+            "dist.backend": BACKENDS,
+        },
+    )
     from realdata.families import family_name
 
     family = family_name(cfg.model)

@@ -148,6 +148,18 @@ def _plain(v):
     return v
 
 
+def _typed(cfg: DictConfig, schema: type, kind: str):
+    """A composed config as its kind's ``schema`` dataclass, its ``train``/``eval`` nodes as theirs (the
+    component nodes stay plain dicts for :func:`build`); a key the schema lacks stops, naming it."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    names = {f.name for f in dataclasses.fields(schema)}
+    unknown = set(plain) - names
+    expect(not unknown, "config", sorted(unknown), f"only the keys of a {kind} run")
+    nodes = (("train", TrainConfig), ("eval", EvalConfig))
+    nested = {k: c(**plain.pop(k, {})) for k, c in nodes if k in names}
+    return schema(**plain, **nested)
+
+
 def resolve(cfg) -> GaussianRunConfig:
     """A Gaussian run config with its components built and every value checked (no JAX work)."""
     from synthetic.data import DataModel, check_dims
@@ -155,14 +167,7 @@ def resolve(cfg) -> GaussianRunConfig:
     from synthetic.objectives import Objective
 
     if isinstance(cfg, DictConfig):
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        unknown = set(plain) - {f.name for f in dataclasses.fields(GaussianRunConfig)}
-        expect(not unknown, "config", sorted(unknown), "only the keys of a Gaussian run")
-        cfg = GaussianRunConfig(
-            **{k: v for k, v in plain.items() if k not in ("train", "eval")},
-            train=TrainConfig(**plain.get("train", {})),
-            eval=EvalConfig(**plain.get("eval", {})),
-        )
+        cfg = _typed(cfg, GaussianRunConfig, "Gaussian")
     run = dataclasses.replace(
         cfg,
         data=build(cfg.data, "data", DataModel),
@@ -190,12 +195,7 @@ def resolve_mnist(cfg) -> MNISTRunConfig:
     from synthetic.mnist.models import ImageEncoder, MNISTObjective
 
     if isinstance(cfg, DictConfig):
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        unknown = set(plain) - {f.name for f in dataclasses.fields(MNISTRunConfig)}
-        expect(not unknown, "config", sorted(unknown), "only the keys of a MultiColoredMNIST run")
-        cfg = MNISTRunConfig(
-            **{k: v for k, v in plain.items() if k != "train"}, train=TrainConfig(**plain["train"])
-        )
+        cfg = _typed(cfg, MNISTRunConfig, "MultiColoredMNIST")
     mnist = cfg.mnist
     if not isinstance(mnist, MultiColoredMNIST):
         for old, new in MNIST_RENAMED.items():
