@@ -572,17 +572,22 @@ def test_trained_runs_land_on_the_prediction(request, objective, p_values, q_val
 
 
 @pytest.mark.slow
-def test_where_training_starts_is_traced(siglip_runs):
-    """objective.siglip_b_init / siglip_t_init are traced hyperparameters: the q = 1 point, started at its own
-    bias and scale (siglip_bias_start), ran in the one compiled program of every latent-caption point, and
-    it lands (test_trained_runs_land_on_the_prediction), which from the default start it does not."""
-    docs = siglip_runs["prediction"] + siglip_runs["fidelity"]
-    latent = [d for d in docs if d["config"]["data"]["caption_kind"] == "latent"]
-    starts = {
-        (d["config"]["objective"]["siglip_b_init"], d["config"]["objective"]["siglip_t_init"]) for d in latent
-    }
-    assert len(starts) == 2, starts
-    assert {d["extra"]["batched"]["jobs"] for d in latent} == {len(latent)}
+@pytest.mark.parametrize("objective", ["clip", "siglip"])
+def test_trained_points_of_an_objective_are_one_program(request, objective):
+    """What the trained points differ in is traced (data.caption_kind, a choice, and SigLIP's
+    siglip_b_init / siglip_t_init, where training starts): every point of an objective ran as a row of one
+    compiled program (extra.batched), among them the SigLIP q = 1 point started at its own bias and scale
+    (siglip_bias_start), which lands (test_trained_runs_land_on_the_prediction) where the default start
+    does not."""
+    docs = [doc for case in request.getfixturevalue(f"{objective}_runs").values() for doc in case]
+    assert {doc["extra"]["batched"]["jobs"] for doc in docs} == {len(docs)}
+    assert {doc["config"]["data"]["caption_kind"] for doc in docs} == {"latent", "class"}
+    if objective == "siglip":
+        starts = {
+            (doc["config"]["objective"]["siglip_b_init"], doc["config"]["objective"]["siglip_t_init"])
+            for doc in docs
+        }
+        assert len(starts) == 2, starts
 
 
 @pytest.mark.slow
