@@ -2,8 +2,9 @@
 
 A component is a frozen dataclass: its fields are its hyperparameters, checked in ``__post_init__``, and
 its YAML in ``conf/synthetic/<group>/`` names it with ``_target_`` so Hydra builds it (:func:`build`). The
-fields listed in ``TRACED`` are passed to the compiled program as traced scalars (:meth:`traced`); the rest
-is static (:meth:`static` blanks the traced ones, so runs that differ only in them share one compilation).
+fields listed in ``TRACED`` are passed to the compiled program as traced scalars (:meth:`traced`; a choice
+among strings, ``CHOICES``, as its index); the rest is static (:meth:`static` blanks the traced ones, so
+runs that differ only in them share one compilation).
 A user's own component lives in the user's own module: nothing in the package switches on its name.
 """
 
@@ -56,6 +57,9 @@ def _static_class(cls: type) -> type:
 @dataclasses.dataclass(frozen=True)
 class Component:
     TRACED: ClassVar[tuple[str, ...]] = ()
+    #: Traced fields that name one of a few choices (a switch): traced as the choice's index, so runs that
+    #: differ only in the switch share one program (its code branches on hp[field] == index).
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
     KEY: ClassVar[str] = "component"  # its config group, for error messages
     #: Class attributes and methods that state an exact prediction (theory's name, optimum, model): a
     #: subclass does not inherit them; it gets a prediction only by declaring one (``THEORY = Clip.THEORY``
@@ -72,13 +76,23 @@ class Component:
                 setattr(cls, name, root.__dict__[name])
 
     def traced(self) -> dict:
-        """The traced hyperparameters as float32 scalars (finite: checked here, naming the key)."""
+        """The traced hyperparameters as float32 scalars (finite: checked here, naming the key); a choice
+        (CHOICES) as its index."""
         out = {}
         for f in self.TRACED:
             v = getattr(self, f)
+            if f in self.CHOICES:
+                expect(v in self.CHOICES[f], f"{self.KEY}.{f}", v, f"one of {list(self.CHOICES[f])}")
+                v = self.CHOICES[f].index(v)
             expect(isinstance(v, int | float) and math.isfinite(v), f"{self.KEY}.{f}", v, "a finite number")
             out[f] = jnp.float32(v)
         return out
+
+    def start(self, params, hp: dict):
+        """The model's freshly initialised parameters (an ``nnx.State``), given this component's traced
+        hyperparameters ``hp``: a parameter that starts at a traced field's value is set here (the model is
+        built from the static copy, which cannot read it; objectives.LearnedTemperature)."""
+        return params
 
     def static(self):
         """A copy without the traced fields (reading one stops, naming it): the part that keys the

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 import theory
 from synthetic.components import Component, expect
+from theory.model import CAPTION_KINDS
 
 #: Test groups, as theory.GROUPS: common a = y, counter a != y, balanced a uniform, id the training mixture.
 GROUPS = theory.GROUPS
@@ -131,7 +132,9 @@ class GaussianData(DataModel):
         "sigma_xi",
         "caption_q",
         "caption_fidelity",
+        "caption_kind",
     )
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"caption_kind": CAPTION_KINDS}
 
     mu_inv: float = PAPER["mu_inv"]
     mu_spu: float = PAPER["mu_spu"]
@@ -149,7 +152,7 @@ class GaussianData(DataModel):
             raise ValueError(f"data.{e}") from None
 
     def _model(self, rho: float) -> theory.GaussianSpuriousModel:
-        fields = (*GaussianData.TRACED, "caption_kind")  # the model's own (a subclass may trace more)
+        fields = GaussianData.TRACED  # the model's own (a subclass may trace more)
         return theory.GaussianSpuriousModel(
             **{f: getattr(self, f) for f in fields}, d_image=self.d_image, d_text=self.d_text, rho=rho
         )
@@ -177,19 +180,22 @@ class GaussianData(DataModel):
         z_spu_NxR = hp["mu_spu"] * _codes(a, self.k) + hp["sigma_spu"] * eps_Nx2R[:, r:]
         named_Nx1 = (u_Nx4[:, 3:] < hp["caption_q"]).astype(jnp.float32)
         z_image = jnp.concatenate([z_inv_NxR, z_spu_NxR], axis=1)
-        if self.caption_kind == "class":
-            t_inv_NxR = hp["mu_inv"] * _codes(y, self.k)
-        else:  # written as z_inv + (...) so that r = 1 gives z_inv bit for bit (the paper's captions)
-            r_fid = hp["caption_fidelity"]
+        r_fid = hp["caption_fidelity"]
 
-            def deviation():
-                other_NxR = jax.random.normal(jax.random.fold_in(key, 1), (n, r))  # eps' (own draw)
-                return (r_fid - 1) * eps_Nx2R[:, :r] + jnp.sqrt(jnp.maximum(1 - r_fid**2, 0.0)) * other_NxR
+        def deviation():
+            other_NxR = jax.random.normal(jax.random.fold_in(key, 1), (n, r))  # eps' (own draw)
+            return (r_fid - 1) * eps_Nx2R[:, :r] + jnp.sqrt(jnp.maximum(1 - r_fid**2, 0.0)) * other_NxR
 
-            # r = 1 needs no eps' (its weight is 0): a real branch where caption_fidelity is one value for
-            # the whole program, as data.embed's noise
-            dev_NxR = jax.lax.cond(r_fid == 1, lambda: jnp.zeros((n, r)), deviation)
-            t_inv_NxR = z_inv_NxR + hp["sigma_inv"] * dev_NxR
+        # r = 1 needs no eps' (its weight is 0; class captions keep r = 1): a real branch where
+        # caption_fidelity is one value for the whole program, as data.embed's noise
+        dev_NxR = jax.lax.cond(r_fid == 1, lambda: jnp.zeros((n, r)), deviation)
+        # latent captions written as z_inv + (...) so that r = 1 gives z_inv bit for bit (the paper's); the
+        # kind is traced (CHOICES), so a sweep over it is one program: a select, exact for either kind
+        t_inv_NxR = jnp.where(
+            hp["caption_kind"] == CAPTION_KINDS.index("class"),
+            hp["mu_inv"] * _codes(y, self.k),
+            z_inv_NxR + hp["sigma_inv"] * dev_NxR,
+        )
         z_text = jnp.concatenate([t_inv_NxR, named_Nx1 * z_spu_NxR], axis=1)
         return Latent(z_image, z_text, y, a)
 

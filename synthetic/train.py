@@ -154,7 +154,7 @@ class Fixed(NamedTuple):
 
 
 def init_carry(key: jax.Array, hp: dict, spec: Spec) -> Carry:
-    params = init_params(key, spec)
+    params = spec.objective.start(init_params(key, spec), hp["objective"])  # traced initial values
     return Carry(params, optimizer(spec, hp["lr"]).init(params), jnp.int32(-1))
 
 
