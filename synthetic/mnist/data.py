@@ -255,6 +255,7 @@ class MultiColoredMNIST(Component):
     #: Traced (:meth:`traced`): the probabilities, and the construction and coupled classes, which the
     #: program reads as ``n_coupled`` and the test sets' colour laws: a sweep over any of them is one program.
     TRACED: ClassVar[tuple[str, ...]] = ("p_inv", "p_spu", "p_rev", "coupled", "construction")
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"construction": CONSTRUCTIONS}
     KEY: ClassVar[str] = "mnist"
     #: Where the digits come from: read on the host by :meth:`load` alone, blanked in the compiled run's
     #: Spec (:meth:`for_program`), so runs on other digit sources of the same shapes share one program.
@@ -331,9 +332,10 @@ class MultiColoredMNIST(Component):
         return coupled_classes(self.k, self.coupled, self.construction)
 
     def traced(self) -> dict:
-        """hp["data"] of the compiled run: p_inv, p_spu, p_rev as float32 scalars, ``n_coupled`` and each
-        test set's colour law (:func:`colour_law`: ``test_q``, ``test_shift``, in TEST_SETS order)."""
-        out = {name: jnp.float32(getattr(self, name)) for name in ("p_inv", "p_spu", "p_rev")}
+        """The traced fields (Component.traced), and what the program reads of the construction and the
+        coupled classes: ``n_coupled`` and each test set's colour law (:func:`colour_law`: ``test_q``,
+        ``test_shift``, in TEST_SETS order)."""
+        out = super().traced()
         laws = [colour_law(t, self.k, out["p_spu"], out["p_rev"], self.construction) for t in TEST_SETS]
         return {
             **out,
