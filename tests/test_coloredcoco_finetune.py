@@ -24,6 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.
 TINY = ["model.name=tiny-clip", "model.pretrained=", f"model.config_file={TINY_CONFIG}"]
 # 36 training images, batch 18: 2 steps per epoch, a checkpoint each epoch
 TRAIN = ["train.steps=24", "train.batch_size=18", "train.lr=1e-3", "captions=obj"]
+# one thread, as the other realdata test modules: torch's default (every core) only spins on 2 shared cores
+torch.set_num_threads(1)
 
 
 def _cfg(manifest: Path, *overrides: str):

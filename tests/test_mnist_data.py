@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from synthetic import train as T
 from synthetic.mnist import data, digits
 
 N = 200_000
@@ -19,9 +20,13 @@ def _z(count, total, p):
     return abs(count - total * p) / np.sqrt(total * p * (1 - p))
 
 
+# every argument traced, k included: one compiled sampler for all the draws of this module
+_sample = jax.jit(data.sample_labels_colours, compiler_options=T.COMPILER_OPTIONS)
+
+
 def _draw(k, p_inv, p_spu, coupled=2, seed=0):
     digit = jax.random.randint(jax.random.key(100 + seed), (N,), 0, k)
-    y, c = data.sample_labels_colours(jax.random.key(seed), digit, k, p_inv, p_spu, coupled)
+    y, c = _sample(jax.random.key(seed), digit, k, p_inv, p_spu, coupled)
     return np.asarray(digit), np.asarray(y), np.asarray(c)
 
 
@@ -46,6 +51,29 @@ def test_training_correlations_match_p_inv_and_p_spu(k, p_inv, p_spu):
     if free.any():
         for colour in range(k):
             assert _z((c[free] == colour).sum(), free.sum(), 1 / k) < 4.5
+
+
+def _one_call_per_key(key, digit_N, k, p_inv, p_spu, coupled, shift):
+    """The five draws of sample_labels_colours written one call per key: JAX's own bernoulli and randint."""
+    k_flip, k_other, k_keep, k_cother, k_free = jax.random.split(key, 5)
+    flip = jax.random.bernoulli(k_flip, 1.0 - p_inv, digit_N.shape)
+    y = jnp.where(flip, (digit_N + jax.random.randint(k_other, digit_N.shape, 1, k)) % k, digit_N)
+    target = (y + shift) % k
+    keep = jax.random.bernoulli(k_keep, p_spu, digit_N.shape)
+    coupled_colour = jnp.where(keep, target, (target + jax.random.randint(k_cother, digit_N.shape, 1, k)) % k)
+    return y, jnp.where(y < coupled, coupled_colour, jax.random.randint(k_free, digit_N.shape, 0, k))
+
+
+def test_labels_and_colours_are_the_draws_of_one_call_per_key():
+    """Each distribution is drawn once, vmapped over its keys: the numbers of one call per key, bit for
+    bit (so MultiColoredMNIST's results do not depend on how the draws are grouped)."""
+    digit = jax.random.randint(jax.random.key(100), (N,), 0, 5)
+    theirs = jax.jit(_one_call_per_key, compiler_options=T.COMPILER_OPTIONS)
+    # coupled and free classes, a target colour shifted or not, traced like the runs' probabilities
+    for seed, p_inv, p_spu, coupled, shift in ((0, 0.9, 0.9, 2, 0), (7, 0.75, 0.3, 3, 1)):
+        args = (jax.random.key(seed), digit, 5, p_inv, p_spu, coupled, shift)
+        for a, b in zip(_sample(*args), theirs(*args), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("k", [2, 6])
@@ -169,7 +197,7 @@ def _draw_law(k, p_inv, which, construction, p_spu=0.9, p_rev=0.1, seed=0):
     q, shift = data.colour_law(which, k, p_spu, p_rev, construction)
     digit = jax.random.randint(jax.random.key(200 + seed), (N,), 0, k)
     coupled = data.coupled_classes(k, 2, construction)
-    y, c = data.sample_labels_colours(jax.random.key(seed), digit, k, p_inv, q, coupled, shift)
+    y, c = _sample(jax.random.key(seed), digit, k, p_inv, q, coupled, shift)
     return np.asarray(digit), np.asarray(y), np.asarray(c)
 
 

@@ -9,6 +9,8 @@ log-softmax(a)_y + log-softmax(b)_c. With in-batch candidates (duplicated captio
 equality fails, which the last test shows.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,10 +18,14 @@ import optax
 import pytest
 from flax import nnx
 
+from synthetic import train as T
 from synthetic.mnist import data, models
 from synthetic.mnist.data import ColouredBatch
 
 ENCODERS = {"mlp": models.MLP(width=32), "cnn": models.CNN(width=32)}
+# Each check is one program, built (the model's initialisation included) and compiled as the package
+# compiles its runs: eager initialisation and XLA's default -O3 cost these tests seconds of compiling.
+jit = functools.partial(jax.jit, compiler_options=T.COMPILER_OPTIONS)
 
 
 def _batch(k, b=32, seed=0):
@@ -54,18 +60,22 @@ def _naive_contrastive(out, y, c, k):
 def test_contrastive_equals_ce_with_background_head_values_and_gradients(k, encoder):
     objective = models.Contrastive()
     batch = x, y, c = _batch(k)
-    graphdef, params = nnx.split(objective.model(ENCODERS[encoder], 14, k, nnx.Rngs(0)))
 
-    def contrastive(p):
-        return objective.loss(nnx.merge(graphdef, p), batch, {})
+    @jit
+    def both(key):
+        graphdef, params = nnx.split(objective.model(ENCODERS[encoder], 14, k, nnx.Rngs(key)))
 
-    def supervised_two_heads(p):
-        return _ce_plus_background_head(nnx.merge(graphdef, p)(x), y, c, k)
+        def contrastive(p):
+            return objective.loss(nnx.merge(graphdef, p), batch, {})
 
-    la, ga = jax.jit(jax.value_and_grad(contrastive))(params)
-    lb, gb = jax.jit(jax.value_and_grad(supervised_two_heads))(params)
+        def supervised_two_heads(p):
+            return _ce_plus_background_head(nnx.merge(graphdef, p)(x), y, c, k)
+
+        grads = jax.value_and_grad(contrastive)(params), jax.value_and_grad(supervised_two_heads)(params)
+        return grads, nnx.merge(graphdef, params)(x)
+
+    ((la, ga), (lb, gb)), out = both(jax.random.key(0))
     np.testing.assert_allclose(la, lb, rtol=1e-5)
-    out = jax.jit(lambda p: nnx.merge(graphdef, p)(x))(params)
     np.testing.assert_allclose(la, _naive_contrastive(out, y, c, k), rtol=1e-5)
     flat_a, flat_b = jax.tree.leaves(ga), jax.tree.leaves(gb)
     assert len(flat_a) == len(flat_b) > 0
@@ -76,9 +86,14 @@ def test_contrastive_equals_ce_with_background_head_values_and_gradients(k, enco
 def test_contrastive_zero_shot_is_the_object_head():
     k = 3
     objective = models.Contrastive()
-    model = objective.model(ENCODERS["mlp"], 14, k, nnx.Rngs(1))
     x, _, _ = _batch(k, b=32, seed=1)
-    scores, out = nnx.jit(lambda m: (objective.scores(m, x), m(x)))(model)
+
+    @jit
+    def scores_and_outputs(key):
+        model = objective.model(ENCODERS["mlp"], 14, k, nnx.Rngs(key))
+        return objective.scores(model, x), model(x)
+
+    scores, out = scores_and_outputs(jax.random.key(1))
     np.testing.assert_array_equal(scores.argmax(1), out[:, :k].argmax(1))
 
 
@@ -86,19 +101,24 @@ def test_in_batch_captions_break_the_equivalence():
     # Same images, but the candidates are the batch's own captions (duplicates, not every pair):
     # CLIP's usual in-batch loss. It is not CE + background head.
     k = 3
-    model = models.Contrastive().model(ENCODERS["mlp"], 14, k, nnx.Rngs(2))
     x, y, c = _batch(k, b=32, seed=2)
-    out = nnx.jit(lambda m: m(x))(model)
-    text_BxE = jnp.concatenate([jax.nn.one_hot(y, k), jax.nn.one_hot(c, k)], axis=1)
-    in_batch = optax.softmax_cross_entropy_with_integer_labels(out @ text_BxE.T, jnp.arange(32)).mean()
-    assert abs(float(in_batch) - float(_ce_plus_background_head(out, y, c, k))) > 1e-2
+
+    @jit
+    def in_batch_and_two_heads(key):
+        out = models.Contrastive().model(ENCODERS["mlp"], 14, k, nnx.Rngs(key))(x)
+        text_BxE = jnp.concatenate([jax.nn.one_hot(y, k), jax.nn.one_hot(c, k)], axis=1)
+        in_batch = optax.softmax_cross_entropy_with_integer_labels(out @ text_BxE.T, jnp.arange(32)).mean()
+        return in_batch, _ce_plus_background_head(out, y, c, k)
+
+    in_batch, two_heads = in_batch_and_two_heads(jax.random.key(2))
+    assert abs(float(in_batch) - float(two_heads)) > 1e-2
 
 
 def test_clip_loss_matches_naive_loop():
     rng = np.random.default_rng(3)
     img, txt = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
     log_scale = 1.3
-    got = models.two_tower_loss(jnp.asarray(img), jnp.asarray(txt), log_scale)
+    got = jit(models.two_tower_loss)(jnp.asarray(img), jnp.asarray(txt), log_scale)
     img_n = img / np.linalg.norm(img, axis=1, keepdims=True)
     txt_n = txt / np.linalg.norm(txt, axis=1, keepdims=True)
     s = np.exp(log_scale) * img_n @ txt_n.T
@@ -115,7 +135,7 @@ def test_each_objective_trains_on_the_colour_or_not_and_scores_k_classes(objecti
     batch = _batch(k, b=32)
     other_colour = batch._replace(c=(batch.c + 1) % k)
 
-    @jax.jit
+    @jit
     def check(key):
         model = objective.model(models.MLP(width=16), 14, k, nnx.Rngs(key))
         return (

@@ -3,6 +3,7 @@ config folder, nothing in the package (docs/mnist.md, "Adding an MNIST objective
 tests/test_mnist_run.py trains it through the app with --config-dir and finds it in the table."""
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,19 +88,23 @@ def test_the_loop_hands_the_user_loss_its_traced_field(tmp_path):
     digits |= {"test_grey": digits["train_grey"][:8], "test_digit": digits["train_digit"][:8]}
     spec, hp = program(resolve_mnist(_compose(tmp_path, "mnist_objective=smoothed", *tiny)), digits)
     assert spec.data.n == 64 and spec.epoch_steps == 4
-    params = T.init_params(jax.random.key(0), spec)
+    # compiled as the loop compiles them (eagerly, each of the many small operations compiles alone)
+    jit = functools.partial(jax.jit, compiler_options=T.COMPILER_OPTIONS)
+    params = jit(T.init_params, static_argnums=1)(jax.random.key(0), spec)
+    loss_fn = jit(T.loss_fn, static_argnums=3)
     y = rng.integers(0, 3, 16)
     batch = ColouredBatch(jnp.asarray(rng.uniform(0, 1, (16, 14, 14, 3)), jnp.float32), y, (y + 1) % 3)
     hp0 = {**hp, "objective": {"smoothing": jnp.float32(0.0)}}
     builtin = dataclasses.replace(spec, objective=models.Supervised())
     np.testing.assert_allclose(
-        T.loss_fn(params, batch, hp0, spec), T.loss_fn(params, batch, hp0, builtin), rtol=1e-6
+        loss_fn(params, batch, hp0, spec), loss_fn(params, batch, hp0, builtin), rtol=1e-6
     )
-    logits = np.asarray(spec.objective.scores(nnx.merge(T.graphdef(spec), params), batch.x), float)
+    scores = jit(lambda p, x: spec.objective.scores(nnx.merge(T.graphdef(spec), p), x))
+    logits = np.asarray(scores(params, batch.x), float)
     target = 0.7 * np.eye(3)[np.asarray(batch.y)] + 0.3 / 3
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     hp3 = {**hp, "objective": {"smoothing": jnp.float32(0.3)}}
-    np.testing.assert_allclose(T.loss_fn(params, batch, hp3, spec), -(target * logp).sum(1).mean(), rtol=1e-5)
+    np.testing.assert_allclose(loss_fn(params, batch, hp3, spec), -(target * logp).sum(1).mean(), rtol=1e-5)
 
 
 GROUP_YAMLS = sorted(CONF.glob("mnist_*/*.yaml"))

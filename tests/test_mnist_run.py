@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from synthetic.config import MNISTRunConfig
+from synthetic.config import MNISTRunConfig, resolve_mnist
 from synthetic.mnist import data, digits, table
-from synthetic.mnist.run import run
+from synthetic.mnist.run import program, run
 from tests.test_mnist_extension import user_conf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -208,6 +208,10 @@ def test_construction_and_sklearn_source_reach_the_run():
     variant's (not the paper's), and the real handwritten digits load."""
     out = run(_cfg(construction="all_coupled", source="sklearn"))
     assert out["status"] == "ok"
+    # traced, as the probabilities: both constructions (and coupled classes) key one compiled program
+    runs = [resolve_mnist(_cfg(construction=c, coupled=3)) for c in data.CONSTRUCTIONS]
+    spec, hp = program(runs[0], runs[0].mnist.load())
+    assert spec == program(runs[1], runs[1].mnist.load())[0] and hp["data"]["n_coupled"] == 3
     expected = data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "all_coupled")
     assert out["extra"]["bayes"] == pytest.approx(expected)
     assert out["extra"]["bayes"] != pytest.approx(data.bayes_reference(3, 0.9, 0.9, 0.1, 2, "paper"))

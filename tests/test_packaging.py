@@ -61,17 +61,15 @@ def test_wheel_installed_in_a_fresh_venv_runs_both_apps(tmp_path):
     _run([py, *pip, "install", "--no-deps", "--ignore-installed", wheel], env=env)
     work = tmp_path / "elsewhere"  # no conf/ here: the configs must come from the wheel
     work.mkdir()
+    # where the package and its configs come from, and the launchers Hydra finds: one interpreter
     probe = "import synthetic, theory.runrecord.configs as c; print(synthetic.__file__, "
-    probe += "c.config_path('synthetic'))"
-    where = _run([py, "-c", probe], cwd=work, env=env).stdout.split()
-    assert where[0].startswith(site) and where[1] == "pkg://synthetic.conf", where
+    probe += "c.config_path('synthetic'))\n"
+    probe += "from hydra.core.plugins import Plugins; from hydra.plugins.launcher import Launcher; "
+    probe += "print(*(c.__module__ for c in Plugins.instance().discover(Launcher)))"
+    where, launchers = _run([py, "-c", probe], cwd=work, env=env).stdout.splitlines()
+    assert where.split()[0].startswith(site) and where.split()[1] == "pkg://synthetic.conf", where
     # Hydra finds the batched launcher in the installed hydra_plugins namespace (hydra/launcher=batched)
-    found = "from hydra.core.plugins import Plugins; from hydra.plugins.launcher import Launcher; "
-    found += "print(*(c.__module__ for c in Plugins.instance().discover(Launcher)))"
-    assert (
-        "hydra_plugins.sober_clip_launcher.batched_launcher"
-        in _run([py, "-c", found], cwd=work, env=env).stdout
-    )
+    assert "hydra_plugins.sober_clip_launcher.batched_launcher" in launchers.split(), launchers
     tiny = ["data.n=32", "data.d_image=4", "data.d_text=4", "encoder.h=2", "train.steps=5", "seeds=1"]
     _run([py, "-m", "synthetic", *tiny, "eval.n_test=20", "hydra.run.dir=out"], cwd=work, env=env)
     assert '"status": "ok"' in (work / "out" / "results.json").read_text()

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -35,6 +34,15 @@ from realdata.models import describe, load_encoder, templates
 
 register()
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def open_clip():
+    """open_clip for the tests that call it directly; imported at collection, it would cost every xdist
+    worker its import (torchvision, timm, transformers: seconds) whichever worker runs this module."""
+    import open_clip
+
+    return open_clip
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +232,14 @@ def test_unknown_model_names_fail_clearly(tmp_path, tiny_ckpt):
         imagenet_classnames("wordnet")
 
 
-def test_prompt_sets_are_the_papers_and_open_clips():
+def test_prompt_sets_are_the_papers_and_open_clips(open_clip):
     assert templates("single") == ("A photo of {}.",)
     assert templates("openai80") is open_clip.OPENAI_IMAGENET_TEMPLATES and len(templates("openai80")) == 80
     with pytest.raises(ValueError, match="prompts='simple'"):
         templates("simple")
 
 
-def test_quick_gelu_follows_the_weights_tag(monkeypatch):
+def test_quick_gelu_follows_the_weights_tag(monkeypatch, open_clip):
     """load_clip turns on QuickGELU exactly for tags trained with it (OpenAI, LAION-400M), unless told."""
     seen = {}
 
@@ -260,8 +268,10 @@ def test_quick_gelu_follows_the_weights_tag(monkeypatch):
 def _direct_open_clip_predictions(ckpt: Path, root: Path, paths: list[str], names=None) -> np.ndarray:
     """The zero-shot protocol written out with open_clip's model calls only (default: the synset names,
     read here from timm's ImageNet metadata, not from the package's file)."""
-    names = names or [d for _, _, d in synset_rows_from_timm()]
+    import open_clip
     from PIL import Image
+
+    names = names or [d for _, _, d in synset_rows_from_timm()]
 
     open_clip.add_model_config(TINY_CONFIG)
     model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=str(ckpt))
@@ -300,7 +310,9 @@ def _forbid(monkeypatch, target, attr, what):
     monkeypatch.setattr(target, attr, fail)
 
 
-def test_cached_reanalysis_opens_no_image_and_builds_no_model(fixture_root, tiny_ckpt, tmp_path, monkeypatch):
+def test_cached_reanalysis_opens_no_image_and_builds_no_model(
+    fixture_root, tiny_ckpt, tmp_path, monkeypatch, open_clip
+):
     cfg = make_cfg(fixture_root, tmp_path / "cache", model={"pretrained": str(tiny_ckpt)})
     first = evaluate(cfg, tmp_path / "a")
     _forbid(monkeypatch, dataset_mod.ImageFiles, "__getitem__", "an image was read")
@@ -683,7 +695,7 @@ def test_ctrl_c_leaves_status_interrupted(fixture_root, tiny_ckpt, tmp_path, mon
     assert res["data_root"].endswith("LAION-final")  # the checkpointed listing survives
 
 
-def test_open_clip_info_is_hidden_unless_verbose(tiny_ckpt, caplog):
+def test_open_clip_info_is_hidden_unless_verbose(tiny_ckpt, caplog, open_clip):
     mcfg = OmegaConf.merge(
         OmegaConf.structured(RealdataConfig().model),
         {"name": "tiny-clip", "pretrained": str(tiny_ckpt), "config_file": str(TINY_CONFIG)},

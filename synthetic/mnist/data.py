@@ -88,24 +88,29 @@ def test_p_spu(which: str, k: int, p_spu: float, p_rev: float) -> float:
     return colour_law(which, k, p_spu, p_rev, "paper")[0]
 
 
-def _other(key, x_N, k):
-    """Uniform over the k-1 values in 0..k-1 other than x."""
-    return (x_N + jax.random.randint(key, x_N.shape, 1, k)) % k
-
-
 def sample_labels_colours(key, digit_N, k: int, p_inv, p_spu, coupled: int = 2, shift=0):
     """Draw (label y, colour c) for each digit shape; jit/vmap friendly (p_inv, p_spu, shift may be traced).
 
     A coupled class y (< ``coupled``) wears colour (y + shift) mod k with probability ``p_spu``, else a
     colour uniform over the other k-1; the other classes wear a uniform colour.
+
+    Five draws, one key each: the label flip and the kept colour (Bernoulli), the offsets to another label
+    and another colour (uniform over 1..k-1: x + offset mod k is uniform over the values other than x) and
+    the free classes' colour (uniform over 0..k-1). Each distribution is drawn once, vmapped over its keys:
+    the same numbers as one call per key (threefry's draws do not depend on vmap), and the compiled
+    program holds two draws instead of five (on CPU each is its own loop of kernels to compile).
     """
     k_flip, k_other, k_keep, k_cother, k_free = jax.random.split(key, 5)
-    flip_N = jax.random.bernoulli(k_flip, 1.0 - p_inv, digit_N.shape)
-    y_N = jnp.where(flip_N, _other(k_other, digit_N, k), digit_N)
+    shape = digit_N.shape
+    flip_N, keep_N = jax.vmap(lambda kk, p: jax.random.bernoulli(kk, p, shape))(
+        jnp.stack([k_flip, k_keep]), jnp.stack([1.0 - jnp.asarray(p_inv), jnp.asarray(p_spu)])
+    )
+    other_N, other_colour_N, free_colour_N = jax.vmap(lambda kk, low: jax.random.randint(kk, shape, low, k))(
+        jnp.stack([k_other, k_cother, k_free]), jnp.asarray([1, 1, 0])
+    )
+    y_N = jnp.where(flip_N, (digit_N + other_N) % k, digit_N)
     target_N = (y_N + shift) % k
-    keep_N = jax.random.bernoulli(k_keep, p_spu, y_N.shape)
-    coupled_colour_N = jnp.where(keep_N, target_N, _other(k_cother, target_N, k))
-    free_colour_N = jax.random.randint(k_free, y_N.shape, 0, k)
+    coupled_colour_N = jnp.where(keep_N, target_N, (target_N + other_colour_N) % k)
     c_N = jnp.where(y_N < coupled, coupled_colour_N, free_colour_N)
     return y_N.astype(jnp.int32), c_N.astype(jnp.int32)
 
@@ -247,7 +252,10 @@ class MultiColoredMNIST(Component):
     :meth:`new_model`), which the Gaussian data models leave to synthetic.train.
     """
 
-    TRACED: ClassVar[tuple[str, ...]] = ("p_inv", "p_spu", "p_rev")
+    #: Traced (:meth:`traced`): the probabilities, and the construction and coupled classes, which the
+    #: program reads as ``n_coupled`` and the test sets' colour laws: a sweep over any of them is one program.
+    TRACED: ClassVar[tuple[str, ...]] = ("p_inv", "p_spu", "p_rev", "coupled", "construction")
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"construction": CONSTRUCTIONS}
     KEY: ClassVar[str] = "mnist"
     #: Where the digits come from: read on the host by :meth:`load` alone, blanked in the compiled run's
     #: Spec (:meth:`for_program`), so runs on other digit sources of the same shapes share one program.
@@ -323,6 +331,19 @@ class MultiColoredMNIST(Component):
     def n_coupled(self) -> int:
         return coupled_classes(self.k, self.coupled, self.construction)
 
+    def traced(self) -> dict:
+        """The traced fields (Component.traced), and what the program reads of the construction and the
+        coupled classes: ``n_coupled`` and each test set's colour law (:func:`colour_law`: ``test_q``,
+        ``test_shift``, in TEST_SETS order)."""
+        out = super().traced()
+        laws = [colour_law(t, self.k, out["p_spu"], out["p_rev"], self.construction) for t in TEST_SETS]
+        return {
+            **out,
+            "n_coupled": jnp.int32(self.n_coupled),
+            "test_q": jnp.stack([jnp.asarray(q, jnp.float32) for q, _ in laws]),
+            "test_shift": jnp.asarray([shift for _, shift in laws], jnp.int32),
+        }
+
     def load(self) -> dict[str, np.ndarray]:
         """The run's digits (host side): grey images (uint8 N x size x size) and shapes (int32 N) of the
         training and the test split, by :data:`ARRAYS` name."""
@@ -349,7 +370,7 @@ class MultiColoredMNIST(Component):
         k_data, k_init, k_steps, k_eval = jax.random.split(key, 4)
         h = hp["data"]
         y_N, c_N = sample_labels_colours(
-            k_data, h["train_digit"], self.k, h["p_inv"], h["p_spu"], self.n_coupled
+            k_data, h["train_digit"], self.k, h["p_inv"], h["p_spu"], h["n_coupled"]
         )
         shuffle = jax.random.bits(k_steps, (T.SHUFFLE_ROUNDS,), jnp.uint32)
         return T.init_carry(k_init, hp, spec), Fixed(y_N, c_N, shuffle, k_eval)
@@ -369,12 +390,9 @@ class MultiColoredMNIST(Component):
         model = nnx.merge(T.graphdef(spec), params)
         h, k = hp["data"], self.k
         palette_Kx3 = jnp.asarray(PALETTE[:k])
-        laws = [colour_law(t, k, h["p_spu"], h["p_rev"], self.construction) for t in TEST_SETS]
-        test_p = jnp.stack([jnp.asarray(q, jnp.float32) for q, _ in laws])
-        shifts = jnp.asarray([shift for _, shift in laws])
         y_t, c_t = jax.vmap(
-            lambda kk, p, s: sample_labels_colours(kk, h["test_digit"], k, h["p_inv"], p, self.n_coupled, s)
-        )(jax.random.split(fixed.k_eval, len(TEST_SETS)), test_p, shifts)
+            lambda kk, p, s: sample_labels_colours(kk, h["test_digit"], k, h["p_inv"], p, h["n_coupled"], s)
+        )(jax.random.split(fixed.k_eval, len(TEST_SETS)), h["test_q"], h["test_shift"])
 
         def predict(grey_c):
             grey, c = grey_c
