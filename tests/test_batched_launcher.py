@@ -1,5 +1,6 @@
 """hydra/launcher=batched: found as a Hydra plugin, the basic launcher's per-job outputs, its memory plan."""
 
+import contextlib
 import json
 import os
 import signal
@@ -39,6 +40,20 @@ def _sweep(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
 
 
+@contextlib.contextmanager
+def sigint_reaches_children():
+    """Children started inside this block get SIGINT at its default action. A child inherits an ignored
+    SIGINT (pytest started in the background by a non-interactive shell, ``( pytest ... & )``), and Python
+    then installs no KeyboardInterrupt handler: the test's Ctrl-C would be lost. exec resets a handled
+    signal to its default, so this process handles SIGINT while it starts them (a preexec_fn would instead
+    fork this multithreaded process, which JAX warns may deadlock)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _interrupt_when_compiling(p: subprocess.Popen) -> str:
     """Send SIGINT once the group's program compiles (every job unfinished then); the process's output."""
     seen = []
@@ -60,8 +75,9 @@ def both(tmp_path_factory):
     procs = {
         "basic": _sweep(base / "basic"),
         "batched": _sweep(base / "batched", "hydra/launcher=batched", "hydra.launcher.chunk=3"),
-        "ctrl-c": _sweep(base / "ctrl-c", "hydra/launcher=batched", "train.steps=200000"),
     }
+    with sigint_reaches_children():
+        procs["ctrl-c"] = _sweep(base / "ctrl-c", "hydra/launcher=batched", "train.steps=200000")
     stopped = {}
     thread = threading.Thread(target=lambda: stopped.update(out=_interrupt_when_compiling(procs["ctrl-c"])))
     thread.start()
