@@ -17,6 +17,14 @@ from tests.test_tracking import ROOT, TINY, compose_synthetic
 EXAMPLES = ROOT / "docs" / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _session_compilation_cache(tmp_path_factory, monkeypatch):
+    """run_point turns JAX's persistent compilation cache on for the rest of this process, in
+    $JAX_COMPILATION_CACHE_DIR or else the checkout's .cache/jax: here this session's temporary folder, so
+    that no later run of the suite takes the programs compiled in this one."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax_cache"))
+
+
 def _example(name: str, argv: list[str]):
     old = sys.argv
     sys.argv = [str(EXAMPLES / name), *argv]
