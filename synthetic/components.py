@@ -80,6 +80,12 @@ class Component:
             out[f] = jnp.float32(v)
         return out
 
+    def start(self, params, hp: dict):
+        """The model's freshly initialised parameters (an ``nnx.State``), given this component's traced
+        hyperparameters ``hp``: a parameter that starts at a traced field's value is set here (the model is
+        built from the static copy, which cannot read it; objectives.LearnedTemperature)."""
+        return params
+
     def static(self):
         """A copy without the traced fields (reading one stops, naming it): the part that keys the
         compilation."""

@@ -194,9 +194,9 @@ class LinearClip(Objective):
 class LearnedTemperature(Objective):
     """Base of contrastive losses with a learnable temperature (public: a new loss subclasses it):
     normalised embeddings and a learnable log-scale ``model.extra["logit_scale"]`` (initialised at the
-    field named by ``INIT_KEY``), clamped to [0, log(logit_scale_max)] after every step as open_clip's
-    training loop does for CLIP and SigLIP models alike. A subclass writes ``loss`` (and may add
-    parameters by extending ``params``); it has no exact prediction unless it declares ``THEORY``."""
+    field named by ``INIT_KEY``; :meth:`starts`), clamped to [0, log(logit_scale_max)] after every step as
+    open_clip's training loop does for CLIP and SigLIP models alike. A subclass writes ``loss`` (and may
+    add parameters by extending ``params``); it has no exact prediction unless it declares ``THEORY``."""
 
     NORMALIZE: ClassVar[bool] = True
     INIT_KEY: ClassVar[str] = "logit_scale_init"
@@ -216,8 +216,24 @@ class LearnedTemperature(Objective):
     def theory_kwargs(self, batch_size):
         return {"logit_scale_max": self.logit_scale_max}  # the optimum sits at (or below) the clamp
 
+    def starts(self) -> dict[str, str]:
+        """Each extra parameter and the field it starts at. A field in TRACED is an hp value (a sweep over
+        where training starts reuses one program): the compiled run's model is built from the static copy,
+        which has no value for it, so the parameter is NaN there until :meth:`start` sets it."""
+        return {"logit_scale": self.INIT_KEY}
+
     def params(self, h, k, rngs):
-        return {"logit_scale": nnx.Param(jnp.float32(getattr(self, self.INIT_KEY)))}
+        blank = getattr(type(self), "_STATIC", False)  # a static copy (Component.static)
+        return {
+            name: nnx.Param(jnp.float32(math.nan if blank and f in self.TRACED else getattr(self, f)))
+            for name, f in self.starts().items()
+        }
+
+    def start(self, params, hp):
+        for name, f in self.starts().items():
+            if f in self.TRACED:
+                params["extra"][name][...] = hp[f]
+        return params
 
     def constrain(self, params):
         log_scale = params["extra"]["logit_scale"]
@@ -230,6 +246,7 @@ class Clip(LearnedTemperature):
     """Symmetric InfoNCE on L2-normalised embeddings, learnable temperature (open_clip ClipLoss)."""
 
     THEORY: ClassVar[str | None] = "clip"
+    TRACED: ClassVar[tuple[str, ...]] = ("logit_scale_init",)
     logit_scale_init: float = 2.6592600369644043  # log(1 / 0.07), as open_clip
 
     def loss(self, model, batch, hp):
@@ -243,6 +260,7 @@ class SigLIP(LearnedTemperature):
 
     THEORY: ClassVar[str | None] = "siglip"
     INIT_KEY: ClassVar[str] = "siglip_t_init"
+    TRACED: ClassVar[tuple[str, ...]] = ("siglip_t_init", "siglip_b_init")
     siglip_t_init: float = 2.302585092994046
     siglip_b_init: float = -10.0
 
@@ -256,8 +274,8 @@ class SigLIP(LearnedTemperature):
         # SigLIP's expected loss is exact for any batch (docs/theory.md 9.1)
         return {**super().theory_kwargs(batch_size), "batch_size": batch_size}
 
-    def params(self, h, k, rngs):  # logit_scale is t' (t = exp t'), as open_clip
-        return {**super().params(h, k, rngs), "logit_bias": nnx.Param(jnp.float32(self.siglip_b_init))}
+    def starts(self):  # logit_scale is t' (t = exp t'), as open_clip
+        return {**super().starts(), "logit_bias": "siglip_b_init"}
 
     def loss(self, model, batch, hp):
         scale = jnp.exp(model.extra["logit_scale"][...])

@@ -4,9 +4,10 @@
 and the seed axis is sharded over the local devices when there are several. A :class:`Spec` holds the
 static part of a run (shapes, component classes: one compilation each); the components' traced
 hyperparameters and the learning rate travel as ``hp`` (:func:`split`), so a sweep over p_spu, rho or lr
-reuses one compiled program. The Gaussian data models are sampled here; a data model that holds its own
-data (MultiColoredMNIST's digits, synthetic.mnist.data) brings the per-seed part of the loop instead: its
-``new_model``, ``setup``, ``get_batch`` and ``evaluate`` replace this module's. Progress (compile, then
+reuses one compiled program. The per-seed part of the loop is a :class:`Loop` of four functions
+(:func:`loop_of`): the Gaussian data models' are this module's (sampled here); a data model that holds its
+own data (MultiColoredMNIST's digits, synthetic.mnist.data) brings its own as methods of the same names,
+``new_model``, ``setup``, ``get_batch`` and ``evaluate``. Progress (compile, then
 steps) is printed from a host callback every 1% of the steps, so the whole run stays one program.
 """
 
@@ -17,7 +18,8 @@ import functools
 import sys
 import threading
 import time
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,10 +77,30 @@ def split(run: GaussianRunConfig | MNISTRunConfig, progress: bool = True) -> tup
 # ---- model, optimiser, one step ----
 
 
-def _new_model(key: jax.Array, spec: Spec) -> DualEncoder:
+class Loop(NamedTuple):
+    """The per-seed part of a run's loop (:func:`loop_of`); ``fixed`` is whatever ``setup`` returns."""
+
+    new_model: Callable[[jax.Array, Spec], nnx.Module]  # (key, spec)
+    setup: Callable[[jax.Array, dict, Spec], tuple[Carry, Any]]  # (key, hp, spec) -> (carry, fixed)
+    get_batch: Callable[[jax.Array, Any, dict, Spec], Any]  # (t, fixed, hp, spec) -> step t's batch
+    evaluate: Callable[[nnx.State, Any, jax.Array, dict, Spec], dict]  # (params, fixed, losses, hp, spec)
+
+
+def loop_of(spec: Spec) -> Loop:
+    """The Gaussian data models' loop (this module's functions), or the own one of a data model that holds
+    its own data: its methods new_model, setup, get_batch and evaluate (synthetic.mnist.data)."""
     d = spec.data
-    if not isinstance(d, DataModel):  # holds its own data (module docstring)
-        return d.new_model(key, spec)
+    if isinstance(d, DataModel):
+        return GAUSSIAN
+    return Loop(d.new_model, d.setup, d.get_batch, d.evaluate)
+
+
+def _new_model(key: jax.Array, spec: Spec) -> nnx.Module:
+    return loop_of(spec).new_model(key, spec)
+
+
+def _gaussian_model(key: jax.Array, spec: Spec) -> DualEncoder:
+    d = spec.data
     return DualEncoder(d.d_image, d.d_text, d.k, spec.encoder, spec.objective, nnx.Rngs(key))
 
 
@@ -132,13 +154,16 @@ class Fixed(NamedTuple):
 
 
 def init_carry(key: jax.Array, hp: dict, spec: Spec) -> Carry:
-    params = init_params(key, spec)
+    params = spec.objective.start(init_params(key, spec), hp["objective"])  # traced initial values
     return Carry(params, optimizer(spec, hp["lr"]).init(params), jnp.int32(-1))
 
 
-def setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Fixed]:
-    if not isinstance(spec.data, DataModel):  # holds its own data (module docstring)
-        return spec.data.setup(key, hp, spec)
+def setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Any]:
+    """(initial carry, per-seed constants) of one seed (:func:`loop_of`)."""
+    return loop_of(spec).setup(key, hp, spec)
+
+
+def _gaussian_setup(key: jax.Array, hp: dict, spec: Spec) -> tuple[Carry, Fixed]:
     k_world, k_train, k_init, k_steps, k_eval = jax.random.split(key, 5)
     d, hp_d = spec.data, hp["data"]
     world = D.make_world(k_world, d)
@@ -183,8 +208,13 @@ def epoch_index(words: jax.Array, epoch: jax.Array, i: jax.Array, n: int) -> jax
     return x.astype(jnp.int32)
 
 
-def get_batch(t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> D.Batch:
-    """The step's batch.
+def get_batch(t: jax.Array, fixed: Any, hp: dict, spec: Spec) -> Any:
+    """Step t's batch (:func:`loop_of`)."""
+    return loop_of(spec).get_batch(t, fixed, hp, spec)
+
+
+def _gaussian_batch(t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> D.Batch:
+    """The step's batch of a Gaussian data model.
 
     Fresh samples (data.n = 0): a new draw each step. Full batch: the training set. Minibatches: without
     replacement within an epoch: epoch e = t // (n // batch) visits the training set in the order of its own
@@ -193,8 +223,6 @@ def get_batch(t: jax.Array, fixed: Fixed, hp: dict, spec: Spec) -> D.Batch:
     Each step costs O(batch): no permutation of all n pairs is formed.
     """
     d = spec.data
-    if not isinstance(d, DataModel):  # holds its own data (module docstring)
-        return d.get_batch(t, fixed, hp, spec)
     if fixed.train_set is None:
         key = jax.random.fold_in(fixed.k_steps, t)
         return D.sample(key, fixed.world, spec.batch, hp["data"]["p_spu"], hp["data"], d)
@@ -277,6 +305,14 @@ def _dist_empirical_optimum(product_DxE: jax.Array, train: D.Batch, spec: Spec) 
     return jnp.linalg.norm(product_DxE - best) / jnp.linalg.norm(best)
 
 
+def _gaussian_evaluate(params: nnx.State, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict:
+    return evaluate(params, fixed, hp, spec)  # looked up when called: a metric is a key of evaluate's dict
+
+
+#: The Gaussian data models' loop: sampled in this module.
+GAUSSIAN = Loop(_gaussian_model, _gaussian_setup, _gaussian_batch, _gaussian_evaluate)
+
+
 # ---- whole runs ----
 
 
@@ -289,11 +325,9 @@ def curve_index(spec: Spec) -> np.ndarray:
     return curve_steps(spec.train.steps, spec.train.loss_curve_points)
 
 
-def _finish(carry: Carry, fixed: Fixed, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
-    if isinstance(spec.data, DataModel):
-        out = evaluate(carry.params, fixed, hp, spec)
-    else:  # holds its own data (module docstring); its metrics may read the per-step losses
-        out = spec.data.evaluate(nnx.merge(graphdef(spec), carry.params), fixed, losses, hp, spec)
+def _finish(carry: Carry, fixed: Any, losses: jax.Array, hp: dict, spec: Spec) -> dict[str, jax.Array]:
+    # a data model's metrics may read the per-step losses (MultiColoredMNIST's loss windows)
+    out = loop_of(spec).evaluate(carry.params, fixed, losses, hp, spec)
     if spec.train.save:  # the trained parameters leave the program too (synthetic.saved)
         out["params"] = nnx.to_pure_dict(carry.params)
     out["final_loss"] = losses[-1]

@@ -362,10 +362,11 @@ class MultiColoredMNIST(Component):
         x = colourise(hp["data"]["train_grey"][idx_B], fixed.c_N[idx_B], jnp.asarray(PALETTE[: self.k]))
         return ColouredBatch(x, fixed.y_N[idx_B], fixed.c_N[idx_B])
 
-    def evaluate(self, model, fixed: Fixed, losses: jax.Array, hp: dict, spec) -> dict[str, jax.Array]:
+    def evaluate(self, params, fixed: Fixed, losses: jax.Array, hp: dict, spec) -> dict[str, jax.Array]:
         """Accuracy on the ID, Rand and Rev test sets (the shared test digits, each set with its own labels
         and colours), ``loss_final`` (mean loss of the last 10% of steps) and ``loss_windows`` (the mean
         loss of 100 consecutive windows of steps: the per-step minibatch losses are noisy)."""
+        model = nnx.merge(T.graphdef(spec), params)
         h, k = hp["data"], self.k
         palette_Kx3 = jnp.asarray(PALETTE[:k])
         laws = [colour_law(t, k, h["p_spu"], h["p_rev"], self.construction) for t in TEST_SETS]
