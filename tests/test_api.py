@@ -17,6 +17,14 @@ from tests.test_tracking import ROOT, TINY, compose_synthetic
 EXAMPLES = ROOT / "docs" / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _session_compilation_cache(tmp_path_factory, monkeypatch):
+    """run_point turns JAX's persistent compilation cache on for the rest of this process, in
+    $JAX_COMPILATION_CACHE_DIR or else the checkout's .cache/jax: here this session's temporary folder, so
+    that no later run of the suite takes the programs compiled in this one."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax_cache"))
+
+
 def _example(name: str, argv: list[str]):
     old = sys.argv
     sys.argv = [str(EXAMPLES / name), *argv]
@@ -53,7 +61,14 @@ def test_run_point_example_script(tmp_path, capsys):
     assert "p_spu=0.9: counter" in capsys.readouterr().out
 
 
-def test_evaluate_model_matches_the_evaluator_on_the_saved_weights(tiny_realdata, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def in_memory_cache(tmp_path_factory):
+    """The feature and text-classifier cache of the tiny CLIP handed over in memory (name tiny-clip), as the
+    example script hands it over: the example reads what the test before it computed."""
+    return tmp_path_factory.mktemp("in_memory_cache")
+
+
+def test_evaluate_model_matches_the_evaluator_on_the_saved_weights(tiny_realdata, in_memory_cache, tmp_path):  # noqa: F811
     """The tiny CLIP loaded from its weights file by the evaluator, and the same model handed over in memory:
     the same accuracies and predictions."""
     import open_clip
@@ -68,10 +83,10 @@ def test_evaluate_model_matches_the_evaluator_on_the_saved_weights(tiny_realdata
     model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
     model.load_state_dict(torch.load(tiny_realdata.model.pretrained, weights_only=True))
     tokenizer = open_clip.get_tokenizer("tiny-clip")
-    over = [f"cache_dir={tmp_path / 'cache'}", "batch_size=4", "num_workers=0", "progress=false"]
+    over = [f"cache_dir={in_memory_cache}", "batch_size=4", "num_workers=0", "progress=false"]
     root = tiny_realdata.data.root
     doc = realdata.evaluate_model(
-        model, preprocess, tokenizer, root, out_dir=tmp_path / "mem", overrides=over
+        model, preprocess, tokenizer, root, name="tiny-clip", out_dir=tmp_path / "mem", overrides=over
     )
     assert doc["status"] == "ok" and doc["weights"].startswith("in-memory:")
     for key in ("acc_common", "acc_counter", "drop", "n_classes"):
@@ -90,7 +105,7 @@ def test_evaluate_model_matches_the_evaluator_on_the_saved_weights(tiny_realdata
     assert digest(model, preprocess, tokenizer) != before and doc["weights"] == f"in-memory:{before}"
 
 
-def test_evaluate_model_example_script(tiny_realdata, tmp_path, monkeypatch):  # noqa: F811
+def test_evaluate_model_example_script(tiny_realdata, in_memory_cache, tmp_path, monkeypatch):  # noqa: F811
     import open_clip
 
     from realdata.fixture import TINY_CONFIG
@@ -100,7 +115,7 @@ def test_evaluate_model_example_script(tiny_realdata, tmp_path, monkeypatch):  #
     root, ckpt = tiny_realdata.data.root, tiny_realdata.model.pretrained
     argv = [root, "--model", "tiny-clip", "--pretrained", ckpt, "--out", str(tmp_path / "ex")]
     doc = _example(
-        "evaluate_model.py", [*argv, f"cache_dir={tmp_path / 'c'}", "num_workers=0", "progress=false"]
+        "evaluate_model.py", [*argv, f"cache_dir={in_memory_cache}", "num_workers=0", "progress=false"]
     )
     assert doc["status"] == "ok" and Path(tmp_path / "ex" / "results.json").is_file()
     assert open_clip  # the example imports open_clip itself

@@ -1,5 +1,10 @@
-"""hydra/launcher=batched: found as a Hydra plugin, the basic launcher's per-job outputs, its memory plan."""
+"""hydra/launcher=batched: found as a Hydra plugin, the basic launcher's per-job outputs, its memory plan, and
+a config error among a group's jobs (each job resolved under its own hydra node, the bad one exits 2).
 
+The sweeps run with train.progress=false and one persistent compilation cache (a folder of this module's
+run), so a later process that runs a program an earlier one compiled loads it instead of compiling it."""
+
+import contextlib
 import json
 import os
 import signal
@@ -27,16 +32,41 @@ SWEEP = [
     "data.d_text=8",
     "encoder.h=4",
     "eval.n_test=200",
+    "train.progress=false",  # no host callback: the compiled programs go to the compilation cache
     "data.p_spu=0.6,0.9",
     "train.lr=0.05,1e4",
 ]
 
+#: Three jobs of SWEEP's program (the basic launcher's compiled run then comes from the cache) whose seed and
+#: caption_q are their job number: 0 and 1 valid, 2 not a probability.
+ERRORS = [*SWEEP[:-2], "seed=${hydra:job.num}", "data.caption_q=${hydra:job.num}", "data.p_spu=0.5,0.6,0.7"]
+
+
+def _command(out: Path, sweep: list[str], *extra: str) -> tuple[list[str], dict]:
+    """The sweep's command line into ``out`` and its environment: the compilation cache next to ``out``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    env["JAX_COMPILATION_CACHE_DIR"] = str(out.parent / "jax_cache")
+    return [sys.executable, "-m", "synthetic", *sweep, f"hydra.sweep.dir={out}", *extra], env
+
 
 def _sweep(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    cmd = [sys.executable, "-m", "synthetic", *SWEEP, f"hydra.sweep.dir={out}", *extra]
+    cmd, env = _command(out, SWEEP, *extra)
     pipe = subprocess.PIPE
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
+
+
+@contextlib.contextmanager
+def sigint_reaches_children():
+    """Children started inside this block get SIGINT at its default action. A child inherits an ignored
+    SIGINT (pytest started in the background by a non-interactive shell, ``( pytest ... & )``), and Python
+    then installs no KeyboardInterrupt handler: the test's Ctrl-C would be lost. exec resets a handled
+    signal to its default, so this process handles SIGINT while it starts them (a preexec_fn would instead
+    fork this multithreaded process, which JAX warns may deadlock)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _interrupt_when_compiling(p: subprocess.Popen) -> str:
@@ -60,8 +90,9 @@ def both(tmp_path_factory):
     procs = {
         "basic": _sweep(base / "basic"),
         "batched": _sweep(base / "batched", "hydra/launcher=batched", "hydra.launcher.chunk=3"),
-        "ctrl-c": _sweep(base / "ctrl-c", "hydra/launcher=batched", "train.steps=200000"),
     }
+    with sigint_reaches_children():
+        procs["ctrl-c"] = _sweep(base / "ctrl-c", "hydra/launcher=batched", "train.steps=200000")
     stopped = {}
     thread = threading.Thread(target=lambda: stopped.update(out=_interrupt_when_compiling(procs["ctrl-c"])))
     thread.start()
@@ -197,3 +228,40 @@ def test_chunk_plan_caps_the_rows_when_asked():
     assert cpu_chunk_rows(256) == CPU_CACHE_BYTES // (256 * 256 * 4) >= 1
     assert cpu_chunk_rows(64) == 16 * cpu_chunk_rows(256) == 256
     assert cpu_chunk_rows(100_000) == 1
+
+
+@pytest.mark.slow
+def test_a_group_resolves_each_job_under_its_own_hydra_node_and_a_bad_job_exits_2(both):
+    """With configs that read their own hydra node, and a config error among them: the jobs of a group are
+    resolved each under its own node (as the basic launcher does), and a bad job prints one line and exits
+    2, as under the basic launcher, instead of a traceback from inside the launcher."""
+    base = both[0]  # next to the sweeps above: the same compilation cache
+    runs = {}
+    for launcher in ("basic", "batched"):
+        cmd, env = _command(base / f"errors-{launcher}", ERRORS, f"hydra/launcher={launcher}")
+        runs[launcher] = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    for launcher, p in runs.items():
+        assert p.returncode == 2, f"{launcher}:\n{p.stdout}\n{p.stderr}"
+        assert "Traceback" not in p.stderr, f"{launcher}:\n{p.stderr}"
+        errors = [line for line in p.stderr.splitlines() if "config error" in line]
+        assert len(errors) == 1, p.stderr
+        assert errors[0].startswith("[synthetic] config error: data.caption_q=2"), p.stderr
+        assert not (
+            base / f"errors-{launcher}" / "2" / "results.json"
+        ).exists()  # a config error writes nothing
+    docs = {
+        launcher: [
+            json.loads((base / f"errors-{launcher}" / str(j) / "results.json").read_text()) for j in (0, 1)
+        ]
+        for launcher in runs
+    }
+    for j in (0, 1):
+        basic, batched = docs["basic"][j], docs["batched"][j]
+        # each job ran with its own seed and caption_q, not the last job's
+        assert basic["config"]["seed"] == batched["config"]["seed"] == j
+        assert basic["config"]["data"]["caption_q"] == batched["config"]["data"]["caption_q"] == j
+        assert basic["status"] == batched["status"] == "ok"
+        assert "batched" in batched["extra"]  # computed by the group
+        for name, m in basic["metrics"].items():
+            for u, v in zip(m["per_seed"], batched["metrics"][name]["per_seed"], strict=True):
+                assert abs(u - v) < 1e-5, (j, name, u, v)

@@ -56,12 +56,16 @@ def test_a_new_figure_is_its_module_plus_one_registry_entry(tmp_path, monkeypatc
     sys.modules.pop("paper_figs.my_figure", None)
 
 
-def test_a_new_metric_is_one_key_of_evaluate(tmp_path, monkeypatch):
+def test_a_new_metric_is_one_key_of_evaluate(tmp_path, tmp_path_factory, monkeypatch):
     """A key added to the dict synthetic.train.evaluate returns becomes metrics.<name> in results.json
     (mean, std, n, per_seed) and <name>_mean in synthetic.aggregate's table; nothing else is edited."""
     import synthetic
     from synthetic import aggregate
     from synthetic import train as T
+
+    # run_point turns JAX's persistent compilation cache on for the rest of this process: in this
+    # session's temporary folder, not the checkout's .cache/jax that a later run of the suite would read
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax_cache"))
 
     builtin = T.evaluate
 

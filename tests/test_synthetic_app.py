@@ -1,5 +1,6 @@
 """The Hydra app: every config composes and validates; a small multirun runs end to end into one CSV."""
 
+import copy
 import csv
 import json
 import os
@@ -11,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import theory
 from synthetic import train as T
 from synthetic.config import register_configs, resolve
+from tests.test_batched_launcher import sigint_reaches_children
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "synthetic"
@@ -44,6 +47,20 @@ def _sweep_points(cfg):
     return {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
 
 
+def _sweep_point(experiment, task, override):
+    """The task config of ``experiment`` with one swept ``key=value``. A group choice (objective=clip)
+    composes again; a value is applied to the experiment's composed task config as Hydra applies a value
+    override after composing (the parsed value, OmegaConf.update), so the result is the config a compose
+    would give, without composing the whole defaults tree once per value."""
+    key = override.split("=")[0]
+    if (CONF / key).is_dir():
+        return _task(_compose([f"experiment={experiment}", override]))
+    (parsed,) = OverridesParser.create().parse_overrides([override])
+    point = copy.deepcopy(task)  # with the composed config's flags (struct root, open component nodes)
+    OmegaConf.update(point, key, parsed.value(), merge=True)
+    return point
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment):
     cfg = _compose([f"experiment={experiment}"])
@@ -51,9 +68,10 @@ def test_every_experiment_composes_and_validates(experiment):
     if cfg.task != "gaussian":
         return
     # Each swept value (one key at a time) gives a config the engine accepts.
+    task = _task(cfg)
     for key, values in _sweep_points(cfg).items():
         for value in values:
-            _split(_task(_compose([f"experiment={experiment}", f"{key}={value}"])))
+            _split(_sweep_point(experiment, task, f"{key}={value}"))
 
 
 @pytest.mark.parametrize(
@@ -139,19 +157,24 @@ def test_help_lists_only_synthetic_groups():
     assert "_schema" not in groups and proc.stdout.startswith("synthetic is powered by Hydra")  # not __main__
 
 
-def _small_multirun(tmp_path):
+@pytest.fixture(scope="module")
+def small_multirun(tmp_path_factory):
+    """A small multirun (basic launcher) and its aggregate, each a process of its own. train.progress=false:
+    the compiled run has no host callback, so the process writes it to its persistent compilation cache
+    (test_progress_off_lets_the_compilation_cache_keep_the_program)."""
+    tmp_path = tmp_path_factory.mktemp("small_multirun")
     sweep = tmp_path / "sweep"
     cmd = [
         sys.executable, "-m", "synthetic", "-m",
         "data=kclass", "encoder=mlp", "objective=siglip", "data.render_depth=1", "data.p_spu=0.6,0.9",
         "data.n=0", "data.d_image=8", "data.d_text=8", "data.k=3", "encoder.h=4", "encoder.width=16",
         "encoder.depth=1", "seeds=2", "train.steps=20", "train.batch_size=16", "train.optimizer=adam",
-        "train.lr=0.01", "eval.n_test=200", f"hydra.sweep.dir={sweep}",
+        "train.lr=0.01", "eval.n_test=200", "train.progress=false", f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode:
-        return sweep, proc, None
+        return tmp_path, sweep, proc, None
     agg = subprocess.run(
         [sys.executable, "-m", "synthetic.aggregate", str(sweep)],
         cwd=ROOT,
@@ -159,12 +182,12 @@ def _small_multirun(tmp_path):
         capture_output=True,
         text=True,
     )
-    return sweep, proc, agg
+    return tmp_path, sweep, proc, agg
 
 
 @pytest.mark.slow
-def test_small_multirun_end_to_end(tmp_path):
-    sweep, proc, agg = _small_multirun(tmp_path)
+def test_small_multirun_end_to_end(small_multirun):
+    _, sweep, proc, agg = small_multirun
     assert proc.returncode == 0, proc.stderr[-3000:]
     docs = [json.loads((sweep / str(i) / "results.json").read_text()) for i in (0, 1)]
     for doc, p in zip(docs, (0.6, 0.9), strict=True):
@@ -292,9 +315,10 @@ def test_sigint_leaves_status_interrupted(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
     args = [*TINY, "train.steps=10000000", f"hydra.run.dir={out}"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "synthetic", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
+    with sigint_reaches_children():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synthetic", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
     for line in proc.stderr:  # wait until training runs
         if "compiled in" in line:
             break
@@ -366,9 +390,9 @@ def test_aggregate_orders_job_folders_numerically_beside_named_ones(tmp_path):
 
 
 @pytest.mark.slow
-def test_progress_off_lets_the_compilation_cache_keep_the_program(tmp_path):
+def test_progress_off_lets_the_compilation_cache_keep_the_program(small_multirun):
     """JAX keeps no program with a host callback in its persistent cache: train.progress=false drops the
-    callback, and the compiled run is written there for a later process."""
-    args = [*TINY, "train.steps=5", "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}"]
-    _run(args, tmp_path)
+    callback, and the compiled run is written there for a later process (the small multirun's)."""
+    tmp_path, _, proc, _ = small_multirun
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert any(p.name.startswith("jit__run_many") for p in (tmp_path / "jax_cache").iterdir())

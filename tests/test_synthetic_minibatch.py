@@ -11,11 +11,18 @@ from synthetic.data import GaussianData
 from synthetic.encoders import Linear
 
 
+def _compiled(fn, *args, static: int):
+    """fn jitted and compiled for args (argument ``static`` static) with the training program's compiler
+    options (T.COMPILER_OPTIONS); returns it, to be called without the static argument."""
+    return jax.jit(fn, static_argnums=static).lower(*args).compile(T.COMPILER_OPTIONS)
+
+
 @pytest.mark.parametrize("n", [2, 3, 5, 64, 100, 1000, 4097])
 def test_each_epoch_is_a_permutation_and_epochs_differ(n):
     words = jax.random.bits(jax.random.key(0), (T.SHUFFLE_ROUNDS,), jnp.uint32)
-    epochs = jax.jit(jax.vmap(T.epoch_index, in_axes=(None, 0, None, None)), static_argnums=3)
-    perms = list(np.asarray(epochs(words, jnp.arange(4), jnp.arange(n), n)))
+    args = (words, jnp.arange(4), jnp.arange(n), n)
+    epochs = _compiled(jax.vmap(T.epoch_index, in_axes=(None, 0, None, None)), *args, static=3)
+    perms = list(np.asarray(epochs(*args[:3])))
     for p in perms:
         np.testing.assert_array_equal(np.sort(p), np.arange(n))
     if n >= 64:
@@ -34,10 +41,13 @@ def test_minibatches_cover_the_training_set_once_per_epoch():
         eval=EvalConfig(n_test=4),
     )
     spec, hp = T.split(resolve(cfg))
-    _, fixed = jax.jit(T.setup, static_argnums=2)(jax.random.key(1), hp, spec)
+    key = jax.random.key(1)
+    _, fixed = _compiled(T.setup, key, hp, spec, static=2)(key, hp)
     rows = {tuple(np.asarray(r)): i for i, r in enumerate(fixed.train_set.x_image)}
-    batches = jax.jit(jax.vmap(T.get_batch, in_axes=(0, None, None, None)), static_argnums=3)
-    x_image = np.asarray(batches(jnp.arange(10), fixed, hp, spec).x_image)  # steps 0-9: two epochs
+    batches = _compiled(
+        jax.vmap(T.get_batch, in_axes=(0, None, None, None)), jnp.arange(10), fixed, hp, spec, static=3
+    )
+    x_image = np.asarray(batches(jnp.arange(10), fixed, hp).x_image)  # steps 0-9: two epochs
     epochs = []
     for e in range(2):
         seen = []

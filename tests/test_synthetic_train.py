@@ -80,38 +80,30 @@ def test_absurd_learning_rate_is_reported_as_diverged():
     json.dumps(result, allow_nan=False)
 
 
-def test_non_finite_parameters_after_the_last_step_mark_it_bad():
-    """A last update that overflows (finite last loss) must not yield accuracies from NaN scores."""
-    cfg = GaussianRunConfig(
-        data=GaussianData(n=8, d_image=4, d_text=4),
-        encoder=Linear(h=2),
-        train=TrainConfig(steps=3),
-        eval=EvalConfig(n_test=16),
-    )
-    spec, hp = split(cfg)
-    carry, fixed = jax.jit(T.setup, static_argnames="spec")(jax.random.key(0), hp, spec)
-    finish = jax.jit(T._finish, static_argnames="spec")
-    losses = jnp.zeros(spec.train.steps)
-    assert int(finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == -1
-    carry.params["image"]["proj"]["kernel"][...] = jnp.full_like(
-        carry.params["image"]["proj"]["kernel"][...], jnp.nan
-    )
-    assert int(finish(carry, fixed, losses, hp, spec)["first_bad_step"]) == spec.train.steps - 1
+def _compiled(fn, *args, static: str | None = None):
+    """fn jitted and compiled for args (``static``: the name of its static argument, given last) with the
+    training program's compiler options (T.COMPILER_OPTIONS); returns it, to be called without the static
+    argument."""
+    jitted = jax.jit(fn, static_argnames=static) if static else jax.jit(fn)
+    return jitted.lower(*args).compile(T.COMPILER_OPTIONS)
 
 
-def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
-    """Supervised ERM: each group's measured head accuracy equals the exact Gaussian accuracy of the affine
-    rule the model learned (class +1 iff v . z + c > 0, computed here from the parameters)."""
-    cfg = GaussianRunConfig(
-        data=GaussianData(p_spu=0.9, sigma_xi=0.0, n=512, d_image=6, d_text=6),
-        encoder=Linear(h=3, init_scale=1.0),
-        objective=Supervised(),
-        train=TrainConfig(steps=200, batch_size=64, lr=0.01, optimizer="adam"),
-        eval=EvalConfig(n_test=20000),
-    )
-    spec, hp = split(cfg)
+#: Supervised ERM on a small point, trained by run_one's steps with its parameters kept (one compilation,
+#: shared by the tests below).
+SUPERVISED = GaussianRunConfig(
+    data=GaussianData(p_spu=0.9, sigma_xi=0.0, n=512, d_image=6, d_text=6),
+    encoder=Linear(h=3, init_scale=1.0),
+    objective=Supervised(),
+    train=TrainConfig(steps=200, batch_size=64, lr=0.01, optimizer="adam"),
+    eval=EvalConfig(n_test=20000),
+)
 
-    @jax.jit
+
+@pytest.fixture(scope="module")
+def supervised():
+    """(spec, hp, carry, fixed, measured) of SUPERVISED: the final training state and run_one's metrics."""
+    spec, hp = split(SUPERVISED)
+
     def train_and_evaluate(key):  # run_one's steps, keeping the parameters
         carry, fixed = T.setup(key, hp, spec)
         carry, _ = jax.lax.scan(
@@ -119,7 +111,28 @@ def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule():
         )
         return carry, fixed, T.evaluate(carry.params, fixed, hp, spec)
 
-    carry, fixed, measured = train_and_evaluate(jax.random.key(3))
+    key = jax.random.key(3)
+    return spec, hp, *_compiled(train_and_evaluate, key)(key)
+
+
+def test_non_finite_parameters_after_the_last_step_mark_it_bad(supervised):
+    """A last update that overflows (finite last loss) must not yield accuracies from NaN scores."""
+    spec, hp, carry, fixed, _ = supervised
+    losses = jnp.zeros(spec.train.steps)
+    finish = _compiled(T._finish, carry, fixed, losses, hp, spec, static="spec")
+    assert int(finish(carry, fixed, losses, hp)["first_bad_step"]) == -1
+    params = jax.tree.map(jnp.asarray, carry.params)  # a copy: the fixture's state stays as it was
+    params["image"]["proj"]["kernel"][...] = jnp.full_like(params["image"]["proj"]["kernel"][...], jnp.nan)
+    bad = finish(carry._replace(params=params), fixed, losses, hp)
+    assert int(bad["first_bad_step"]) == spec.train.steps - 1
+    assert np.isfinite(np.asarray(carry.params["image"]["proj"]["kernel"][...])).all()
+
+
+def test_supervised_head_accuracy_is_the_exact_accuracy_of_its_learned_rule(supervised):
+    """Supervised ERM: each group's measured head accuracy equals the exact Gaussian accuracy of the affine
+    rule the model learned (class +1 iff v . z + c > 0, computed here from the parameters)."""
+    cfg = SUPERVISED
+    _, _, carry, fixed, measured = supervised
     p = carry.params
     w_HxD = np.asarray(p["image"]["proj"]["kernel"][...]).T
     head_HxK, bias_K = (
