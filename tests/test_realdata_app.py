@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from omegaconf import OmegaConf
 from realdata import zoo
 from realdata.config import register
 from realdata.fixture import main as fixture_main
+from tests.test_batched_launcher import sigint_reaches_children
 
 REPO = Path(__file__).resolve().parent.parent
 # the keys issue 5 names for `python -m realdata`
@@ -264,12 +264,10 @@ def test_sigint_leaves_status_interrupted(tmp_path):
     args = [f"data.root={tmp_path / 'try' / 'data'}", "model=tiny", "device=cpu", "num_workers=0"]
     args += [f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}", "progress=false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # SIGINT back to its default in the child: started from a non-interactive shell's background job
-    # (`( pytest ... & )`), pytest and so the child inherit it ignored, and the signal would not land
-    restore = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", hold, *args], cwd=REPO, env=env, stderr=subprocess.PIPE, preexec_fn=restore
-    )
+    with sigint_reaches_children():  # also when pytest runs with SIGINT ignored (a background job)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", hold, *args], cwd=REPO, env=env, stderr=subprocess.PIPE
+        )
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "results.json").exists():
         time.sleep(0.2)
