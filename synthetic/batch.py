@@ -244,7 +244,7 @@ def run_group(
 
     start = time.time()
     print(f"[synthetic] {label}compiling {size} rows ...", file=sys.stderr, flush=True)
-    options = T.COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    options = T.compiler_options(spec)
     # in a thread so that a Ctrl-C during the compile is not lost (train.compiled_run says why)
     compiled = T._in_thread(lambda: _run_rows.lower(*rows(0), spec).compile(options))
     compile_s = time.time() - start

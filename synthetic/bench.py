@@ -86,7 +86,7 @@ def python_loop(spec: T.Spec, hp: dict, keys: jax.Array) -> tuple[dict, float, f
     """The same run as ``train.run_seeds`` as a Python loop over a jitted, vmapped step (each program
     compiled with the same options); returns (per-seed outputs, compile s, run s)."""
     start = time.perf_counter()
-    opts = T.COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # as train.run_seeds
+    opts = T.compiler_options(spec)  # as train.run_seeds
     setup = jax.jit(jax.vmap(T.setup, in_axes=(0, None, None)), static_argnums=2)
     setup = setup.lower(keys, hp, spec).compile(opts)
     carry, fixed = setup(keys, hp)

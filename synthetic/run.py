@@ -204,6 +204,7 @@ def _collect(
         else None,
         "compile_s": round(timings["compile_s"], 3),
         "run_s": round(timings["run_s"], 3),
+        "xla_options": T.compiler_options(spec),  # how the program was compiled (None: backend defaults)
     }
     if batched is not None:  # compile_s / run_s are then the whole group's program (extra.batched.jobs)
         extra["batched"] = batched

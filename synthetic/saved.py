@@ -99,7 +99,7 @@ _EVALUATE: dict = {}  # compiled per Spec, with the training program's compiler 
 
 def _evaluate(params, key, hp, spec):
     if spec not in _EVALUATE:
-        options = T.COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+        options = T.compiler_options(spec)
         jitted = jax.jit(_setup_and_evaluate, static_argnums=3)
         _EVALUATE[spec] = jitted.lower(params, key, hp, spec).compile(options)
     return _EVALUATE[spec](params, key, hp)

@@ -418,10 +418,26 @@ def _shard_seeds(keys: jax.Array) -> tuple[jax.Array, int]:
     return jax.device_put(keys[idx], NamedSharding(mesh, PartitionSpec("seed"))), len(devices)
 
 
-#: XLA options of the compiled run. LLVM at -O1 instead of the default -O3 halves the compile time (about
-#: 10 s -> 5 s per program on 2 cores) and runs these programs as fast: their time goes to XNNPACK/Eigen
-#: matmuls and a few large elementwise fusions, which -O1 already vectorises (python -m synthetic.bench).
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+#: XLA options of the compiled run on CPU. LLVM at -O1 instead of the default -O3 halves the compile time
+#: (about 10 s -> 5 s per program on 2 cores) and runs these programs as fast: their time goes to
+#: XNNPACK/Eigen matmuls and a few large elementwise fusions, which -O1 already vectorises
+#: (python -m synthetic.bench).
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": True}
+#: ... and those of a short run (at most SHORT_RUN example-steps a seed: a smoke run, a test): LLVM at -O0
+#: without XLA's MLIR fusion emitters compiles about 2x faster and runs its elementwise code 2-5x slower. At
+#: the threshold that saves 1.6-2.4 s a program of 5 seeds (InfoNCE, MLP, MNIST k = 10 at 28 x 28); at 8x
+#: it MNIST already loses 5 s (benchmarks/compile_options.py, 2 cores).
+SHORT_RUN_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+SHORT_RUN = 4096
+
+
+def compiler_options(spec: Spec) -> dict | None:
+    """The XLA options ``spec``'s programs compile with (None off CPU: the backend's defaults). A function
+    of the Spec alone, so a seed's program does not change with the number of seeds run beside it, and a
+    saved model is evaluated as its run was."""
+    if jax.default_backend() != "cpu":
+        return None
+    return SHORT_RUN_OPTIONS if spec.train.steps * spec.batch <= SHORT_RUN else COMPILER_OPTIONS
 
 
 @functools.lru_cache(maxsize=32)
@@ -430,7 +446,7 @@ def compiled_run(spec: Spec, keys: jax.ShapeDtypeStruct, hp_tree, hp_leaves: tup
     a sweep in one process share it (an lru_cache, not hidden state: ``compiled_run.cache_clear()``)."""
     start = time.time()
     print("[synthetic] compiling ...", file=sys.stderr, flush=True)
-    options = COMPILER_OPTIONS if jax.default_backend() == "cpu" else None  # tuned on CPU only
+    options = compiler_options(spec)
     hp = jax.tree.unflatten(hp_tree, hp_leaves)
     # in a thread too: a SIGINT that lands while XLA compiles would otherwise be raised in a GC callback,
     # where Python ignores it, and Ctrl-C would be lost

@@ -21,7 +21,7 @@ def _z(count, total, p):
 
 
 # every argument traced, k included: one compiled sampler for all the draws of this module
-_sample = jax.jit(data.sample_labels_colours, compiler_options=T.COMPILER_OPTIONS)
+_sample = jax.jit(data.sample_labels_colours, compiler_options=T.SHORT_RUN_OPTIONS)
 
 
 def _draw(k, p_inv, p_spu, coupled=2, seed=0):
@@ -68,7 +68,7 @@ def test_labels_and_colours_are_the_draws_of_one_call_per_key():
     """Each distribution is drawn once, vmapped over its keys: the numbers of one call per key, bit for
     bit (so MultiColoredMNIST's results do not depend on how the draws are grouped)."""
     digit = jax.random.randint(jax.random.key(100), (N,), 0, 5)
-    theirs = jax.jit(_one_call_per_key, compiler_options=T.COMPILER_OPTIONS)
+    theirs = jax.jit(_one_call_per_key, compiler_options=T.SHORT_RUN_OPTIONS)
     # coupled and free classes, a target colour shifted or not, traced like the runs' probabilities
     for seed, p_inv, p_spu, coupled, shift in ((0, 0.9, 0.9, 2, 0), (7, 0.75, 0.3, 3, 1)):
         args = (jax.random.key(seed), digit, 5, p_inv, p_spu, coupled, shift)

@@ -25,7 +25,7 @@ from synthetic.mnist.data import ColouredBatch
 ENCODERS = {"mlp": models.MLP(width=32), "cnn": models.CNN(width=32)}
 # Each check is one program, built (the model's initialisation included) and compiled as the package
 # compiles its runs: eager initialisation and XLA's default -O3 cost these tests seconds of compiling.
-jit = functools.partial(jax.jit, compiler_options=T.COMPILER_OPTIONS)
+jit = functools.partial(jax.jit, compiler_options=T.SHORT_RUN_OPTIONS)
 
 
 def _batch(k, b=32, seed=0):

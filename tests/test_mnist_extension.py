@@ -89,7 +89,7 @@ def test_the_loop_hands_the_user_loss_its_traced_field(tmp_path):
     spec, hp = program(resolve_mnist(_compose(tmp_path, "mnist_objective=smoothed", *tiny)), digits)
     assert spec.data.n == 64 and spec.epoch_steps == 4
     # compiled as the loop compiles them (eagerly, each of the many small operations compiles alone)
-    jit = functools.partial(jax.jit, compiler_options=T.COMPILER_OPTIONS)
+    jit = functools.partial(jax.jit, compiler_options=T.SHORT_RUN_OPTIONS)
     params = jit(T.init_params, static_argnums=1)(jax.random.key(0), spec)
     loss_fn = jit(T.loss_fn, static_argnums=3)
     y = rng.integers(0, 3, 16)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from synthetic import train as T
 from synthetic.config import MNISTRunConfig, resolve_mnist
 from synthetic.mnist import data, digits, table
 from synthetic.mnist.run import program, run
@@ -102,6 +103,7 @@ def test_tiny_grid_through_the_app_and_table(tmp_path):
         per_seed = res["metrics"]["acc_rand"]["per_seed"]
         assert len(per_seed) == 2 and r["rand_mean"] == pytest.approx(100 * np.mean(per_seed))
         assert res["extra"]["compile_s"] >= 0 and res["extra"]["run_s"] > 0  # run_seeds' timings
+        assert res["extra"]["xla_options"] == T.SHORT_RUN_OPTIONS  # 40 steps x 32: a short run's options
     user = json.loads(pathlib.Path(rows[3]["_path"]).read_text())["config"]["mnist_objective"]
     assert user == {"_target_": "tests.test_mnist_extension.SmoothedSupervised", "smoothing": 0.1}
 

@@ -12,9 +12,9 @@ from synthetic.encoders import Linear
 
 
 def _compiled(fn, *args, static: int):
-    """fn jitted and compiled for args (argument ``static`` static) with the training program's compiler
-    options (T.COMPILER_OPTIONS); returns it, to be called without the static argument."""
-    return jax.jit(fn, static_argnums=static).lower(*args).compile(T.COMPILER_OPTIONS)
+    """fn jitted and compiled for args (argument ``static`` static) with a short run's compiler options
+    (T.SHORT_RUN_OPTIONS: a test program); returns it, to be called without the static argument."""
+    return jax.jit(fn, static_argnums=static).lower(*args).compile(T.SHORT_RUN_OPTIONS)
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 64, 100, 1000, 4097])

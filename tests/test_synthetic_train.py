@@ -81,11 +81,11 @@ def test_absurd_learning_rate_is_reported_as_diverged():
 
 
 def _compiled(fn, *args, static: str | None = None):
-    """fn jitted and compiled for args (``static``: the name of its static argument, given last) with the
-    training program's compiler options (T.COMPILER_OPTIONS); returns it, to be called without the static
-    argument."""
+    """fn jitted and compiled for args (``static``: the name of its static argument, given last) with a
+    short run's compiler options (T.SHORT_RUN_OPTIONS: a test program); returns it, to be called without
+    the static argument."""
     jitted = jax.jit(fn, static_argnames=static) if static else jax.jit(fn)
-    return jitted.lower(*args).compile(T.COMPILER_OPTIONS)
+    return jitted.lower(*args).compile(T.SHORT_RUN_OPTIONS)
 
 
 #: Supervised ERM on a small point, trained by run_one's steps with its parameters kept (one compilation,
@@ -185,6 +185,33 @@ def test_same_key_same_result_and_seeds_differ(small_raw):
     assert len(set(small_raw["acc_counter"].tolist())) == SMALL.seeds
 
 
+def test_a_short_run_compiles_with_the_short_run_options_and_computes_what_the_long_run_ones_do():
+    """compiler_options is a function of the Spec: at most SHORT_RUN example-steps a seed (steps x batch)
+    compile with SHORT_RUN_OPTIONS, longer runs with COMPILER_OPTIONS; on a short InfoNCE run both give the
+    same numbers up to float reassociation."""
+    cfg = GaussianRunConfig(
+        seeds=2,
+        data=GaussianData(n=256, d_image=4, d_text=4),
+        encoder=Linear(h=2),
+        objective=Clip(),
+        train=TrainConfig(steps=T.SHORT_RUN // 32, batch_size=32, optimizer="adam", lr=0.01),
+        eval=EvalConfig(n_test=2000),
+    )
+    spec, hp = split(cfg)
+    longer = dataclasses.replace(spec, train=dataclasses.replace(spec.train, steps=spec.train.steps + 1))
+    assert (
+        T.compiler_options(spec) == T.SHORT_RUN_OPTIONS and T.compiler_options(longer) == T.COMPILER_OPTIONS
+    )
+    assert T.SHORT_RUN_OPTIONS != T.COMPILER_OPTIONS
+    keys = T.seed_keys(0, 0, cfg.seeds)
+    short, _ = T.run_seeds(spec, hp, keys)
+    long = T._run_many.lower(keys, hp, spec).compile(T.COMPILER_OPTIONS)(keys, hp)
+    for name in ("acc_common", "acc_counter"):  # up to two of 2000 test points on the other side of a tie
+        np.testing.assert_allclose(short[name], np.asarray(long[name]), atol=1e-3, err_msg=name)
+    np.testing.assert_allclose(short["final_loss"], np.asarray(long["final_loss"]), rtol=1e-4)
+    assert np.all(np.asarray(long["acc_common"]) > 0.6)  # it trained: not two chance-level runs agreeing
+
+
 def _with(**change):
     """SMALL with some components or settings changed (built lazily: bad values raise when built)."""
     return lambda: dataclasses.replace(SMALL, **{k: v() for k, v in change.items()})
@@ -234,7 +261,8 @@ print(json.dumps({"n_dev": n_dev, "n_shards": len(sharded.sharding.device_set),
 
 
 def _sharded_run():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(SHARDED)], env=env, cwd=root, capture_output=True, text=True

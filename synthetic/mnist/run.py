@@ -66,6 +66,7 @@ def run(cfg, on_chunk=None) -> dict:
         "loss_curve_mean_ok_seeds": raw["loss_curve"][ok].mean(0).tolist() if ok.any() else None,
         "compile_s": round(timings["compile_s"], 3),
         "run_s": round(timings["run_s"], 3),
+        "xla_options": T.compiler_options(spec),  # how the program was compiled (None: backend defaults)
     }
     converge = convergence(raw["loss_windows"][ok], per_seed, extra["n_test"])
     diverged = int(first_bad[~ok].min()) if (~ok).any() else None
