@@ -55,9 +55,15 @@ def _sweep_point(experiment, task, override):
     key = override.split("=")[0]
     if (CONF / key).is_dir():
         return _task(_compose([f"experiment={experiment}", override]))
-    (parsed,) = OverridesParser.create().parse_overrides([override])
-    point = copy.deepcopy(task)  # with the composed config's flags (struct root, open component nodes)
-    OmegaConf.update(point, key, parsed.value(), merge=True)
+    return with_values(task, [override])
+
+
+def with_values(cfg, overrides):
+    """A copy of composed ``cfg`` with value overrides (``key=value`` on keys it has) applied as Hydra
+    applies them after composing: the parsed value, OmegaConf.update."""
+    point = copy.deepcopy(cfg)  # with the composed config's flags (struct root, open component nodes)
+    for parsed in OverridesParser.create().parse_overrides(list(overrides)):
+        OmegaConf.update(point, parsed.key_or_group, parsed.value(), merge=True)
     return point
 
 

@@ -503,13 +503,13 @@ def trained(objective: str) -> dict[str, list[dict]]:
     from synthetic import run as R
     from synthetic.api import compose
     from synthetic.config import resolve
+    from tests.test_synthetic_app import with_values
 
     cases = trained_cases(objective)
     jobs = [(case, i) for case, points in cases.items() for i in range(len(points))]
-    cfgs = {}
-    for case, i in jobs:
-        values = {**TRAIN, **START[objective], "objective": objective, **cases[case][i]}
-        cfgs[case, i] = compose([f"{k}={v}" for k, v in values.items()])
+    # composed once; each point's values applied as Hydra applies value overrides (the same config)
+    base = compose([f"{k}={v}" for k, v in {**TRAIN, **START[objective], "objective": objective}.items()])
+    cfgs = {job: with_values(base, [f"{k}={v}" for k, v in cases[job[0]][job[1]].items()]) for job in jobs}
     programs: dict = {}
     for job in jobs:
         programs.setdefault(batch.static_key(cfgs[job]), []).append(job)
