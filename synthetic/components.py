@@ -91,7 +91,9 @@ class Component:
     def start(self, params, hp: dict):
         """The model's freshly initialised parameters (an ``nnx.State``), given this component's traced
         hyperparameters ``hp``: a parameter that starts at a traced field's value is set here (the model is
-        built from the static copy, which cannot read it; objectives.LearnedTemperature)."""
+        built from the static copy, which cannot read it; objectives.LearnedTemperature). Called on the
+        run's objective only (``train.init_carry``): the objective owns the parameters beside the encoders;
+        a data model's or an encoder's ``start`` is never called."""
         return params
 
     def static(self):
