@@ -246,7 +246,7 @@ def run_group(
     print(f"[synthetic] {label}compiling {size} rows ...", file=sys.stderr, flush=True)
     options = T.compiler_options(spec)
     # in a thread so that a Ctrl-C during the compile is not lost (train.compiled_run says why)
-    compiled = T._in_thread(lambda: _run_rows.lower(*rows(0), spec).compile(options))
+    compiled = T.in_thread(lambda: _run_rows.lower(*rows(0), spec).compile(options))
     compile_s = time.time() - start
     xla_bytes = None
     try:
@@ -259,8 +259,7 @@ def run_group(
     outs = []
     for c in range(n_chunks):
         T._Progress.reset(f"{label}chunk {c + 1}/{n_chunks}: " if n_chunks > 1 else label)
-        k, h = rows(c)
-        out = T._in_thread(lambda k=k, h=h: jax.block_until_ready(compiled(k, h)))
+        out = T.in_thread(functools.partial(lambda k, h: jax.block_until_ready(compiled(k, h)), *rows(c)))
         outs.append(jax.tree.map(np.asarray, out))  # a tree: train.save adds the parameters
     run_s = time.time() - start
     every = jax.tree.map(lambda *xs: np.concatenate(xs)[:n_rows], *outs)

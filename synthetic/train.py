@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -33,6 +32,7 @@ from synthetic.config import OPTIMIZERS, SCHEDULES, EvalConfig, GaussianRunConfi
 from synthetic.data import DataModel
 from synthetic.encoders import Encoder
 from synthetic.objectives import DualEncoder, Objective
+from theory.runrecord import in_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,33 +450,13 @@ def compiled_run(spec: Spec, keys: jax.ShapeDtypeStruct, hp_tree, hp_leaves: tup
     hp = jax.tree.unflatten(hp_tree, hp_leaves)
     # in a thread too: a SIGINT that lands while XLA compiles would otherwise be raised in a GC callback,
     # where Python ignores it, and Ctrl-C would be lost
-    program = _in_thread(lambda: _run_many.lower(keys, hp, spec).compile(options))
+    program = in_thread(lambda: _run_many.lower(keys, hp, spec).compile(options))
     print(f"[synthetic] compiled in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     return program
 
 
 def _abstract(x, sharding=None) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(jnp.shape(x), jnp.asarray(x).dtype, sharding=sharding)
-
-
-def _in_thread(fn):
-    """fn() in a daemon thread while the main thread waits in Python, so Ctrl-C (SIGINT) stops a long
-    compiled run at once instead of after it (the CPU backend runs a program synchronously)."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["out"] = fn()
-        except BaseException as e:  # handed to the main thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.1)
-    if "error" in box:
-        raise box["error"]
-    return box["out"]
 
 
 def run_seeds(
@@ -494,7 +474,7 @@ def run_seeds(
     program = compiled_run(spec, keys_shape, tree, tuple(map(_abstract, leaves)))
     compiled = time.time()
     _Progress.reset(label)
-    out = _in_thread(lambda: jax.block_until_ready(program(sharded, hp)))
+    out = in_thread(lambda: jax.block_until_ready(program(sharded, hp)))
     timings = {"compile_s": compiled - start, "run_s": time.time() - compiled}
     # a tree: train.save adds the parameters
     return jax.tree.map(lambda v: np.asarray(v)[:n_seeds], out), timings

@@ -141,3 +141,44 @@ def test_latest_sweep_is_the_newest_folder_with_results(tmp_path):
     rr.write_results(tmp_path / "2026-01-02" / "0", _doc())
     (tmp_path / "2026-01-03").mkdir()  # a sweep that has written nothing yet
     assert rr.latest_sweep(tmp_path) == tmp_path / "2026-01-02"
+
+
+def test_ctrl_c_reaches_a_run_whose_work_sits_in_a_callback_from_c(tmp_path):
+    """Python raises KeyboardInterrupt in the main thread, between bytecodes: inside a callback from C it is
+    lost (ctypes, here: it prints "Exception ignored" and the run goes on to status ok) or fatal (torch's
+    pybind11 aborts the process, leaving "not finished"). recorded_run runs the work in a thread and waits
+    in Python, so a SIGINT stops the run at once and is recorded as such, and a checkpoint the still
+    running work makes afterwards does not overwrite that record."""
+    import ctypes
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.test_batched_launcher import sigint_reaches_children
+
+    calls = []
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    def slow_compare(a, b):
+        calls.append(time.time())
+        time.sleep(0.4)
+        return 0
+
+    def work(checkpoint):
+        checkpoint({"metrics": {"acc": {"mean": 0.1}}, "seeds_done": 1})
+        values = (ctypes.c_int * 4)()
+        ctypes.CDLL(None).qsort(values, 4, ctypes.sizeof(ctypes.c_int), slow_compare)  # in C for > 1 s
+        checkpoint({"metrics": {"acc": {"mean": 0.2}}, "seeds_done": 2})
+        return {"metrics": {"acc": {"mean": 0.3}}}
+
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    with sigint_reaches_children(), pytest.raises(KeyboardInterrupt):  # also where pytest ignores SIGINT
+        timer.start()
+        rr.recorded_run(tmp_path, {"config": {}}, work)
+    stopped = time.time()
+    assert calls and stopped - calls[0] < 1.0  # at once, not after the sort
+    time.sleep(2.0)  # the work's thread finishes its sort and tries to checkpoint
+    doc = json.loads((tmp_path / rr.RESULTS_FILE).read_text())
+    assert doc["status"] == "interrupted" and "SIGINT" in doc["error"]
+    assert doc["seeds_done"] == 1 and doc["metrics"]["acc"]["mean"] == 0.1

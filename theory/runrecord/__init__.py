@@ -33,6 +33,7 @@ reader (synthetic.aggregate, synthetic.mnist.table, paper_figs.aggregate).
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import json
 import math
@@ -40,11 +41,13 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -244,6 +247,33 @@ def remove_if_unused(out_dir: str | Path) -> bool:
     return True
 
 
+def in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread while the main thread waits in Python, so that Ctrl-C (SIGINT) stops it
+    at once and is never lost: Python raises KeyboardInterrupt in the main thread only, between bytecodes,
+    so it would otherwise wait out a long C call (a compiled run), vanish inside a GC or ctypes callback, or
+    surface inside a C++ callback into Python, which pybind11 (torch) turns into an abort. Off the main
+    thread ``fn()`` just runs (no signal reaches it there). It runs in a copy of the caller's context, so
+    context variables set around the call hold inside it."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    box: dict = {}
+    context = contextvars.copy_context()  # the caller's context variables (synthetic.run.PRECOMPUTED)
+
+    def target():
+        try:
+            box["out"] = context.run(fn)
+        except BaseException as e:  # handed to the main thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
+
+
 def recorded_run(
     out_dir: str | Path,
     head: dict,
@@ -257,7 +287,8 @@ def recorded_run(
     ``work`` returns the body of the document (``metrics`` and the kind's own fields, with ``status`` "ok"
     or "diverged"); it may call ``checkpoint(partial_body)`` to put finished work on disk (kept as
     status "interrupted" until the run completes). An exception writes status "failed" (KeyboardInterrupt:
-    "interrupted") with the last checkpointed body, then propagates.
+    "interrupted") with the last checkpointed body, then propagates. ``work`` runs under :func:`in_thread`,
+    so a Ctrl-C always reaches this function.
 
     ``check()`` runs first: whatever it raises becomes a :class:`ConfigError` and nothing is written.
     Then results.json and ``outputs`` (the app's other files) already in ``out_dir`` are moved aside
@@ -276,16 +307,23 @@ def recorded_run(
         doc = {**head, **body, "status": status, **why, "wall_time_s": time.time() - start}
         return write_results(out_dir, doc)
 
+    lock, stopped = threading.Lock(), threading.Event()
+
     def checkpoint(body: dict) -> None:
-        last.clear()
-        last.update(body)
-        write(body, "interrupted", error=NOT_FINISHED)
+        with lock:
+            if stopped.is_set():
+                return
+            last.clear()
+            last.update(body)
+            write(body, "interrupted", error=NOT_FINISHED)
 
     write({}, "interrupted", error=NOT_FINISHED)
     try:
-        body = work(checkpoint)
+        body = in_thread(lambda: work(checkpoint))
     except KeyboardInterrupt:
-        write(last, "interrupted", error="KeyboardInterrupt: stopped by the user (SIGINT)")
+        with lock:  # the work's thread may still be running: no checkpoint after this write
+            stopped.set()
+            write(last, "interrupted", error="KeyboardInterrupt: stopped by the user (SIGINT)")
         raise
     except Exception as e:
         write(last, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
