@@ -255,11 +255,15 @@ def run_group(
     except Exception:  # not every backend reports it
         pass
     print(f"[synthetic] {label}compiled in {compile_s:.1f} s", file=sys.stderr, flush=True)
+
+    def run_chunk(k, h):
+        return jax.block_until_ready(compiled(k, h))
+
     start = time.time()
     outs = []
     for c in range(n_chunks):
         T._Progress.reset(f"{label}chunk {c + 1}/{n_chunks}: " if n_chunks > 1 else label)
-        out = T.in_thread(functools.partial(lambda k, h: jax.block_until_ready(compiled(k, h)), *rows(c)))
+        out = T.in_thread(functools.partial(run_chunk, *rows(c)))
         outs.append(jax.tree.map(np.asarray, out))  # a tree: train.save adds the parameters
     run_s = time.time() - start
     every = jax.tree.map(lambda *xs: np.concatenate(xs)[:n_rows], *outs)

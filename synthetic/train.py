@@ -426,7 +426,7 @@ COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emi
 #: ... and those of a short run (at most SHORT_RUN example-steps a seed: a smoke run, a test): LLVM at -O0
 #: without XLA's MLIR fusion emitters compiles about 2x faster and runs its elementwise code 2-5x slower. At
 #: the threshold that saves 1.6-2.4 s a program of 5 seeds (InfoNCE, MLP, MNIST k = 10 at 28 x 28); at 8x
-#: it MNIST already loses 5 s (benchmarks/compile_options.py, 2 cores).
+#: the threshold MNIST already loses 5 s (benchmarks/compile_options.py, 2 cores).
 SHORT_RUN_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 SHORT_RUN = 4096
 
