@@ -9,11 +9,12 @@
   are collected first (a module's tests stay together, in their order), so the long modules start first
   and the short ones fill in after them instead of a long one starting last.
 * On the CPU (``JAX_PLATFORMS=cpu``, as ``make test`` runs) XLA compiles what is left to its defaults at
-  :data:`FAST_COMPILE_FLAGS` (``XLA_FLAGS``, kept for every command line a test starts): the suite is
-  compile-bound, hundreds of small programs (test-side jits, eager ops, the product's helpers) that compile
-  about 2x faster at -O0 without the MLIR fusion emitters. The training programs pass their options
-  explicitly (``synthetic.train.compiler_options``), which XLA_FLAGS does not override: they compile as a
-  user's do. A flag already in XLA_FLAGS is kept as it is.
+  :data:`FAST_COMPILE_FLAGS` (``XLA_FLAGS``, kept for every command line a test starts), a short run's
+  options (``synthetic.train.SHORT_RUN_OPTIONS``, spelt as flags here so that this file imports no JAX;
+  a test keeps the two equal): hundreds of small programs (test-side jits, eager ops, the product's
+  helpers) compile about 2x faster at -O0 without the MLIR fusion emitters. The training programs pass
+  their options explicitly (``synthetic.train.compiler_options``), which XLA_FLAGS does not override: they
+  compile as a user's do. A flag already in XLA_FLAGS is kept as it is.
 """
 
 import os

@@ -21,6 +21,7 @@ from synthetic.config import EvalConfig, GaussianRunConfig, TrainConfig, resolve
 from synthetic.data import GaussianData
 from synthetic.encoders import MLP, Linear
 from synthetic.objectives import Clip, LinearClip, SigLIP, Supervised
+from tests.conftest import FAST_COMPILE_FLAGS
 
 
 def split(cfg):
@@ -203,6 +204,8 @@ def test_a_short_run_compiles_with_the_short_run_options_and_computes_what_the_l
         T.compiler_options(spec) == T.SHORT_RUN_OPTIONS and T.compiler_options(longer) == T.COMPILER_OPTIONS
     )
     assert T.SHORT_RUN_OPTIONS != T.COMPILER_OPTIONS
+    # tests/conftest.py's XLA_FLAGS for everything else the suite compiles: the same options, as flags
+    assert FAST_COMPILE_FLAGS == {k: str(v).lower() for k, v in T.SHORT_RUN_OPTIONS.items()}
     keys = T.seed_keys(0, 0, cfg.seeds)
     lowered = T._run_many.lower(keys, hp, spec)  # the program run_seeds compiles, compiled both ways
     short, long = (
