@@ -157,7 +157,7 @@ def test_ctrl_c_reaches_a_run_whose_work_sits_in_a_callback_from_c(tmp_path):
 
     from tests.test_batched_launcher import sigint_reaches_children
 
-    calls = []
+    calls, tried_after = [], threading.Event()
 
     @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
     def slow_compare(a, b):
@@ -170,6 +170,7 @@ def test_ctrl_c_reaches_a_run_whose_work_sits_in_a_callback_from_c(tmp_path):
         values = (ctypes.c_int * 4)()
         ctypes.CDLL(None).qsort(values, 4, ctypes.sizeof(ctypes.c_int), slow_compare)  # in C for > 1 s
         checkpoint({"metrics": {"acc": {"mean": 0.2}}, "seeds_done": 2})
+        tried_after.set()
         return {"metrics": {"acc": {"mean": 0.3}}}
 
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
@@ -178,7 +179,7 @@ def test_ctrl_c_reaches_a_run_whose_work_sits_in_a_callback_from_c(tmp_path):
         rr.recorded_run(tmp_path, {"config": {}}, work)
     stopped = time.time()
     assert calls and stopped - calls[0] < 1.0  # at once, not after the sort
-    time.sleep(2.0)  # the work's thread finishes its sort and tries to checkpoint
+    assert tried_after.wait(timeout=30)  # the work's thread finished its sort and tried to checkpoint
     doc = json.loads((tmp_path / rr.RESULTS_FILE).read_text())
     assert doc["status"] == "interrupted" and "SIGINT" in doc["error"]
     assert doc["seeds_done"] == 1 and doc["metrics"]["acc"]["mean"] == 0.1
